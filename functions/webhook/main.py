@@ -1,0 +1,19 @@
+"""HTTP webhook: authenticate each provider request, publish it, acknowledge once published."""
+
+import functions_framework
+from flask import Request, Response
+
+from shared import logs
+from shared.publisher import PubSubPublisher
+from shared.webhook import Webhook, WebhookConfig
+
+logs.setup()
+config = WebhookConfig.from_env()
+pipeline_webhook = Webhook(
+    config, PubSubPublisher(config.project, config.topics, config.publish_timeout)
+)
+
+
+@functions_framework.http
+def webhook(request: Request) -> Response:
+    return pipeline_webhook(request)

@@ -1,0 +1,23 @@
+"""Deterministic Firestore document IDs built from provider identifiers.
+
+Deterministic IDs are what make writes idempotent: the same receipt always lands on the
+same document. Provider values are escaped so that no value can form an invalid ID
+(`/`, `.`, `..`, `__x__`) or address another document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import quote
+
+MAX_ID_BYTES = 1500
+SEPARATOR = "~"
+
+
+def doc_id(*parts: str) -> str:
+    escaped = SEPARATOR.join(quote(part, safe="-_.@:+=") for part in parts)
+    if escaped in {"", ".", ".."} or (escaped.startswith("__") and escaped.endswith("__")):
+        escaped = "%" + escaped
+    if len(escaped.encode()) > MAX_ID_BYTES:
+        return "sha256-" + hashlib.sha256(escaped.encode()).hexdigest()
+    return escaped

@@ -1,0 +1,216 @@
+"""The data contract: document paths, and the writes one payload makes (pure).
+
+`plan` sees the current state of every document a payload touches (read in the same
+transaction) and returns only the writes that change something, so a duplicate payload
+writes nothing, a late DELIVERED never downgrades a READ, and each unique receipt is
+created exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.docids import doc_id
+from shared.events import AGENT, USER, Parked, Payload, StatusReport, StatusScale
+
+CONVERSATIONS = "conversations"
+PARKED = "parked"
+MAX_RAW_BODY_BYTES = 900 * 1024  # a Firestore document holds at most 1 MiB
+# Two writes per receipt (receipt + message) plus the conversation stay within 500 per commit.
+MAX_RECEIPTS_PER_COMMIT = 200
+
+Document = Mapping[str, Any]
+
+
+def conversation_path(conversation_id: str) -> str:
+    return f"{CONVERSATIONS}/{doc_id(conversation_id)}"
+
+
+def message_path(conversation_id: str, message_id: str) -> str:
+    return f"{conversation_path(conversation_id)}/messages/{doc_id(message_id)}"
+
+
+def receipt_path(conversation_id: str, message_id: str, status: str) -> str:
+    return f"{conversation_path(conversation_id)}/receipts/{doc_id(message_id, status)}"
+
+
+def parked_path(payload_key: str, index: int | None) -> str:
+    return f"{PARKED}/{doc_id(payload_key, 'payload' if index is None else str(index))}"
+
+
+def time_field(status: str) -> str:
+    """DELIVERED -> deliveredTime, READ -> readTime."""
+    return status.lower() + "Time"
+
+
+@dataclass(frozen=True)
+class Write:
+    """Create a document that did not exist, or update fields of one that did."""
+
+    path: str
+    data: Mapping[str, Any]
+    exists: bool
+
+
+def paths_to_read(payload: Payload) -> list[str]:
+    paths = [parked_path(payload.key, parked.index) for parked in payload.parked]
+    cid = payload.conversation_id
+    if cid is None:
+        return paths
+    paths.append(conversation_path(cid))
+    for report in payload.receipts:
+        paths += [
+            receipt_path(cid, report.message_id, report.status),
+            message_path(cid, report.message_id),
+        ]
+    if payload.user_message is not None:
+        paths.append(message_path(cid, payload.user_message.message_id))
+    return list(dict.fromkeys(paths))
+
+
+def plan(payload: Payload, existing: Mapping[str, Document | None], now: datetime) -> list[Write]:
+    writes = [
+        Write(path, _parked_document(payload, parked, now), exists=False)
+        for parked in payload.parked
+        if existing.get(path := parked_path(payload.key, parked.index)) is None
+    ]
+    if payload.conversation_id is None:
+        return writes
+    writes += _receipt_writes(payload, existing, now)
+    writes += _user_message_writes(payload, existing, now)
+    writes += _conversation_writes(payload, existing, now)
+    return writes
+
+
+def status_changes(
+    current: Document, reports: list[StatusReport], scale: StatusScale
+) -> dict[str, Any]:
+    """The fields a message's new receipts change: the status only ever moves up the scale."""
+    changes: dict[str, Any] = {}
+    status = current.get("status")
+    for report in reports:
+        if scale.rank(report.status) > scale.rank(status):
+            status = changes["status"] = report.status
+        field = time_field(report.status)
+        if report.time is not None and current.get(field) is None and field not in changes:
+            changes[field] = report.time
+    return changes
+
+
+def _common(payload: Payload, now: datetime) -> dict[str, Any]:
+    return {
+        "provider": payload.provider,
+        "conversationId": payload.conversation_id,
+        "recordTime": now,
+    }
+
+
+def _receipt_writes(
+    payload: Payload, existing: Mapping[str, Document | None], now: datetime
+) -> list[Write]:
+    cid = payload.conversation_id
+    assert cid is not None
+    writes: list[Write] = []
+    new_reports: dict[str, list[StatusReport]] = {}
+    created: set[str] = set()
+    for report in payload.receipts:
+        path = receipt_path(cid, report.message_id, report.status)
+        if existing.get(path) is not None or path in created:
+            continue  # this receipt is already recorded: a redelivery or a repeat in the payload
+        created.add(path)
+        new_reports.setdefault(report.message_id, []).append(report)
+        receipt = {
+            **_common(payload, now),
+            "messageId": report.message_id,
+            "receiptType": report.status,
+            "createTime": report.time,
+            "requestId": payload.request_id,
+            "sendTime": payload.send_time,
+            **report.details,
+        }
+        writes.append(Write(path, receipt, exists=False))
+    for message_id, reports in new_reports.items():
+        path = message_path(cid, message_id)
+        current = existing.get(path)
+        changes = status_changes(current or {}, reports, payload.scale)
+        if not changes:
+            continue
+        if current is None:
+            changes.update(_common(payload, now), direction=AGENT, messageId=message_id)
+        writes.append(Write(path, {**changes, "updateTime": now}, exists=current is not None))
+    return writes
+
+
+def _user_message_writes(
+    payload: Payload, existing: Mapping[str, Document | None], now: datetime
+) -> list[Write]:
+    message = payload.user_message
+    if message is None:
+        return []
+    assert payload.conversation_id is not None
+    path = message_path(payload.conversation_id, message.message_id)
+    current = existing.get(path)
+    if current is not None and "kind" in current:
+        return []  # already recorded; the READ-receipt sender may have created the document first
+    document = {
+        **_common(payload, now),
+        "direction": USER,
+        "messageId": message.message_id,
+        "kind": message.kind,
+        "createTime": message.create_time,
+        "requestId": payload.request_id,
+        "sendTime": payload.send_time,
+        "context": dict(message.context),
+        **message.content,
+    }
+    return [Write(path, document, exists=current is not None)]
+
+
+def _conversation_writes(
+    payload: Payload, existing: Mapping[str, Document | None], now: datetime
+) -> list[Write]:
+    assert payload.conversation_id is not None
+    path = conversation_path(payload.conversation_id)
+    current = existing.get(path)
+    changes = {k: v for k, v in payload.conversation.items() if (current or {}).get(k) != v}
+    activity = _activity_time(payload) or now
+    last = (current or {}).get("lastActivityTime")
+    if last is None or activity > last:
+        changes["lastActivityTime"] = activity
+        if payload.user_message is not None and payload.user_message.context:
+            changes["context"] = dict(payload.user_message.context)  # the latest context wins
+    if not changes:
+        return []
+    if current is None:
+        changes.update(_common(payload, now))
+    return [Write(path, {**changes, "updateTime": now}, exists=current is not None)]
+
+
+def _activity_time(payload: Payload) -> datetime | None:
+    if payload.user_message is not None and payload.user_message.create_time is not None:
+        return payload.user_message.create_time
+    receipt_times = [report.time for report in payload.receipts if report.time is not None]
+    return max(receipt_times, default=None) or payload.send_time
+
+
+def _parked_document(payload: Payload, parked: Parked, now: datetime) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        **_common(payload, now),
+        "category": parked.category,
+        "reason": parked.reason,
+        "kind": payload.kind,
+        "requestId": payload.request_id,
+        "payloadKey": payload.key,
+        "index": parked.index,
+    }
+    if parked.item is not None:
+        document["item"] = json.dumps(parked.item, default=str)[:MAX_RAW_BODY_BYTES]
+    else:
+        # The whole payload could not be used: keep its bytes so it can be replayed.
+        document["rawBody"] = payload.raw[:MAX_RAW_BODY_BYTES]
+        document["rawBodyBytes"] = len(payload.raw)
+    return document

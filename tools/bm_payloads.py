@@ -1,0 +1,101 @@
+"""Business Messages webhook payloads as Google sends them, signed; for the demo and tests."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from shared.providers import bm
+
+AGENT = "brands/demo-brand/agents/demo-agent"
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _envelope(conversation_id: str, **body: Any) -> dict[str, Any]:
+    return {
+        "agent": AGENT,
+        "conversationId": conversation_id,
+        "customAgentId": "demo-custom-agent",
+        "requestId": str(uuid.uuid4()),
+        "sendTime": now_rfc3339(),
+        **body,
+    }
+
+
+def message_name(conversation_id: str, message_id: str) -> str:
+    return f"conversations/{conversation_id}/messages/{message_id}"
+
+
+def user_text(conversation_id: str, message_id: str, text: str, **context: Any) -> dict[str, Any]:
+    return _envelope(
+        conversation_id,
+        message={
+            "messageId": message_id,
+            "name": message_name(conversation_id, message_id),
+            "text": text,
+            "createTime": now_rfc3339(),
+        },
+        context={
+            "entryPoint": "PLACESHEET",
+            "placeId": "ChIJj61dQgK6j4AR4GeTYWZsKWw",
+            "resolvedLocale": "en",
+            "userInfo": {"displayName": "Demo User", "userDeviceLocale": "en-GB"},
+            **context,
+        },
+    )
+
+
+def suggestion_response(
+    conversation_id: str, message_id: str, postback: str, text: str
+) -> dict[str, Any]:
+    return _envelope(
+        conversation_id,
+        suggestionResponse={
+            "message": message_name(conversation_id, message_id),
+            "postbackData": postback,
+            "createTime": now_rfc3339(),
+            "text": text,
+            "suggestionType": "REPLY",
+        },
+    )
+
+
+def user_status(conversation_id: str, **status: Any) -> dict[str, Any]:
+    return _envelope(conversation_id, userStatus={"createTime": now_rfc3339(), **status})
+
+
+def receipts(conversation_id: str, *entries: tuple[str, str]) -> dict[str, Any]:
+    """entries: (agent message id, receiptType). Receipt payloads carry no requestId."""
+    document = _envelope(
+        conversation_id,
+        receipts={
+            "receipts": [
+                {"message": message_name(conversation_id, message_id), "receiptType": receipt_type}
+                for message_id, receipt_type in entries
+            ],
+            "createTime": now_rfc3339(),
+        },
+    )
+    del document["requestId"]
+    return document
+
+
+def encode(document: dict[str, Any]) -> bytes:
+    return json.dumps(document).encode()
+
+
+def post_signed(
+    url: str, body: bytes, key: str, session: requests.Session | None = None
+) -> requests.Response:
+    headers = {
+        "Content-Type": "application/json",
+        bm.SIGNATURE_HEADER: bm.signature_header(body, key),
+    }
+    return (session or requests).post(url, data=body, headers=headers, timeout=30)

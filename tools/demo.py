@@ -1,0 +1,199 @@
+"""`make demo`: a short signed Business Messages conversation through the local stack.
+
+Plays against a running `make local` when there is one, otherwise starts a stack of its
+own (with its own loopback stand-in for the Business Messages API) and stops it after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from google.cloud import firestore
+
+from tools import bm_payloads as bm
+from tools.local import STATE_FILE
+from tools.procs import answers_http, wait_until
+from tools.stack import LocalStack, StackSettings
+
+
+@dataclass(frozen=True)
+class Target:
+    webhook: str
+    signing_key: str
+    client_token: str
+    project: str
+    firestore_host: str
+    calls: Callable[[], list[dict[str, Any]]]  # the READ receipts the API received
+
+
+def running_stack() -> Target | None:
+    try:
+        state = json.loads(STATE_FILE.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    if not answers_http(state["webhook"]):
+        return None
+    calls_url = f"{state['apiEndpoint']}/_standin/calls"
+
+    def calls() -> list[dict[str, Any]]:
+        if not state["standin"]:
+            return []
+        found: list[dict[str, Any]] = requests.get(calls_url, timeout=5).json()["calls"]
+        return found
+
+    return Target(
+        state["webhook"],
+        state["signingKey"],
+        state["clientToken"],
+        state["GOOGLE_CLOUD_PROJECT"],
+        state["FIRESTORE_EMULATOR_HOST"],
+        calls,
+    )
+
+
+def play(target: Target) -> None:
+    cid = f"demo-{uuid.uuid4().hex[:8]}"
+    hello = bm.encode(bm.user_text(cid, "user-1", "Hi! Are you open on Sunday?"))
+    steps: list[tuple[str, bytes, str]] = [
+        ("user says hello", hello, target.signing_key),
+        ("Google redelivers the same message", hello, target.signing_key),
+        (
+            "agent's 3 messages DELIVERED (one payload)",
+            bm.encode(
+                bm.receipts(
+                    cid,
+                    ("agent-1", "DELIVERED"),
+                    ("agent-2", "DELIVERED"),
+                    ("agent-3", "DELIVERED"),
+                )
+            ),
+            target.signing_key,
+        ),
+        (
+            "user READs agent-1 and agent-2",
+            bm.encode(bm.receipts(cid, ("agent-1", "READ"), ("agent-2", "READ"))),
+            target.signing_key,
+        ),
+        (
+            "a late DELIVERED for agent-1",
+            bm.encode(bm.receipts(cid, ("agent-1", "DELIVERED"))),
+            target.signing_key,
+        ),
+        (
+            "user taps a suggestion",
+            bm.encode(bm.suggestion_response(cid, "user-2", "hours", "Opening hours")),
+            target.signing_key,
+        ),
+        ("user is typing", bm.encode(bm.user_status(cid, isTyping=True)), target.signing_key),
+        (
+            "READ for agent-3 beside a RECEIPT_TYPE_UNSPECIFIED",
+            bm.encode(
+                bm.receipts(cid, ("agent-3", "READ"), ("agent-3", "RECEIPT_TYPE_UNSPECIFIED"))
+            ),
+            target.signing_key,
+        ),
+        ("a forged request", bm.encode(bm.user_text(cid, "user-x", "forged")), "not-the-key"),
+    ]
+    handshake = requests.post(
+        target.webhook,
+        json={"clientToken": target.client_token, "secret": "demo-secret"},
+        timeout=10,
+    )
+    print(f"\nConversation {cid}\n")
+    print(f"  {'webhook verification handshake':<52} -> {handshake.status_code} {handshake.text!r}")
+    for title, body, key in steps:
+        response = bm.post_signed(target.webhook, body, key)
+        print(f"  {title:<52} -> {response.status_code}")
+    show(target, cid)
+
+
+def show(target: Target, cid: str) -> None:
+    os.environ["FIRESTORE_EMULATOR_HOST"] = target.firestore_host
+    db = firestore.Client(project=target.project)
+    conversation = db.document(f"conversations/{cid}")
+    messages = conversation.collection("messages")
+
+    def settled() -> bool:
+        documents = [snap.to_dict() or {} for snap in messages.stream()]
+        users = [d for d in documents if d.get("kind") in ("message", "suggestionResponse")]
+        agent_3 = messages.document("agent-3").get().to_dict() or {}
+        return (
+            len(documents) == 6
+            and agent_3.get("status") == "READ"
+            and all(d.get("agentReadReceipt", {}).get("state") in ("SENT", "FAILED") for d in users)
+            and len(users) == 2
+        )
+
+    wait_until(settled, 60, "the demo conversation to be persisted")
+    print("\nFirestore: conversations/" + cid)
+    header = ("message", 24), ("direction", 10), ("kind / status", 20), ("delivered", 14)
+    print("  " + "".join(f"{name:<{width}}" for name, width in header) + f"{'read':<14}agent READ")
+    for snap in messages.order_by("recordTime").stream():
+        d = snap.to_dict() or {}
+        state = d.get("agentReadReceipt", {}).get("state", "")
+        print(
+            f"  {_short(snap.id):<24}{d.get('direction', ''):<10}"
+            f"{d.get('kind') or d.get('status', ''):<20}"
+            f"{_clock(d.get('deliveredTime')):<14}{_clock(d.get('readTime')):<14}{state}"
+        )
+    receipts = list(conversation.collection("receipts").stream())
+    print(f"\n  receipts: {len(receipts)} unique ({', '.join(sorted(s.id for s in receipts))})")
+    parked = (
+        db.collection("parked")
+        .where(filter=firestore.FieldFilter("conversationId", "==", cid))
+        .stream()
+    )
+    for snap in parked:
+        print(f"  parked: {snap.get('category')}: {snap.get('reason')}")
+    calls = [c for c in target.calls() if c["conversation_id"] == cid]
+    print("\nAgent READ receipts the Business Messages stand-in received:")
+    for call in calls:
+        print(
+            f"  PATCH conversations/{cid}/messages/{call['message_id']}/receipt -> {call['status']}"
+        )
+
+
+def _clock(value: Any) -> str:
+    return value.strftime("%H:%M:%S.%f")[:-3] if value is not None else "-"
+
+
+def _short(document_id: str) -> str:
+    return document_id if len(document_id) <= 22 else document_id[:19] + "..."
+
+
+def main() -> None:
+    target = running_stack()
+    if target is not None:
+        print(f"playing against the running `make local` at {target.webhook}")
+        play(target)
+        return
+    print("no `make local` running: starting a stack for the demo...")
+    with tempfile.TemporaryDirectory(prefix="receipt-demo-") as work_dir:
+        stack = LocalStack(StackSettings(work_dir=Path(work_dir))).start()
+        try:
+            assert stack.standin is not None
+            standin = stack.standin
+            play(
+                Target(
+                    stack.webhook_url,
+                    stack.signing_key,
+                    stack.settings.client_token,
+                    stack.settings.project,
+                    stack.firestore_host,
+                    lambda: standin.summary()["calls"],
+                )
+            )
+        finally:
+            stack.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""The whole pipeline on this machine: real emulators, functions-framework servers, push.
+
+Used by `make local`, `make demo` and the integration tests alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from google.api_core.exceptions import AlreadyExists, NotFound
+from google.cloud import firestore
+from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+
+from shared.config import DEFAULT_TOPICS
+from tools.bm_standin import BusinessMessagesStandIn
+from tools.procs import ManagedProcess, answers_http, free_port, wait_until
+from tools.topology import FUNCTIONS, SUBSCRIPTIONS, WEBHOOK, Function
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_PROJECT = "receipt-pipeline-local"
+# Variables the stack sets for its functions; inherited values must not leak in.
+_STACK_VARIABLES = (
+    "GOOGLE_CLOUD_PROJECT",
+    "PUBSUB_EMULATOR_HOST",
+    "FIRESTORE_EMULATOR_HOST",
+    "BM_SIGNING_KEY",
+    "BM_CLIENT_TOKEN",
+    "BM_API_ENDPOINT",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    *DEFAULT_TOPICS,
+)
+
+
+@dataclass
+class StackSettings:
+    work_dir: Path
+    project: str = LOCAL_PROJECT
+    webhook_port: int = 0  # 0: any free port
+    pubsub_host: str | None = None  # an emulator already running; None: start one
+    firestore_host: str | None = None
+    bm_api_endpoint: str | None = None  # a real or other API; None: start the stand-in
+    credentials: str | None = None  # service-account key for that API
+    signing_keys: str = "local-signing-key"  # local development value; set BM_SIGNING_KEY
+    client_token: str = "local-client-token"  # noqa: S105 (a local development value)
+    topics: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TOPICS))
+    function_env: dict[str, str] = field(default_factory=dict)  # e.g. AUTO_READ_RECEIPTS
+    ack_deadline_seconds: int = 60
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], work_dir: Path) -> StackSettings:
+        """`make local`: every documented variable is taken from the environment when set."""
+        settings = cls(
+            work_dir=work_dir,
+            project=environ.get("GOOGLE_CLOUD_PROJECT") or LOCAL_PROJECT,
+            webhook_port=int(environ.get("PORT") or 8080),
+            pubsub_host=environ.get("PUBSUB_EMULATOR_HOST") or None,
+            firestore_host=environ.get("FIRESTORE_EMULATOR_HOST") or None,
+            bm_api_endpoint=environ.get("BM_API_ENDPOINT") or None,
+            credentials=environ.get("GOOGLE_APPLICATION_CREDENTIALS") or None,
+        )
+        settings.signing_keys = environ.get("BM_SIGNING_KEY") or settings.signing_keys
+        settings.client_token = environ.get("BM_CLIENT_TOKEN") or settings.client_token
+        settings.topics = {
+            name: environ.get(name) or topic for name, topic in DEFAULT_TOPICS.items()
+        }
+        passed_through = (
+            "AUTO_READ_RECEIPTS",
+            "MAX_BODY_BYTES",
+            "PUBLISH_TIMEOUT_SECONDS",
+            "BM_API_RETRY_DEADLINE_SECONDS",
+            "READ_RECEIPT_LEASE_SECONDS",
+        )
+        settings.function_env = {
+            name: environ[name] for name in passed_through if environ.get(name)
+        }
+        return settings
+
+
+class LocalStack:
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.log_dir = settings.work_dir / "logs"
+        self._owned: list[ManagedProcess] = []
+        self.pubsub_host = settings.pubsub_host or f"127.0.0.1:{free_port()}"
+        self.firestore_host = settings.firestore_host or f"127.0.0.1:{free_port()}"
+        self.pubsub = self._emulator(
+            "pubsub",
+            ["beta", "emulators", "pubsub", "start", f"--project={settings.project}"],
+            self.pubsub_host,
+        )
+        self.firestore = self._emulator(
+            "firestore", ["emulators", "firestore", "start"], self.firestore_host
+        )
+        self.standin: BusinessMessagesStandIn | None = None
+        self._credentials = settings.credentials
+        self.ports = {function.target: free_port() for function in FUNCTIONS}
+        if settings.webhook_port:
+            self.ports[WEBHOOK.target] = settings.webhook_port
+        self.functions = {function.target: self._function(function) for function in FUNCTIONS}
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        try:
+            self._start_emulators()
+            self._start_api()
+            self.provision_pubsub()
+            # Subscribers first, so the webhook never publishes into a push nobody answers.
+            for function in FUNCTIONS[::-1]:
+                self.start_function(function.target)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for process in reversed(self._owned):
+            process.stop()
+        if self.standin is not None:
+            self.standin.stop()
+            self.standin = None
+
+    def _start_emulators(self) -> None:
+        emulators = (
+            (self.pubsub, self.pubsub_host, self.settings.pubsub_host),
+            (self.firestore, self.firestore_host, self.settings.firestore_host),
+        )
+        with ThreadPoolExecutor(max_workers=2) as pool:  # each takes seconds: start both at once
+            starts = [
+                pool.submit(process.start, f"http://{host}/", 90)
+                for process, host, given in emulators
+                if not given
+            ]
+            for start in starts:
+                start.result()
+        for process, host, given in emulators:
+            if given:
+                url = f"http://{host}/"
+                wait_until(functools.partial(answers_http, url), 10, f"the {process.name} at {url}")
+
+    def _start_api(self) -> None:
+        if self.settings.bm_api_endpoint:
+            return
+        self.standin = BusinessMessagesStandIn().start()
+        key = self.settings.work_dir / "standin-service-account.json"
+        key.parent.mkdir(parents=True, exist_ok=True)
+        self.standin.write_key(key)
+        self._credentials = str(key)
+
+    def start_function(self, target: str) -> None:
+        self.functions[target].start(f"{self.url(target)}/", timeout=60)
+
+    def restart_pubsub(self) -> None:
+        """Starts the Pub/Sub emulator again after a stop; it keeps no state, so re-provision."""
+        self.pubsub.start(f"http://{self.pubsub_host}/", 90)
+        self.provision_pubsub()
+
+    # --- wiring -----------------------------------------------------------------------
+
+    def url(self, target: str) -> str:
+        return f"http://127.0.0.1:{self.ports[target]}"
+
+    @property
+    def webhook_url(self) -> str:
+        return self.url(WEBHOOK.target)
+
+    @property
+    def signing_key(self) -> str:
+        return self.settings.signing_keys.split(",")[0].strip()
+
+    @property
+    def api_endpoint(self) -> str:
+        if self.settings.bm_api_endpoint:
+            return self.settings.bm_api_endpoint
+        assert self.standin is not None
+        return self.standin.endpoint
+
+    def client_environment(self) -> dict[str, str]:
+        """What a Google client needs to reach this stack's emulators."""
+        return {
+            "GOOGLE_CLOUD_PROJECT": self.settings.project,
+            "PUBSUB_EMULATOR_HOST": self.pubsub_host,
+            "FIRESTORE_EMULATOR_HOST": self.firestore_host,
+        }
+
+    def function_environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _STACK_VARIABLES}
+        credentials = self._credentials
+        env.update(
+            self.client_environment(),
+            PYTHONPATH=str(ROOT),
+            BM_SIGNING_KEY=self.settings.signing_keys,
+            BM_CLIENT_TOKEN=self.settings.client_token,
+            BM_API_ENDPOINT=self.api_endpoint,
+            **self.settings.topics,
+            **({"GOOGLE_APPLICATION_CREDENTIALS": credentials} if credentials else {}),
+            **self.settings.function_env,
+        )
+        return env
+
+    def firestore_client(self) -> firestore.Client:
+        _set_emulator_hosts(self.client_environment())
+        return firestore.Client(project=self.settings.project)
+
+    def provision_pubsub(self) -> None:
+        _set_emulator_hosts(self.client_environment())
+        publisher = PublisherClient()
+        subscriber = SubscriberClient()
+        project = self.settings.project
+        topics = {
+            name.removesuffix("_TOPIC").lower(): publisher.topic_path(project, topic)
+            for name, topic in self.settings.topics.items()
+        }
+        for topic in topics.values():
+            with contextlib.suppress(AlreadyExists):
+                publisher.create_topic(name=topic)
+        for subscription in SUBSCRIPTIONS:
+            path = subscriber.subscription_path(project, subscription.id)
+            # Re-point a subscription left from an earlier run at this run's function.
+            with contextlib.suppress(NotFound):
+                subscriber.delete_subscription(subscription=path)
+            subscriber.create_subscription(
+                request={
+                    "name": path,
+                    "topic": topics[subscription.topic_key],
+                    "push_config": {"push_endpoint": f"{self.url(subscription.function)}/"},
+                    "ack_deadline_seconds": self.settings.ack_deadline_seconds,
+                    "retry_policy": {
+                        "minimum_backoff": {"seconds": 1},
+                        "maximum_backoff": {"seconds": 10},
+                    },
+                }
+            )
+        publisher.transport.close()
+        subscriber.close()
+
+    def _emulator(self, name: str, arguments: list[str], host: str) -> ManagedProcess:
+        command = ["gcloud", *arguments, f"--host-port={host}", "--quiet"]
+        env = {**os.environ, "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}
+        process = ManagedProcess(f"{name}-emulator", command, lambda: env, self.log_dir)
+        self._owned.append(process)
+        return process
+
+    def _function(self, function: Function) -> ManagedProcess:
+        executable = Path(sys.executable).parent / "functions-framework"
+        command = [
+            str(executable),
+            f"--source={ROOT / function.source}",
+            f"--target={function.target}",
+            f"--signature-type={function.signature}",
+            "--host=127.0.0.1",
+            f"--port={self.ports[function.target]}",
+        ]
+        process = ManagedProcess(function.target, command, self.function_environment, self.log_dir)
+        self._owned.append(process)
+        return process
+
+
+def _set_emulator_hosts(environment: Mapping[str, str]) -> None:
+    # Google's clients read emulator hosts from the process environment only.
+    os.environ.update(environment)
