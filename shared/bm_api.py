@@ -65,7 +65,7 @@ class BusinessMessagesApi:
         )
         retrying = Retrying(
             retry=retry_if_exception_type(TransientApiError),
-            wait=wait_exponential_jitter(initial=0.5, max=8.0),
+            wait=wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5),
             stop=stop_after_delay(self._retry_deadline),
         )
         try:

@@ -92,7 +92,7 @@ class Webhook:
             log.error("event not acknowledged: %s", failure, extra=fields)
             return _error(503, "event could not be stored, retry later")
         log.info("event published", extra={**fields, "pubsubMessageId": message_id})
-        return jsonify(status="accepted")
+        return jsonify(status="accepted", messageId=message_id)
 
 
 def read_bounded(request: Request, limit: int) -> bytes | None:

@@ -36,5 +36,10 @@ def agent_read_receipts(message: PushedMessage) -> None:
     state = sender.send_once(conversation_id, message_id)
     log.info(
         "agent READ receipt settled",
-        extra={"conversationId": conversation_id, "messageId": message_id, "state": state},
+        extra={
+            "pubsubMessageId": message.message_id,
+            "conversationId": conversation_id,
+            "messageId": message_id,
+            "state": state,
+        },
     )

@@ -1,0 +1,156 @@
+"""One real local stack for the integration tests: gcloud emulators, functions-framework
+servers, push subscriptions, and the Business Messages stand-in."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from google.api_core.exceptions import AlreadyExists
+from google.cloud import firestore
+from google.cloud.pubsub_v1 import SubscriberClient
+
+from tools import bm_payloads
+from tools.bm_standin import BusinessMessagesStandIn
+from tools.procs import wait_until
+from tools.stack import LocalStack, StackSettings
+
+PROCESSING_TIMEOUT = 90  # contended transactions in the emulator take seconds each
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    settings = StackSettings(
+        work_dir=tmp_path_factory.mktemp("stack"),
+        signing_keys="local-signing-key,previous-signing-key",
+        function_env={
+            "PUBLISH_TIMEOUT_SECONDS": "2",
+            "BM_API_RETRY_DEADLINE_SECONDS": "5",
+            "READ_RECEIPT_LEASE_SECONDS": "30",
+            "MAX_BODY_BYTES": str(64 * 1024),
+        },
+    )
+    running = LocalStack(settings).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def db(stack: LocalStack) -> firestore.Client:
+    return stack.firestore_client()
+
+
+@pytest.fixture(scope="session")
+def standin(stack: LocalStack) -> BusinessMessagesStandIn:
+    assert stack.standin is not None
+    return stack.standin
+
+
+class Spy:
+    """Pull subscriptions beside the push ones: what the webhook really published."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self._stack = stack
+        self._client = SubscriberClient()
+        self.seen: list[dict[str, Any]] = []
+        self.attach()
+
+    def attach(self) -> None:
+        project = self._stack.settings.project
+        for topic in self._stack.settings.topics.values():
+            with contextlib.suppress(AlreadyExists):
+                self._client.create_subscription(
+                    name=self._path(topic), topic=f"projects/{project}/topics/{topic}"
+                )
+
+    def _path(self, topic: str) -> str:
+        path: str = self._client.subscription_path(self._stack.settings.project, f"spy-{topic}")
+        return path
+
+    def published(self, conversation_id: str) -> list[dict[str, Any]]:
+        for topic in self._stack.settings.topics.values():
+            with warnings.catch_warnings():
+                # Deprecated for production pulls, but the way to drain a topic in a test
+                # without waiting out a timeout when it is empty.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                response = self._client.pull(
+                    subscription=self._path(topic),
+                    max_messages=1000,
+                    timeout=5,
+                    return_immediately=True,
+                )
+            if response.received_messages:
+                self._client.acknowledge(
+                    subscription=self._path(topic),
+                    ack_ids=[m.ack_id for m in response.received_messages],
+                )
+            for received in response.received_messages:
+                message = received.message
+                self.seen.append(
+                    {
+                        "topic": topic,
+                        "data": message.data,
+                        "attributes": dict(message.attributes),
+                        "messageId": message.message_id,
+                    }
+                )
+        return [m for m in self.seen if m["attributes"].get("conversationId") == conversation_id]
+
+
+@pytest.fixture(scope="session")
+def spy(stack: LocalStack) -> Spy:
+    return Spy(stack)
+
+
+def function_log(stack: LocalStack, target: str) -> list[dict[str, Any]]:
+    entries = []
+    for line in (stack.log_dir / f"{target}.log").read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict):
+                entries.append(entry)
+    return entries
+
+
+def settled(
+    stack: LocalStack, target: str, message: str, pubsub_ids: list[str]
+) -> list[dict[str, Any]]:
+    """Waits until `target` logged `message` for every one of these Pub/Sub messages."""
+
+    def entries() -> list[dict[str, Any]] | None:
+        found = {
+            e["pubsubMessageId"]: e
+            for e in function_log(stack, target)
+            if e.get("message") == message and e.get("pubsubMessageId") in pubsub_ids
+        }
+        return [found[i] for i in pubsub_ids] if len(found) == len(set(pubsub_ids)) else None
+
+    result = wait_until(
+        entries, PROCESSING_TIMEOUT, f"{target} to log {message!r} for {pubsub_ids}"
+    )
+    assert isinstance(result, list)
+    return result
+
+
+def send(stack: LocalStack, body: bytes, key: str | None = None) -> requests.Response:
+    return bm_payloads.post_signed(stack.webhook_url, body, key or stack.signing_key)
+
+
+def accepted_id(response: requests.Response) -> str:
+    assert response.status_code == 200, response.text
+    message_id: str = response.json()["messageId"]
+    return message_id
+
+
+def recorded(stack: LocalStack, *responses: requests.Response) -> list[dict[str, Any]]:
+    """The recorder's log entries for these accepted webhook requests, once all are processed."""
+    return settled(stack, "record_events", "event recorded", [accepted_id(r) for r in responses])
+
+
+def documents(collection: firestore.CollectionReference) -> dict[str, dict[str, Any]]:
+    return {snap.id: snap.to_dict() or {} for snap in collection.stream()}

@@ -1,0 +1,191 @@
+"""The webhook on the real stack: what it answers, and exactly what it publishes."""
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from shared.providers import bm as provider
+from tests.integration.conftest import Spy, documents, recorded, send
+from tools import bm_payloads as bm
+from tools.stack import ROOT, LocalStack
+
+pytestmark = pytest.mark.integration
+
+
+def new_conversation() -> str:
+    return f"conv-{uuid.uuid4().hex[:12]}"
+
+
+def test_handshake_with_the_right_token_answers_the_plain_secret(stack: LocalStack) -> None:
+    response = requests.post(
+        stack.webhook_url,
+        json={"clientToken": stack.settings.client_token, "secret": "s3cr3t-value"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert response.text == "s3cr3t-value"
+    assert response.headers["Content-Type"].startswith("text/plain")
+
+
+def test_handshake_with_a_wrong_token_is_refused_without_the_secret(stack: LocalStack) -> None:
+    response = requests.post(
+        stack.webhook_url, json={"clientToken": "guess", "secret": "s3cr3t-value"}, timeout=10
+    )
+    assert response.status_code == 403
+    assert "s3cr3t-value" not in response.text
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        None,
+        "",
+        "garbage!!",
+        "c2hvcnQ=",
+        provider.signature_header(b"another body", "local-signing-key"),
+    ],
+    ids=["missing", "empty", "garbage", "short", "forged"],
+)
+def test_unsigned_or_forged_requests_are_401_and_nothing_is_published_or_stored(
+    stack: LocalStack, spy: Spy, db: object, signature: str | None
+) -> None:
+    cid = new_conversation()
+    body = bm.encode(bm.user_text(cid, "m1", "hello"))
+    headers = {"Content-Type": "application/json"}
+    if signature is not None:
+        headers[provider.SIGNATURE_HEADER] = signature
+    response = requests.post(stack.webhook_url, data=body, headers=headers, timeout=10)
+    assert response.status_code == 401
+    # A signed event after it is published and recorded: the rejected one never was.
+    marker = send(stack, bm.encode(bm.user_status(cid, isTyping=True)))
+    recorded(stack, marker)
+    assert [m["attributes"]["kind"] for m in spy.published(cid)] == ["userStatus"]
+    messages = documents(stack.firestore_client().collection(f"conversations/{cid}/messages"))
+    assert [d["kind"] for d in messages.values()] == ["userStatus"]
+
+
+def test_an_authenticated_body_is_published_unchanged_with_its_attributes(
+    stack: LocalStack, spy: Spy
+) -> None:
+    cid = new_conversation()
+    document = bm.user_text(cid, "m1", "hello")
+    body = json.dumps(document, indent=3).encode()  # odd formatting must survive byte for byte
+    response = send(stack, body)
+    recorded(stack, response)
+    [published] = spy.published(cid)
+    assert published["data"] == body
+    assert published["messageId"] == response.json()["messageId"]
+    assert published["topic"] == stack.settings.topics["READABLE_TOPIC"]
+    assert published["attributes"] == {
+        "provider": "bm",
+        "kind": "message",
+        "conversationId": cid,
+        "requestId": document["requestId"],
+    }
+
+
+def test_receipts_go_to_the_events_topic(stack: LocalStack, spy: Spy) -> None:
+    cid = new_conversation()
+    recorded(stack, send(stack, bm.encode(bm.receipts(cid, ("a1", "READ")))))
+    [published] = spy.published(cid)
+    assert published["topic"] == stack.settings.topics["EVENTS_TOPIC"]
+    assert "requestId" not in published["attributes"]
+
+
+def test_signed_bodies_of_unknown_kind_or_not_json_are_accepted_and_parked(
+    stack: LocalStack,
+) -> None:
+    unknown = bm.encode({"conversationId": new_conversation(), "somethingNew": {"x": 1}})
+    garbage = b"\x00\x01 definitely not json"
+    entries = recorded(stack, send(stack, unknown), send(stack, garbage))
+    assert [(e["kind"], e["parked"]) for e in entries] == [("unknown", 1), ("unknown", 1)]
+    parked = documents(stack.firestore_client().collection("parked"))
+    by_body = {d.get("rawBody"): d["category"] for d in parked.values()}
+    assert by_body[unknown] == "UNKNOWN_KIND"
+    assert by_body[garbage] == "NOT_JSON"
+
+
+def test_only_post_is_accepted(stack: LocalStack) -> None:
+    for method in ("GET", "PUT", "DELETE"):
+        response = requests.request(method, stack.webhook_url, timeout=10)
+        assert response.status_code == 405
+        assert response.headers["Allow"] == "POST"
+
+
+def test_oversized_bodies_are_413_by_length_or_by_stream(stack: LocalStack, spy: Spy) -> None:
+    limit = int(stack.settings.function_env["MAX_BODY_BYTES"])
+    cid = new_conversation()
+    big = bm.encode(bm.user_text(cid, "m1", "x" * limit))
+    assert send(stack, big).status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the webhook must stop reading
+        for start in range(0, len(big), 8192):
+            yield big[start : start + 8192]
+
+    headers = {provider.SIGNATURE_HEADER: provider.signature_header(big, stack.signing_key)}
+    response = requests.post(stack.webhook_url, data=chunks(), headers=headers, timeout=10)
+    assert response.status_code == 413
+    recorded(stack, send(stack, bm.encode(bm.user_status(cid, isTyping=False))))
+    assert [m["attributes"]["kind"] for m in spy.published(cid)] == ["userStatus"]
+
+
+def test_a_previous_key_still_verifies_while_keys_rotate(stack: LocalStack) -> None:
+    assert "," in stack.settings.signing_keys
+    body = bm.encode(bm.user_status(new_conversation(), isTyping=True))
+    recorded(stack, send(stack, body, key="previous-signing-key"))
+
+
+def test_missing_configuration_stops_the_webhook_at_start_naming_it() -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "GOOGLE_CLOUD_PROJECT": "p"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import functions.webhook.main"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert (
+        "webhook cannot start: BM_SIGNING_KEY is required; BM_CLIENT_TOKEN is required"
+        in result.stderr
+    )
+
+
+def test_the_webhook_never_imports_firestore_or_subscriber_code() -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "GOOGLE_CLOUD_PROJECT": "p",
+        "BM_SIGNING_KEY": "k",
+        "BM_CLIENT_TOKEN": "t",
+        "PUBSUB_EMULATOR_HOST": "127.0.0.1:9",
+    }
+    subscriber_only = (
+        "google.cloud.firestore",
+        "tenacity",
+        "shared.bm_api",
+        "shared.store",
+        "shared.records",
+        "shared.read_receipt",
+    )
+    probe = (
+        "import sys, functions.webhook.main; "
+        f"print(sorted(m for m in sys.modules if m.startswith({subscriber_only!r})))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,163 @@
+"""Normalising Business Messages payloads into the product's own events."""
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.events import MALFORMED, NOT_JSON, REJECTED_RECEIPT, UNKNOWN_KIND
+from shared.providers import bm
+
+CID = "conv-1"
+
+
+def body(**fields: Any) -> bytes:
+    return json.dumps({"conversationId": CID, "agent": "brands/b/agents/a", **fields}).encode()
+
+
+def name(message_id: str, conversation_id: str = CID) -> str:
+    return f"conversations/{conversation_id}/messages/{message_id}"
+
+
+def test_every_receipt_of_a_payload_is_kept_with_its_time() -> None:
+    payload = bm.normalise(
+        body(
+            sendTime="2024-05-01T10:00:01Z",
+            receipts={
+                "createTime": "2024-05-01T10:00:00.123456789Z",
+                "receipts": [
+                    {"message": name("m1"), "receiptType": "DELIVERED"},
+                    {"message": name("m2"), "receiptType": "DELIVERED"},
+                    {"message": name("m3"), "receiptType": "READ"},
+                ],
+            },
+        )
+    )
+    assert [(r.message_id, r.status) for r in payload.receipts] == [
+        ("m1", "DELIVERED"),
+        ("m2", "DELIVERED"),
+        ("m3", "READ"),
+    ]
+    assert payload.receipts[0].time == datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=UTC)
+    assert payload.parked == ()
+    assert payload.conversation == {"agent": "brands/b/agents/a"}
+
+
+def test_bad_receipts_are_parked_with_a_reason_beside_the_good_ones() -> None:
+    payload = bm.normalise(
+        body(
+            receipts={
+                "receipts": [
+                    {"message": name("ok"), "receiptType": "READ"},
+                    {"message": name("m2"), "receiptType": "RECEIPT_TYPE_UNSPECIFIED"},
+                    {"message": name("m3")},
+                    {"message": "garbage", "receiptType": "READ"},
+                    {"message": name("m5", "another-conversation"), "receiptType": "READ"},
+                    "not an object",
+                ]
+            }
+        )
+    )
+    assert [r.message_id for r in payload.receipts] == ["ok"]
+    assert [(p.category, p.index) for p in payload.parked] == [
+        (REJECTED_RECEIPT, i) for i in range(1, 6)
+    ]
+    assert "RECEIPT_TYPE_UNSPECIFIED" in payload.parked[0].reason
+    assert payload.parked[0].item == {
+        "message": name("m2"),
+        "receiptType": "RECEIPT_TYPE_UNSPECIFIED",
+    }
+
+
+def test_payloads_that_cannot_be_used_are_parked_whole() -> None:
+    assert bm.normalise(b"not json").parked[0].category == NOT_JSON
+    assert bm.normalise(body(newKind={})).parked[0].category == UNKNOWN_KIND
+    assert bm.normalise(json.dumps({"message": {}}).encode()).parked[0].category == MALFORMED
+    assert bm.normalise(body(receipts={"receipts": []})).parked[0].category == MALFORMED
+    assert bm.normalise(body(message={"text": "no name"})).parked[0].category == MALFORMED
+    unknown = bm.normalise(body(newKind={}))
+    assert unknown.raw == body(newKind={})
+    assert unknown.key
+
+
+def test_a_text_message_keeps_its_text_and_context() -> None:
+    payload = bm.normalise(
+        body(
+            requestId="r1",
+            message={
+                "messageId": "m1",
+                "name": name("m1"),
+                "text": "Hello",
+                "createTime": "2024-05-01T10:00:00Z",
+            },
+            context={
+                "entryPoint": "PLACESHEET",
+                "placeId": "p1",
+                "nearPlaceId": "p2",
+                "resolvedLocale": "en",
+                "userInfo": {"displayName": "Ann", "userDeviceLocale": "en-GB"},
+                "widget": {"url": "https://example.com", "widgetContext": "w"},
+                "customContext": "cc",
+                "undocumented": "dropped",
+            },
+        )
+    )
+    message = payload.user_message
+    assert message is not None
+    assert (message.message_id, message.kind, dict(message.content)) == (
+        "m1",
+        "message",
+        {"text": "Hello"},
+    )
+    assert message.create_time == datetime(2024, 5, 1, 10, tzinfo=UTC)
+    kept = {"entryPoint", "placeId", "nearPlaceId", "resolvedLocale", "userInfo", "widget"}
+    assert set(message.context) == kept | {"customContext"}
+    assert payload.request_id == "r1"
+    assert bm.read_receipt_target(body(message={"name": name("m1"), "text": "x"})) == (CID, "m1")
+
+
+def test_an_image_arrives_as_a_signed_url_in_text() -> None:
+    url = "https://storage.googleapis.com/business-messages-us/936640919331/abc?x-goog-signature=f"
+    message = bm.normalise(body(message={"name": name("m1"), "text": url})).user_message
+    assert message is not None
+    assert message.content == {"text": url, "imageUrl": url}
+
+
+def test_suggestion_response_is_readable_and_keeps_its_postback() -> None:
+    raw = body(
+        suggestionResponse={
+            "message": name("s1"),
+            "postbackData": "hours",
+            "text": "Hours",
+            "type": "REPLY",
+        }
+    )
+    message = bm.normalise(raw).user_message
+    assert message is not None
+    assert message.content == {"text": "Hours", "postbackData": "hours", "suggestionType": "REPLY"}
+    assert bm.read_receipt_target(raw) == (CID, "s1")
+
+
+def test_events_without_a_message_name_are_keyed_by_request_id_and_get_no_read_receipt() -> None:
+    raw = body(
+        requestId="r9", userStatus={"isTyping": "true", "createTime": "2024-05-01T10:00:00Z"}
+    )
+    message = bm.normalise(raw).user_message
+    assert message is not None
+    assert (message.message_id, message.content) == ("request-r9", {"isTyping": True})
+    assert bm.read_receipt_target(raw) is None
+    survey = bm.normalise(
+        body(surveyResponse={"rating": "VERY_SATISFIED", "survey": "s"})
+    ).user_message
+    assert survey is not None
+    assert survey.content == {"rating": "VERY_SATISFIED", "survey": "s"}
+    assert survey.message_id.startswith("payload-")  # no requestId: the body's hash
+
+
+def test_the_oauth_code_of_an_authentication_response_is_never_kept() -> None:
+    raw = body(
+        requestId="r", authenticationResponse={"code": "SECRET-CODE", "redirectUri": "https://r"}
+    )
+    message = bm.normalise(raw).user_message
+    assert message is not None
+    assert message.content == {"codeReceived": True, "redirectUri": "https://r"}
+    assert "SECRET-CODE" not in repr(message)

@@ -1,0 +1,103 @@
+"""Signature, handshake and classification: what the webhook decides before publishing."""
+
+import base64
+import hashlib
+import hmac
+import json
+
+import pytest
+
+from shared import routing
+from shared.providers import bm
+
+BODY = b'{"conversationId": "c1", "requestId": "r1", "message": {"text": "hi"}}'
+
+
+def google_signature(body: bytes, key: str) -> str:
+    """Computed independently of the product: base64(HMAC-SHA512(key, raw body))."""
+    return base64.b64encode(hmac.new(key.encode(), body, hashlib.sha512).digest()).decode()
+
+
+def test_signature_of_the_raw_body_with_the_key_is_valid() -> None:
+    assert bm.signature_valid(BODY, google_signature(BODY, "partner-key"), ["partner-key"])
+
+
+def test_any_configured_key_verifies_so_keys_can_rotate() -> None:
+    header = google_signature(BODY, "new-key")
+    assert bm.signature_valid(BODY, header, ["old-key", "new-key"])
+    assert not bm.signature_valid(BODY, header, ["old-key"])
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "not base64 at all!",
+        base64.b64encode(b"short").decode(),
+        google_signature(BODY, "wrong-key"),
+        google_signature(BODY + b" ", "partner-key"),
+        base64.urlsafe_b64encode(hmac.new(b"partner-key", BODY, hashlib.sha256).digest()).decode(),
+    ],
+)
+def test_missing_malformed_or_wrong_signatures_are_refused(header: str | None) -> None:
+    assert not bm.signature_valid(BODY, header, ["partner-key"])
+
+
+def test_re_serialised_json_does_not_verify() -> None:
+    reserialised = json.dumps(json.loads(BODY), separators=(",", ":")).encode()
+    assert not bm.signature_valid(reserialised, google_signature(BODY, "k"), ["k"])
+
+
+def test_handshake_is_exactly_client_token_and_secret() -> None:
+    assert bm.handshake({"clientToken": "t", "secret": "s"}) == bm.Handshake("t", "s")
+    assert bm.handshake({"clientToken": "t", "secret": "s", "message": {}}) is None
+    assert bm.handshake({"clientToken": "t"}) is None
+    assert bm.handshake({"clientToken": 1, "secret": "s"}) is None
+    assert bm.handshake(["clientToken", "secret"]) is None
+
+
+def test_token_comparison() -> None:
+    assert bm.token_matches("token", "token")
+    assert not bm.token_matches("token", "tokeN")
+    assert not bm.token_matches("", "token")
+
+
+@pytest.mark.parametrize(
+    ("document", "kind", "topic"),
+    [
+        ({"message": {}}, "message", routing.READABLE),
+        ({"suggestionResponse": {}}, "suggestionResponse", routing.READABLE),
+        ({"receipts": {}}, "receipts", routing.EVENTS),
+        ({"authenticationResponse": {}}, "authenticationResponse", routing.EVENTS),
+        ({"userStatus": {}}, "userStatus", routing.EVENTS),
+        ({"surveyResponse": {}}, "surveyResponse", routing.EVENTS),
+        ({"somethingNew": {}}, "unknown", routing.EVENTS),
+        (None, "unknown", routing.EVENTS),
+        ([1, 2], "unknown", routing.EVENTS),
+    ],
+)
+def test_describe_names_the_kind_and_routes_it(document: object, kind: str, topic: str) -> None:
+    description = bm.describe(document)
+    assert (description.kind, description.topic_key) == (kind, topic)
+    assert description.attributes["provider"] == "bm"
+    assert description.attributes["kind"] == kind
+
+
+def test_attributes_carry_ids_where_present_and_usable() -> None:
+    attributes = bm.describe({"conversationId": "c", "requestId": "r", "message": {}}).attributes
+    assert attributes == {
+        "provider": "bm",
+        "kind": "message",
+        "conversationId": "c",
+        "requestId": "r",
+    }
+    odd = bm.describe({"conversationId": "x" * 2000, "requestId": 7, "receipts": {}}).attributes
+    assert "conversationId" not in odd  # over Pub/Sub's 1024-byte limit: the body still has it
+    assert "requestId" not in odd
+
+
+def test_parse_json_survives_hostile_bodies() -> None:
+    assert bm.parse_json(b"[" * 100_000) is None
+    assert bm.parse_json(b"\xff\xfe") is None
+    assert bm.parse_json(b"{}") == {}

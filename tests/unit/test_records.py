@@ -1,0 +1,161 @@
+"""The writes a payload makes: idempotent, monotonic, minimal."""
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared import records
+from shared.events import Payload
+from shared.providers import bm
+from shared.records import Write
+
+CID = "c1"
+NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
+T0 = datetime(2024, 5, 1, 10, tzinfo=UTC)
+
+
+def receipts(*entries: tuple[str, str], at: datetime = T0) -> Payload:
+    return bm.normalise(
+        json.dumps(
+            {
+                "conversationId": CID,
+                "agent": "brands/b/agents/a",
+                "receipts": {
+                    "createTime": at.isoformat(),
+                    "receipts": [
+                        {"message": f"conversations/{CID}/messages/{m}", "receiptType": t}
+                        for m, t in entries
+                    ],
+                },
+            }
+        ).encode()
+    )
+
+
+def apply(state: dict[str, dict[str, Any]], writes: list[Write]) -> dict[str, dict[str, Any]]:
+    """What Firestore does with the writes: create, or update the given fields."""
+    for write in writes:
+        assert write.exists == (write.path in state), write.path
+        state[write.path] = {**state.get(write.path, {}), **write.data}
+    return state
+
+
+def run(state: dict[str, dict[str, Any]], payload: Payload) -> list[Write]:
+    existing: Mapping[str, Mapping[str, Any] | None] = {
+        path: state.get(path) for path in records.paths_to_read(payload)
+    }
+    writes = records.plan(payload, existing, NOW)
+    apply(state, writes)
+    return writes
+
+
+def test_three_receipts_create_three_receipts_and_three_message_statuses() -> None:
+    state: dict[str, dict[str, Any]] = {}
+    writes = run(state, receipts(("m1", "DELIVERED"), ("m2", "DELIVERED"), ("m3", "READ")))
+    assert len(writes) == 7  # 3 receipts + 3 messages + the conversation
+    receipt = state[records.receipt_path(CID, "m1", "DELIVERED")]
+    assert receipt["messageId"] == "m1"
+    assert receipt["receiptType"] == "DELIVERED"
+    assert receipt["createTime"] == T0
+    assert state[records.message_path(CID, "m3")]["status"] == "READ"
+    assert state[records.message_path(CID, "m3")]["direction"] == "AGENT"
+    assert state[records.conversation_path(CID)]["lastActivityTime"] == T0
+
+
+def test_a_duplicate_payload_writes_nothing() -> None:
+    state: dict[str, dict[str, Any]] = {}
+    payload = receipts(("m1", "DELIVERED"), ("m2", "READ"))
+    run(state, payload)
+    assert run(state, payload) == []
+
+
+def test_a_receipt_repeated_inside_one_payload_is_one_record() -> None:
+    writes = run({}, receipts(("m1", "READ"), ("m1", "READ")))
+    assert [w.path for w in writes].count(records.receipt_path(CID, "m1", "READ")) == 1
+
+
+def test_a_late_delivered_never_downgrades_read_but_keeps_its_time() -> None:
+    state: dict[str, dict[str, Any]] = {}
+    run(state, receipts(("m1", "READ"), at=T0 + timedelta(minutes=5)))
+    run(state, receipts(("m1", "DELIVERED"), at=T0))
+    message = state[records.message_path(CID, "m1")]
+    assert message["status"] == "READ"
+    assert message["readTime"] == T0 + timedelta(minutes=5)
+    assert message["deliveredTime"] == T0
+    assert len([p for p in state if "/receipts/" in p]) == 2
+    # An older event does not move the conversation's activity back.
+    assert state[records.conversation_path(CID)]["lastActivityTime"] == T0 + timedelta(minutes=5)
+
+
+def test_delivered_then_read_moves_up() -> None:
+    state: dict[str, dict[str, Any]] = {}
+    run(state, receipts(("m1", "DELIVERED")))
+    run(state, receipts(("m1", "READ"), at=T0 + timedelta(seconds=30)))
+    message = state[records.message_path(CID, "m1")]
+    assert (message["status"], message["deliveredTime"], message["readTime"]) == (
+        "READ",
+        T0,
+        T0 + timedelta(seconds=30),
+    )
+
+
+def user_message(message_id: str, at: datetime, place: str) -> Payload:
+    return bm.normalise(
+        json.dumps(
+            {
+                "conversationId": CID,
+                "requestId": f"req-{message_id}",
+                "message": {
+                    "name": f"conversations/{CID}/messages/{message_id}",
+                    "text": "hi",
+                    "createTime": at.isoformat(),
+                },
+                "context": {"placeId": place},
+            }
+        ).encode()
+    )
+
+
+def test_user_message_is_recorded_once_and_keeps_the_read_receipt_state() -> None:
+    path = records.message_path(CID, "u1")
+    state: dict[str, dict[str, Any]] = {path: {"agentReadReceipt": {"state": "SENT"}}}
+    writes = run(state, user_message("u1", T0, "p1"))
+    assert any(w.path == path and w.exists for w in writes)
+    assert state[path]["agentReadReceipt"] == {"state": "SENT"}
+    assert state[path]["text"] == "hi"
+    assert state[path]["direction"] == "USER"
+    assert run(state, user_message("u1", T0, "p1")) == []
+
+
+def test_the_conversation_keeps_the_latest_context() -> None:
+    state: dict[str, dict[str, Any]] = {}
+    run(state, user_message("u2", T0 + timedelta(minutes=1), "newer"))
+    run(state, user_message("u1", T0, "older"))  # arrives late
+    assert state[records.conversation_path(CID)]["context"] == {"placeId": "newer"}
+
+
+def test_parked_parts_are_created_once() -> None:
+    state: dict[str, dict[str, Any]] = {}
+    payload = receipts(("m1", "READ"), ("m2", "RECEIPT_TYPE_UNSPECIFIED"))
+    run(state, payload)
+    parked = state[records.parked_path(payload.key, 1)]
+    assert parked["category"] == "REJECTED_RECEIPT"
+    assert "RECEIPT_TYPE_UNSPECIFIED" in parked["reason"]
+    assert run(state, payload) == []
+
+
+def test_a_whole_unusable_payload_is_parked_with_its_bytes() -> None:
+    state: dict[str, dict[str, Any]] = {}
+    payload = bm.normalise(b"\x00 not json")
+    run(state, payload)
+    assert state[records.parked_path(payload.key, None)]["rawBody"] == b"\x00 not json"
+
+
+def test_huge_receipt_payloads_split_into_commits_that_fit() -> None:
+    payload = receipts(*[(f"m{i}", "DELIVERED") for i in range(450)])
+    parts = payload.chunks(records.MAX_RECEIPTS_PER_COMMIT)
+    assert [len(p.receipts) for p in parts] == [200, 200, 50]
+    state: dict[str, dict[str, Any]] = {}
+    assert all(len(run(state, part)) <= 500 for part in parts)
+    assert len([p for p in state if "/receipts/" in p]) == 450
