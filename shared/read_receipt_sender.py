@@ -7,28 +7,23 @@ crashed attempt expires and is taken again on Pub/Sub's redelivery.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from google.api_core.exceptions import Aborted, AlreadyExists, FailedPrecondition
 from google.cloud import firestore
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from shared import read_receipts, records
 from shared.bm_api import DEFAULT_ENDPOINT, REQUEST_TIMEOUT_SECONDS, Outcome
 from shared.config import Env
+from shared.firestore_retry import retry_on_conflict
 from shared.read_receipts import FIELD, Step
 from shared.store import utc_now
 
 log = logging.getLogger(__name__)
-
-CLAIM_ATTEMPTS = 10
-# A lost race for the message document: re-read it and decide again. (The emulator answers
-# Aborted when the recorder's transaction holds the document's lock.)
-_CONFLICTS = (AlreadyExists, FailedPrecondition, Aborted)
 
 
 class ReceiptApi(Protocol):
@@ -92,14 +87,13 @@ class ReadReceiptSender:
         state = read_receipts.finished(
             claim, self._clock(), outcome.attempts, outcome.error, outcome.permanent
         )
-        _on_conflict_retry()(ref.update, {FIELD: state})
+        retry_on_conflict(functools.partial(ref.update, {FIELD: state}))
         if state["state"] == read_receipts.PENDING:
             raise ReceiptNotSentYet(f"transient failure: {outcome.error}")
         return str(state["state"])
 
     def _claim(self, ref: firestore.DocumentReference) -> tuple[Step, Mapping[str, Any]]:
-        result: tuple[Step, Mapping[str, Any]] = _on_conflict_retry()(self._try_claim, ref)
-        return result
+        return retry_on_conflict(functools.partial(self._try_claim, ref))
 
     def _try_claim(self, ref: firestore.DocumentReference) -> tuple[Step, Mapping[str, Any]]:
         snapshot = ref.get()
@@ -115,12 +109,3 @@ class ReadReceiptSender:
         else:
             ref.create({FIELD: claim})  # the recorder fills in the message itself
         return step, claim
-
-
-def _on_conflict_retry() -> Retrying:
-    return Retrying(
-        retry=retry_if_exception_type(_CONFLICTS),
-        stop=stop_after_attempt(CLAIM_ATTEMPTS),
-        wait=wait_random(0, 0.05),
-        reraise=True,
-    )

@@ -1,7 +1,8 @@
 """The data contract: document paths, and the writes one payload makes (pure).
 
-`plan` sees the current state of every document a payload touches (read in the same
-transaction) and returns only the writes that change something, so a duplicate payload
+`plan` sees the current state of every document a payload touches (the adapter commits
+the writes only if none of those documents changed since) and returns only the writes that
+change something, so a duplicate payload
 writes nothing, a late DELIVERED never downgrades a READ, and each unique receipt is
 created exactly once.
 """
@@ -178,16 +179,20 @@ def _conversation_writes(
     current = existing.get(path)
     changes = {k: v for k, v in payload.conversation.items() if (current or {}).get(k) != v}
     activity = _activity_time(payload) or now
-    last = (current or {}).get("lastActivityTime")
-    if last is None or activity > last:
+    if _later(activity, (current or {}).get("lastActivityTime")):
         changes["lastActivityTime"] = activity
-        if payload.user_message is not None and payload.user_message.context:
-            changes["context"] = dict(payload.user_message.context)  # the latest context wins
+    context = payload.user_message.context if payload.user_message is not None else None
+    if context and _later(activity, (current or {}).get("contextTime")):
+        changes.update(context=dict(context), contextTime=activity)  # the latest context wins
     if not changes:
         return []
     if current is None:
         changes.update(_common(payload, now))
     return [Write(path, {**changes, "updateTime": now}, exists=current is not None)]
+
+
+def _later(time: datetime, than: datetime | None) -> bool:
+    return than is None or time > than
 
 
 def _activity_time(payload: Payload) -> datetime | None:

@@ -1,7 +1,8 @@
-"""Firestore adapter: applies a payload's planned writes in one transaction per commit."""
+"""Firestore adapter: applies a payload's planned writes in one atomic, conditional commit."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,12 +12,9 @@ from google.cloud import firestore
 
 from shared import records
 from shared.events import Payload
+from shared.firestore_retry import retry_on_conflict
 
 log = logging.getLogger(__name__)
-
-# Contended transactions are retried by the client; past this, the function fails and
-# Pub/Sub redelivers, so nothing is lost.
-TRANSACTION_ATTEMPTS = 25
 
 
 def utc_now() -> datetime:
@@ -37,26 +35,30 @@ class FirestoreRecorder:
     def record(self, payload: Payload) -> Recorded:
         now = self._clock()
         parts = payload.chunks(records.MAX_RECEIPTS_PER_COMMIT)
-        writes = sum(self._record_in_one_commit(part, now) for part in parts)
+        writes = sum(
+            retry_on_conflict(functools.partial(self._commit_once, part, now)) for part in parts
+        )
         return Recorded(writes=writes, commits=len(parts))
 
-    def _record_in_one_commit(self, payload: Payload, now: datetime) -> int:
+    def _commit_once(self, payload: Payload, now: datetime) -> int:
+        """Reads what the payload touches, and commits the plan only if none of it changed."""
         refs = [self._db.document(path) for path in records.paths_to_read(payload)]
-
-        @firestore.transactional
-        def apply(transaction: firestore.Transaction) -> int:
-            snapshots = self._db.get_all(refs, transaction=transaction)
-            existing = {
-                snap.reference.path: snap.to_dict() if snap.exists else None for snap in snapshots
-            }
-            writes = records.plan(payload, existing, now)
-            for write in writes:
-                ref = self._db.document(write.path)
-                if write.exists:
-                    transaction.update(ref, dict(write.data))
-                else:
-                    transaction.create(ref, dict(write.data))
-            return len(writes)
-
-        written: int = apply(self._db.transaction(max_attempts=TRANSACTION_ATTEMPTS))
-        return written
+        snapshots = {snap.reference.path: snap for snap in self._db.get_all(refs)}
+        existing = {
+            path: snap.to_dict() if snap.exists else None for path, snap in snapshots.items()
+        }
+        writes = records.plan(payload, existing, now)
+        if not writes:
+            return 0
+        batch = self._db.batch()
+        for write in writes:
+            ref = self._db.document(write.path)
+            if write.exists:
+                read_at = snapshots[write.path].update_time
+                batch.update(
+                    ref, dict(write.data), option=self._db.write_option(last_update_time=read_at)
+                )
+            else:
+                batch.create(ref, dict(write.data))  # fails if another writer created it first
+        batch.commit()
+        return len(writes)

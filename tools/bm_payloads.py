@@ -67,8 +67,13 @@ def suggestion_response(
     )
 
 
+def user_event(conversation_id: str, kind: str, **fields: Any) -> dict[str, Any]:
+    """authenticationResponse, userStatus, surveyResponse, ... (or a kind yet unknown)."""
+    return _envelope(conversation_id, **{kind: {"createTime": now_rfc3339(), **fields}})
+
+
 def user_status(conversation_id: str, **status: Any) -> dict[str, Any]:
-    return _envelope(conversation_id, userStatus={"createTime": now_rfc3339(), **status})
+    return user_event(conversation_id, "userStatus", **status)
 
 
 def receipts(conversation_id: str, *entries: tuple[str, str]) -> dict[str, Any]:

@@ -249,6 +249,17 @@ class LocalStack:
         return process
 
     def _function(self, function: Function) -> ManagedProcess:
+        process = self.function_process(function, self.ports[function.target])
+        self._owned.append(process)
+        return process
+
+    def function_process(
+        self, function: Function, port: int, overrides: Mapping[str, str] | None = None
+    ) -> ManagedProcess:
+        """A functions-framework server for one function, wired to this stack.
+
+        The stack starts one per function; a test may start another with other settings.
+        """
         executable = Path(sys.executable).parent / "functions-framework"
         command = [
             str(executable),
@@ -256,11 +267,15 @@ class LocalStack:
             f"--target={function.target}",
             f"--signature-type={function.signature}",
             "--host=127.0.0.1",
-            f"--port={self.ports[function.target]}",
+            f"--port={port}",
         ]
-        process = ManagedProcess(function.target, command, self.function_environment, self.log_dir)
-        self._owned.append(process)
-        return process
+        name = function.target if overrides is None else f"{function.target}-{port}"
+        return ManagedProcess(
+            name,
+            command,
+            lambda: {**self.function_environment(), **(overrides or {})},
+            self.log_dir,
+        )
 
 
 def _set_emulator_hosts(environment: Mapping[str, str]) -> None:

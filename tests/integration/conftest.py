@@ -15,6 +15,7 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 from google.cloud.pubsub_v1 import SubscriberClient
 
+from shared.providers import bm as provider
 from tools import bm_payloads
 from tools.bm_standin import BusinessMessagesStandIn
 from tools.procs import wait_until
@@ -117,21 +118,29 @@ def function_log(stack: LocalStack, target: str) -> list[dict[str, Any]]:
     return entries
 
 
+Delivery = tuple[str, str | None]  # (Pub/Sub message id, conversation id)
+
+
 def settled(
-    stack: LocalStack, target: str, message: str, pubsub_ids: list[str]
+    stack: LocalStack, target: str, message: str, deliveries: list[Delivery]
 ) -> list[dict[str, Any]]:
-    """Waits until `target` logged `message` for every one of these Pub/Sub messages."""
+    """Waits until `target` logged `message` for every one of these deliveries.
+
+    Matching on the conversation as well as the message id keeps it right across an emulator
+    restart, which numbers messages from 1 again.
+    """
 
     def entries() -> list[dict[str, Any]] | None:
         found = {
-            e["pubsubMessageId"]: e
-            for e in function_log(stack, target)
-            if e.get("message") == message and e.get("pubsubMessageId") in pubsub_ids
+            key: entry
+            for entry in function_log(stack, target)
+            if entry.get("message") == message
+            and (key := (entry.get("pubsubMessageId"), entry.get("conversationId"))) in deliveries
         }
-        return [found[i] for i in pubsub_ids] if len(found) == len(set(pubsub_ids)) else None
+        return [found[d] for d in deliveries] if len(found) == len(set(deliveries)) else None
 
     result = wait_until(
-        entries, PROCESSING_TIMEOUT, f"{target} to log {message!r} for {pubsub_ids}"
+        entries, PROCESSING_TIMEOUT, f"{target} to log {message!r} for {deliveries}"
     )
     assert isinstance(result, list)
     return result
@@ -141,15 +150,18 @@ def send(stack: LocalStack, body: bytes, key: str | None = None) -> requests.Res
     return bm_payloads.post_signed(stack.webhook_url, body, key or stack.signing_key)
 
 
-def accepted_id(response: requests.Response) -> str:
+def delivery(response: requests.Response) -> Delivery:
+    """The Pub/Sub message an accepted webhook request became, and its conversation."""
     assert response.status_code == 200, response.text
-    message_id: str = response.json()["messageId"]
-    return message_id
+    body = response.request.body
+    document = provider.parse_json(body) if isinstance(body, bytes) else None
+    conversation_id = document.get("conversationId") if isinstance(document, dict) else None
+    return response.json()["messageId"], conversation_id
 
 
 def recorded(stack: LocalStack, *responses: requests.Response) -> list[dict[str, Any]]:
     """The recorder's log entries for these accepted webhook requests, once all are processed."""
-    return settled(stack, "record_events", "event recorded", [accepted_id(r) for r in responses])
+    return settled(stack, "record_events", "event recorded", [delivery(r) for r in responses])
 
 
 def documents(collection: firestore.CollectionReference) -> dict[str, dict[str, Any]]:
