@@ -62,45 +62,31 @@ def running_stack() -> Target | None:
 def play(target: Target) -> None:
     cid = f"demo-{uuid.uuid4().hex[:8]}"
     hello = bm.encode(bm.user_text(cid, "user-1", "Hi! Are you open on Sunday?"))
-    steps: list[tuple[str, bytes, str]] = [
-        ("user says hello", hello, target.signing_key),
-        ("Google redelivers the same message", hello, target.signing_key),
+    delivered = (("agent-1", "DELIVERED"), ("agent-2", "DELIVERED"), ("agent-3", "DELIVERED"))
+    # Each payload is built when it is sent, so its times are those of the moment.
+    steps: list[tuple[str, Callable[[], bytes]]] = [
+        ("user says hello", lambda: hello),
+        ("Google redelivers the same message", lambda: hello),
         (
             "agent's 3 messages DELIVERED (one payload)",
-            bm.encode(
-                bm.receipts(
-                    cid,
-                    ("agent-1", "DELIVERED"),
-                    ("agent-2", "DELIVERED"),
-                    ("agent-3", "DELIVERED"),
-                )
-            ),
-            target.signing_key,
+            lambda: bm.encode(bm.receipts(cid, *delivered)),
         ),
         (
             "user READs agent-1 and agent-2",
-            bm.encode(bm.receipts(cid, ("agent-1", "READ"), ("agent-2", "READ"))),
-            target.signing_key,
+            lambda: bm.encode(bm.receipts(cid, ("agent-1", "READ"), ("agent-2", "READ"))),
         ),
-        (
-            "a late DELIVERED for agent-1",
-            bm.encode(bm.receipts(cid, ("agent-1", "DELIVERED"))),
-            target.signing_key,
-        ),
+        ("a late DELIVERED for agent-1", lambda: bm.encode(bm.receipts(cid, delivered[0]))),
         (
             "user taps a suggestion",
-            bm.encode(bm.suggestion_response(cid, "user-2", "hours", "Opening hours")),
-            target.signing_key,
+            lambda: bm.encode(bm.suggestion_response(cid, "user-2", "hours", "Opening hours")),
         ),
-        ("user is typing", bm.encode(bm.user_status(cid, isTyping=True)), target.signing_key),
+        ("user is typing", lambda: bm.encode(bm.user_status(cid, isTyping=True))),
         (
             "READ for agent-3 beside a RECEIPT_TYPE_UNSPECIFIED",
-            bm.encode(
+            lambda: bm.encode(
                 bm.receipts(cid, ("agent-3", "READ"), ("agent-3", "RECEIPT_TYPE_UNSPECIFIED"))
             ),
-            target.signing_key,
         ),
-        ("a forged request", bm.encode(bm.user_text(cid, "user-x", "forged")), "not-the-key"),
     ]
     handshake = requests.post(
         target.webhook,
@@ -109,9 +95,11 @@ def play(target: Target) -> None:
     )
     print(f"\nConversation {cid}\n")
     print(f"  {'webhook verification handshake':<52} -> {handshake.status_code} {handshake.text!r}")
-    for title, body, key in steps:
-        response = bm.post_signed(target.webhook, body, key)
+    for title, build in steps:
+        response = bm.post_signed(target.webhook, build(), target.signing_key)
         print(f"  {title:<52} -> {response.status_code}")
+    forged = bm.post_signed(target.webhook, bm.encode(bm.user_text(cid, "x", "?")), "not-the-key")
+    print(f"  {'a request signed with the wrong key':<52} -> {forged.status_code}")
     show(target, cid)
 
 

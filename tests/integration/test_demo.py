@@ -1,0 +1,35 @@
+"""`make demo` plays its conversation through the stack and shows what landed."""
+
+import pytest
+
+from tools import demo
+from tools.bm_standin import BusinessMessagesStandIn
+from tools.stack import LocalStack
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_demo_conversation_lands_as_shown(
+    stack: LocalStack, standin: BusinessMessagesStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = demo.Target(
+        stack.webhook_url,
+        stack.signing_key,
+        stack.settings.client_token,
+        stack.settings.project,
+        stack.firestore_host,
+        lambda: standin.summary()["calls"],
+    )
+    demo.play(target)
+    shown = capsys.readouterr().out
+    assert "-> 200 'demo-secret'" in shown
+    assert "a request signed with the wrong key                  -> 401" in shown
+    assert "receipts: 6 unique" in shown
+    assert "parked: REJECTED_RECEIPT: receiptType is RECEIPT_TYPE_UNSPECIFIED" in shown
+    assert shown.count("/receipt -> 200") == 2
+    rows = [line.split() for line in shown.splitlines() if line.startswith("  agent-")]
+    assert [(row[0], row[2]) for row in rows] == [
+        ("agent-1", "READ"),
+        ("agent-2", "READ"),
+        ("agent-3", "READ"),
+    ]
