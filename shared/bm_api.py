@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -19,8 +18,6 @@ from tenacity import (
 )
 
 from shared.config import ConfigError
-
-log = logging.getLogger(__name__)
 
 SCOPE = "https://www.googleapis.com/auth/businessmessages"
 DEFAULT_ENDPOINT = "https://businessmessages.googleapis.com"

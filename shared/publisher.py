@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 
 from google.api_core import exceptions, retry
 from google.cloud.pubsub_v1 import PublisherClient
-
-log = logging.getLogger(__name__)
 
 # Publish errors worth retrying within the webhook's own deadline (Pub/Sub's own list).
 _TRANSIENT = retry.if_exception_type(

@@ -8,7 +8,6 @@ crashed attempt expires and is taken again on Pub/Sub's redelivery.
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,9 +20,7 @@ from shared.bm_api import DEFAULT_ENDPOINT, REQUEST_TIMEOUT_SECONDS, Outcome
 from shared.config import Env
 from shared.firestore_retry import retry_on_conflict
 from shared.read_receipts import FIELD, Step
-from shared.store import utc_now
-
-log = logging.getLogger(__name__)
+from shared.times import utc_now
 
 
 class ReceiptApi(Protocol):

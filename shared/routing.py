@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 EVENTS = "events"
 READABLE = "readable"
-TOPIC_KEYS = (EVENTS, READABLE)
 
 MAX_ATTRIBUTE_BYTES = 1024  # Pub/Sub's limit on one attribute value
 

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from google.cloud import firestore
 
 from shared import records
 from shared.events import Payload
 from shared.firestore_retry import retry_on_conflict
-
-log = logging.getLogger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+from shared.times import utc_now
 
 
 @dataclass(frozen=True)

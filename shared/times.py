@@ -1,4 +1,4 @@
-"""Timestamps as providers send them (RFC 3339, Unix milliseconds) to aware datetimes."""
+"""Aware UTC datetimes: now, and timestamps as providers send them."""
 
 from __future__ import annotations
 
@@ -16,10 +16,5 @@ def parse_rfc3339(value: object) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def from_unix_millis(value: object) -> datetime | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        return datetime.fromtimestamp(float(value) / 1000, tz=UTC)
-    except (ValueError, OverflowError, OSError):
-        return None
+def utc_now() -> datetime:
+    return datetime.now(UTC)

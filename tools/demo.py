@@ -33,6 +33,20 @@ class Target:
     firestore_host: str
     calls: Callable[[], list[dict[str, Any]]]  # the READ receipts the API received
 
+    @classmethod
+    def of(cls, stack: LocalStack) -> Target:
+        """A stack started in this process, with its stand-in."""
+        standin = stack.standin
+        assert standin is not None
+        return cls(
+            stack.webhook_url,
+            stack.signing_key,
+            stack.settings.client_token,
+            stack.settings.project,
+            stack.firestore_host,
+            lambda: standin.summary()["calls"],
+        )
+
 
 def running_stack() -> Target | None:
     try:
@@ -167,18 +181,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="receipt-demo-") as work_dir:
         stack = LocalStack(StackSettings(work_dir=Path(work_dir))).start()
         try:
-            assert stack.standin is not None
-            standin = stack.standin
-            play(
-                Target(
-                    stack.webhook_url,
-                    stack.signing_key,
-                    stack.settings.client_token,
-                    stack.settings.project,
-                    stack.firestore_host,
-                    lambda: standin.summary()["calls"],
-                )
-            )
+            play(Target.of(stack))
         finally:
             stack.stop()
 

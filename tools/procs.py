@@ -94,11 +94,6 @@ class ManagedProcess:
         except FileNotFoundError:
             return ""
 
-    def kill(self) -> None:
-        """SIGKILL, as a crash would: no clean-up runs."""
-        self._signal_group(signal.SIGKILL)
-        self._reap(timeout=10)
-
     def stop(self, timeout: float = 15) -> None:
         if self._process is None:
             return

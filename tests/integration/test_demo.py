@@ -3,24 +3,15 @@
 import pytest
 
 from tools import demo
-from tools.bm_standin import BusinessMessagesStandIn
 from tools.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 
 
 def test_the_demo_conversation_lands_as_shown(
-    stack: LocalStack, standin: BusinessMessagesStandIn, capsys: pytest.CaptureFixture[str]
+    stack: LocalStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    target = demo.Target(
-        stack.webhook_url,
-        stack.signing_key,
-        stack.settings.client_token,
-        stack.settings.project,
-        stack.firestore_host,
-        lambda: standin.summary()["calls"],
-    )
-    demo.play(target)
+    demo.play(demo.Target.of(stack))
     shown = capsys.readouterr().out
     assert "-> 200 'demo-secret'" in shown
     assert "a request signed with the wrong key                  -> 401" in shown
