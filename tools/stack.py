@@ -100,6 +100,7 @@ class LocalStack:
         )
         self.standin: BusinessMessagesStandIn | None = None
         self._credentials = settings.credentials
+        self._standin_key = settings.work_dir / "standin-service-account.json"
         self.ports = {function.target: free_port() for function in FUNCTIONS}
         if settings.webhook_port:
             self.ports[WEBHOOK.target] = settings.webhook_port
@@ -126,6 +127,7 @@ class LocalStack:
         if self.standin is not None:
             self.standin.stop()
             self.standin = None
+            self._standin_key.unlink(missing_ok=True)
 
     def _start_emulators(self) -> None:
         emulators = (
@@ -149,10 +151,9 @@ class LocalStack:
         if self.settings.bm_api_endpoint:
             return
         self.standin = BusinessMessagesStandIn().start()
-        key = self.settings.work_dir / "standin-service-account.json"
-        key.parent.mkdir(parents=True, exist_ok=True)
-        self.standin.write_key(key)
-        self._credentials = str(key)
+        self._standin_key.parent.mkdir(parents=True, exist_ok=True)
+        self.standin.write_key(self._standin_key)
+        self._credentials = str(self._standin_key)
 
     def start_function(self, target: str) -> None:
         self.functions[target].start(f"{self.url(target)}/", timeout=60)
