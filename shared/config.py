@@ -26,6 +26,10 @@ class Env:
         self._environ = os.environ if environ is None else environ
         self._problems: list[str] = []
 
+    def present(self, *names: str) -> bool:
+        """Whether any of these is set: an optional part of the configuration is in use."""
+        return any(self._environ.get(name, "").strip() for name in names)
+
     def required(self, name: str) -> str:
         value = self._environ.get(name, "").strip()
         if not value:

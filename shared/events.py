@@ -29,7 +29,8 @@ class StatusReport:
     message_id: str
     status: str
     time: datetime | None
-    details: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)  # kept on the receipt
+    message_fields: Mapping[str, Any] = field(default_factory=dict)  # set on the message, once
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,17 @@ class UserMessage:
     create_time: datetime | None
     content: Mapping[str, Any]
     context: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TemplateReview:
+    """A message template's review result (Chat App audit), per template and language."""
+
+    template: tuple[str, str, str]  # (account, template code, language)
+    status: str
+    time: datetime
+    key: str  # identity of this review across duplicate pushes
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -65,7 +77,7 @@ class StatusScale:
 
 @dataclass(frozen=True)
 class Payload:
-    """One authenticated webhook body, normalised."""
+    """One authenticated webhook body normalised, or the part of it for one conversation."""
 
     provider: str
     kind: str
@@ -76,18 +88,44 @@ class Payload:
     request_id: str | None = None
     send_time: datetime | None = None
     receipts: tuple[StatusReport, ...] = ()
-    user_message: UserMessage | None = None
+    user_messages: tuple[UserMessage, ...] = ()
+    reviews: tuple[TemplateReview, ...] = ()
     parked: tuple[Parked, ...] = ()
     raw: bytes = b""
 
-    def chunks(self, max_receipts: int) -> list[Payload]:
-        """Splits a huge receipts payload so each part fits in one Firestore commit."""
-        if len(self.receipts) <= max_receipts:
+    def chunks(self, max_writes: int) -> list[Payload]:
+        """Splits a huge payload into parts that each fit in one Firestore commit."""
+        if self.most_writes() <= max_writes:
             return [self]
-        return [
-            replace(self, receipts=self.receipts[start : start + max_receipts])
-            for start in range(0, len(self.receipts), max_receipts)
-        ]
+        parts: list[Payload] = []
+        taken: dict[str, list[Any]] = {name: [] for name in _WRITES_PER_ITEM}
+        size = 1  # the conversation
+        for name, cost in _WRITES_PER_ITEM.items():
+            for item in getattr(self, name):
+                if size + cost > max_writes:
+                    parts.append(self._holding(taken))
+                    taken, size = {name: [] for name in _WRITES_PER_ITEM}, 1
+                taken[name].append(item)
+                size += cost
+        return [*parts, self._holding(taken)]
+
+    def _holding(self, items: dict[str, list[Any]]) -> Payload:
+        return replace(
+            self,
+            receipts=tuple(items["receipts"]),
+            user_messages=tuple(items["user_messages"]),
+            reviews=tuple(items["reviews"]),
+            parked=tuple(items["parked"]),
+        )
+
+    def most_writes(self) -> int:
+        """An upper bound on the documents this payload writes in one commit."""
+        items = sum(cost * len(getattr(self, name)) for name, cost in _WRITES_PER_ITEM.items())
+        return items + 1  # the conversation
+
+
+# Documents one item may write: a receipt and its message; a review and its template.
+_WRITES_PER_ITEM = {"receipts": 2, "user_messages": 1, "reviews": 2, "parked": 1}
 
 
 def payload_key(raw: bytes) -> str:

@@ -8,7 +8,10 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from shared.times import parse_rfc3339, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +25,7 @@ class PushedMessage:
     message_id: str
     data: bytes
     attributes: dict[str, str]
+    publish_time: datetime  # when the webhook published it
 
 
 def decode(event: Any) -> PushedMessage:
@@ -37,6 +41,7 @@ def decode(event: Any) -> PushedMessage:
         message_id=str(message.get("messageId") or event["id"]),
         data=data,
         attributes={str(k): str(v) for k, v in attributes.items()},
+        publish_time=parse_rfc3339(message.get("publishTime")) or utc_now(),
     )
 
 

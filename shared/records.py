@@ -2,9 +2,8 @@
 
 `plan` sees the current state of every document a payload touches (the adapter commits
 the writes only if none of those documents changed since) and returns only the writes that
-change something, so a duplicate payload
-writes nothing, a late DELIVERED never downgrades a READ, and each unique receipt is
-created exactly once.
+change something: a duplicate payload writes nothing, a late DELIVERED never downgrades a
+READ, and each unique receipt is created exactly once.
 """
 
 from __future__ import annotations
@@ -16,13 +15,21 @@ from datetime import datetime
 from typing import Any
 
 from shared.docids import doc_id
-from shared.events import AGENT, USER, Parked, Payload, StatusReport, StatusScale
+from shared.events import (
+    AGENT,
+    USER,
+    Parked,
+    Payload,
+    StatusReport,
+    StatusScale,
+    TemplateReview,
+)
 
 CONVERSATIONS = "conversations"
 PARKED = "parked"
+TEMPLATE_REVIEWS = "templateReviews"
 MAX_RAW_BODY_BYTES = 900 * 1024  # a Firestore document holds at most 1 MiB
-# Two writes per receipt (receipt + message) plus the conversation stay within 500 per commit.
-MAX_RECEIPTS_PER_COMMIT = 200
+MAX_WRITES_PER_COMMIT = 500  # Firestore's limit for one batch
 
 Document = Mapping[str, Any]
 
@@ -43,6 +50,14 @@ def parked_path(payload_key: str, index: int | None) -> str:
     return f"{PARKED}/{doc_id(payload_key, 'payload' if index is None else str(index))}"
 
 
+def template_review_path(template: tuple[str, str, str]) -> str:
+    return f"{TEMPLATE_REVIEWS}/{doc_id(*template)}"
+
+
+def review_history_path(review: TemplateReview) -> str:
+    return f"{template_review_path(review.template)}/history/{doc_id(review.key)}"
+
+
 def time_field(status: str) -> str:
     """DELIVERED -> deliveredTime, READ -> readTime."""
     return status.lower() + "Time"
@@ -57,19 +72,34 @@ class Write:
     exists: bool
 
 
+def commit_groups(payloads: list[Payload]) -> list[list[Payload]]:
+    """Packs payloads into as few commits as Firestore allows, splitting any that are too big.
+
+    Payloads of one batch touch disjoint documents (one conversation each), so their plans
+    can share a commit.
+    """
+    groups: list[list[Payload]] = []
+    size = MAX_WRITES_PER_COMMIT
+    for part in (chunk for p in payloads for chunk in p.chunks(MAX_WRITES_PER_COMMIT)):
+        if size + part.most_writes() > MAX_WRITES_PER_COMMIT:
+            groups.append([])
+            size = 0
+        groups[-1].append(part)
+        size += part.most_writes()
+    return groups
+
+
 def paths_to_read(payload: Payload) -> list[str]:
     paths = [parked_path(payload.key, parked.index) for parked in payload.parked]
+    for review in payload.reviews:
+        paths += [template_review_path(review.template), review_history_path(review)]
     cid = payload.conversation_id
-    if cid is None:
-        return paths
-    paths.append(conversation_path(cid))
-    for report in payload.receipts:
-        paths += [
-            receipt_path(cid, report.message_id, report.status),
-            message_path(cid, report.message_id),
-        ]
-    if payload.user_message is not None:
-        paths.append(message_path(cid, payload.user_message.message_id))
+    if cid is not None:
+        paths.append(conversation_path(cid))
+        for report in payload.receipts:
+            paths.append(receipt_path(cid, report.message_id, report.status))
+            paths.append(message_path(cid, report.message_id))
+        paths += [message_path(cid, message.message_id) for message in payload.user_messages]
     return list(dict.fromkeys(paths))
 
 
@@ -79,6 +109,7 @@ def plan(payload: Payload, existing: Mapping[str, Document | None], now: datetim
         for parked in payload.parked
         if existing.get(path := parked_path(payload.key, parked.index)) is None
     ]
+    writes += _review_writes(payload, existing, now)
     if payload.conversation_id is None:
         return writes
     writes += _receipt_writes(payload, existing, now)
@@ -99,6 +130,7 @@ def status_changes(
         field = time_field(report.status)
         if report.time is not None and current.get(field) is None and field not in changes:
             changes[field] = report.time
+        changes.update(report.message_fields)
     return changes
 
 
@@ -149,26 +181,26 @@ def _receipt_writes(
 def _user_message_writes(
     payload: Payload, existing: Mapping[str, Document | None], now: datetime
 ) -> list[Write]:
-    message = payload.user_message
-    if message is None:
-        return []
     assert payload.conversation_id is not None
-    path = message_path(payload.conversation_id, message.message_id)
-    current = existing.get(path)
-    if current is not None and "kind" in current:
-        return []  # already recorded; the READ-receipt sender may have created the document first
-    document = {
-        **_common(payload, now),
-        "direction": USER,
-        "messageId": message.message_id,
-        "kind": message.kind,
-        "createTime": message.create_time,
-        "requestId": payload.request_id,
-        "sendTime": payload.send_time,
-        "context": dict(message.context),
-        **message.content,
-    }
-    return [Write(path, document, exists=current is not None)]
+    writes = []
+    for message in payload.user_messages:
+        path = message_path(payload.conversation_id, message.message_id)
+        current = existing.get(path)
+        if current is not None and "kind" in current:
+            continue  # already recorded; the READ-receipt sender may have created the document
+        document = {
+            **_common(payload, now),
+            "direction": USER,
+            "messageId": message.message_id,
+            "kind": message.kind,
+            "createTime": message.create_time,
+            "requestId": payload.request_id,
+            "sendTime": payload.send_time,
+            "context": dict(message.context),
+            **message.content,
+        }
+        writes.append(Write(path, document, exists=current is not None))
+    return writes
 
 
 def _conversation_writes(
@@ -176,19 +208,51 @@ def _conversation_writes(
 ) -> list[Write]:
     assert payload.conversation_id is not None
     path = conversation_path(payload.conversation_id)
-    current = existing.get(path)
-    changes = {k: v for k, v in payload.conversation.items() if (current or {}).get(k) != v}
+    current = existing.get(path) or {}
+    changes = {k: v for k, v in payload.conversation.items() if current.get(k) != v}
     activity = _activity_time(payload) or now
-    if _later(activity, (current or {}).get("lastActivityTime")):
+    if _later(activity, current.get("lastActivityTime")):
         changes["lastActivityTime"] = activity
-    context = payload.user_message.context if payload.user_message is not None else None
-    if context and _later(activity, (current or {}).get("contextTime")):
-        changes.update(context=dict(context), contextTime=activity)  # the latest context wins
+    for message in payload.user_messages:
+        time = message.create_time or activity
+        if message.context and _later(time, changes.get("contextTime", current.get("contextTime"))):
+            changes.update(context=dict(message.context), contextTime=time)  # latest wins
     if not changes:
         return []
-    if current is None:
+    if not current:
         changes.update(_common(payload, now))
-    return [Write(path, {**changes, "updateTime": now}, exists=current is not None)]
+    return [Write(path, {**changes, "updateTime": now}, exists=bool(current))]
+
+
+def _review_writes(
+    payload: Payload, existing: Mapping[str, Document | None], now: datetime
+) -> list[Write]:
+    """Each review joins its template's history once; the newest one is the template's status."""
+    writes: list[Write] = []
+    latest: dict[str, dict[str, Any]] = {}
+    for review in sorted(payload.reviews, key=lambda r: r.time):
+        history = review_history_path(review)
+        if existing.get(history) is not None or any(w.path == history for w in writes):
+            continue
+        account, code, language = review.template
+        document = {
+            "provider": payload.provider,
+            "account": account,
+            "templateCode": code,
+            "language": language,
+            "status": review.status,
+            "reviewTime": review.time,
+            **review.fields,
+        }
+        writes.append(Write(history, {**document, "recordTime": now}, exists=False))
+        path = template_review_path(review.template)
+        current: Document | None = latest.get(path) or existing.get(path)
+        if current is None or _later(review.time, current.get("reviewTime")):
+            latest[path] = {**document, "updateTime": now}
+    for path, document in latest.items():
+        exists = existing.get(path) is not None
+        writes.append(Write(path, document if exists else {**document, "recordTime": now}, exists))
+    return writes
 
 
 def _later(time: datetime, than: datetime | None) -> bool:
@@ -196,10 +260,9 @@ def _later(time: datetime, than: datetime | None) -> bool:
 
 
 def _activity_time(payload: Payload) -> datetime | None:
-    if payload.user_message is not None and payload.user_message.create_time is not None:
-        return payload.user_message.create_time
-    receipt_times = [report.time for report in payload.receipts if report.time is not None]
-    return max(receipt_times, default=None) or payload.send_time
+    times = [m.create_time for m in payload.user_messages if m.create_time is not None]
+    times += [report.time for report in payload.receipts if report.time is not None]
+    return max(times, default=None) or payload.send_time
 
 
 def _parked_document(payload: Payload, parked: Parked, now: datetime) -> dict[str, Any]:

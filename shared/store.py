@@ -26,22 +26,23 @@ class FirestoreRecorder:
         self._db = client
         self._clock = clock
 
-    def record(self, payload: Payload) -> Recorded:
+    def record(self, payloads: list[Payload]) -> Recorded:
         now = self._clock()
-        parts = payload.chunks(records.MAX_RECEIPTS_PER_COMMIT)
-        writes = sum(
-            retry_on_conflict(functools.partial(self._commit_once, part, now)) for part in parts
-        )
-        return Recorded(writes=writes, commits=len(parts))
+        written = [
+            retry_on_conflict(functools.partial(self._commit_once, group, now))
+            for group in records.commit_groups(payloads)
+        ]
+        return Recorded(writes=sum(written), commits=sum(1 for n in written if n))
 
-    def _commit_once(self, payload: Payload, now: datetime) -> int:
-        """Reads what the payload touches, and commits the plan only if none of it changed."""
-        refs = [self._db.document(path) for path in records.paths_to_read(payload)]
+    def _commit_once(self, payloads: list[Payload], now: datetime) -> int:
+        """Reads what the payloads touch, and commits their plans only if none of it changed."""
+        paths = [path for payload in payloads for path in records.paths_to_read(payload)]
+        refs = [self._db.document(path) for path in dict.fromkeys(paths)]
         snapshots = {snap.reference.path: snap for snap in self._db.get_all(refs)}
         existing = {
             path: snap.to_dict() if snap.exists else None for path, snap in snapshots.items()
         }
-        writes = records.plan(payload, existing, now)
+        writes = [write for payload in payloads for write in records.plan(payload, existing, now)]
         if not writes:
             return 0
         batch = self._db.batch()

@@ -1,27 +1,31 @@
-"""The webhook's request handling: bounds, handshake, signature, hand-off.
+"""The webhook: routes each request to its provider, and hands authenticated events off.
 
-An event is acknowledged (2xx) only once Pub/Sub has confirmed the publish; everything
-authenticated is published unchanged, whatever its kind, so nothing is ever dropped here.
+Paths: `/` (Google Business Messages, signed) and `/chatapp/{status|inbound|audit}/{token}`
+(Alibaba Cloud Chat App). One public function serves both: the bounds, the publish and the
+rule "acknowledge only what Pub/Sub confirmed" live here once; a provider only decides
+(ingress.Reply or ingress.Publish). An event is acknowledged only once Pub/Sub has confirmed
+the publish; everything authenticated is published unchanged.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from flask import Request, Response, jsonify
 
-from shared import routing
 from shared.config import Env
-from shared.providers import bm
+from shared.ingress import Incoming, Publish, Reply
+from shared.providers import bm, chatapp
 from shared.publisher import PublishFailed
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_PUBLISH_TIMEOUT_SECONDS = 10.0
+NOT_FOUND = Reply(404, {"error": "no such endpoint"})
 
 
 class Publisher(Protocol):
@@ -31,68 +35,74 @@ class Publisher(Protocol):
 @dataclass(frozen=True)
 class WebhookConfig:
     project: str
-    signing_keys: tuple[str, ...]
-    client_token: str
     topics: Mapping[str, str]
     max_body_bytes: int
     publish_timeout: float
+    bm: bm.Config | None
+    chatapp: chatapp.Config | None
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> WebhookConfig:
         env = env or Env()
         config = cls(
             project=env.project(),
-            signing_keys=env.secrets("BM_SIGNING_KEY"),
-            client_token=env.required("BM_CLIENT_TOKEN"),
             topics=env.topics(),
             max_body_bytes=int(env.number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1)),
             publish_timeout=env.number(
                 "PUBLISH_TIMEOUT_SECONDS", DEFAULT_PUBLISH_TIMEOUT_SECONDS, minimum=0.1
             ),
+            bm=bm.config_from_env(env),
+            chatapp=chatapp.config_from_env(env),
         )
+        if config.bm is None and config.chatapp is None:
+            env.problem(
+                "no provider is configured: set BM_SIGNING_KEY and BM_CLIENT_TOKEN "
+                "(Business Messages) and/or CHATAPP_CALLBACK_TOKENS (Chat App)"
+            )
         env.check("webhook")
         return config
+
+
+Receiver = Callable[[Incoming], Reply | Publish]
 
 
 class Webhook:
     def __init__(self, config: WebhookConfig, publisher: Publisher) -> None:
         self._config = config
         self._publisher = publisher
+        self._receivers: dict[str, Receiver] = {}
+        if config.bm is not None:
+            bm_config = config.bm
+            self._receivers[""] = lambda request: bm.receive(request, bm_config)
+        if config.chatapp is not None:
+            chatapp_config = config.chatapp
+            self._receivers["chatapp"] = lambda request: chatapp.receive(request, chatapp_config)
 
     def __call__(self, request: Request) -> Response:
+        prefix, *rest = request.path.strip("/").split("/")
+        receive = self._receivers.get(prefix)
+        if receive is None:
+            return _respond(NOT_FOUND)
         if request.method != "POST":
-            return _error(405, "only POST is accepted", Allow="POST")
+            return _respond(Reply(405, {"error": "only POST is accepted"}, {"Allow": "POST"}))
         body = read_bounded(request, self._config.max_body_bytes)
         if body is None:
-            return _error(413, f"body exceeds {self._config.max_body_bytes} bytes")
-        document = bm.parse_json(body)
-        handshake = bm.handshake(document)
-        if handshake is not None:
-            return self._answer_handshake(handshake)
-        signature = request.headers.get(bm.SIGNATURE_HEADER)
-        if not bm.signature_valid(body, signature, self._config.signing_keys):
-            log.warning("rejected a request without a valid signature", extra={"status": 401})
-            return _error(401, "missing or invalid X-Goog-Signature")
-        return self._hand_off(body, bm.describe(document))
-
-    def _answer_handshake(self, handshake: bm.Handshake) -> Response:
-        if not bm.token_matches(handshake.client_token, self._config.client_token):
-            log.warning("refused a webhook handshake with a wrong clientToken")
-            return _error(403, "clientToken does not match")
-        log.info("answered the webhook verification handshake")
-        return Response(handshake.secret, status=200, mimetype="text/plain")
-
-    def _hand_off(self, body: bytes, description: routing.Description) -> Response:
-        fields = {"kind": description.kind, **description.attributes}
-        try:
-            message_id = self._publisher.publish(
-                description.topic_key, body, description.attributes
+            return _respond(
+                Reply(413, {"error": f"body exceeds {self._config.max_body_bytes} bytes"})
             )
+        decision = receive(Incoming(tuple(rest), request.headers, body, _client_ip(request)))
+        if isinstance(decision, Reply):
+            return _respond(decision)
+        return self._hand_off(body, decision)
+
+    def _hand_off(self, body: bytes, publish: Publish) -> Response:
+        try:
+            message_id = self._publisher.publish(publish.topic_key, body, publish.attributes)
         except PublishFailed as failure:
-            log.error("event not acknowledged: %s", failure, extra=fields)
-            return _error(503, "event could not be stored, retry later")
-        log.info("event published", extra={**fields, "pubsubMessageId": message_id})
-        return jsonify(status="accepted", messageId=message_id)
+            log.error("event not acknowledged: %s", failure, extra=dict(publish.attributes))
+            return _respond(publish.refused)
+        log.info("event published", extra={**publish.attributes, "pubsubMessageId": message_id})
+        return _respond(Reply(200, {**publish.accepted, "messageId": message_id}))
 
 
 def read_bounded(request: Request, limit: int) -> bytes | None:
@@ -103,8 +113,18 @@ def read_bounded(request: Request, limit: int) -> bytes | None:
     return None if len(body) > limit else body
 
 
-def _error(status: int, message: str, **headers: str) -> Response:
-    response = jsonify(error=message)
-    response.status_code = status
-    response.headers.update(headers)
+def _client_ip(request: Request) -> str | None:
+    # Google's front end appends the address it saw to X-Forwarded-For: the last entry is
+    # the one a client cannot forge. Locally there is no front end.
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    return forwarded.rsplit(",", 1)[-1].strip() or request.remote_addr
+
+
+def _respond(reply: Reply) -> Response:
+    if isinstance(reply.body, str):
+        response = Response(reply.body, status=reply.status, mimetype="text/plain")
+    else:
+        response = jsonify(reply.body)
+        response.status_code = reply.status
+    response.headers.update(reply.headers)
     return response

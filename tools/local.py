@@ -54,6 +54,9 @@ def describe(stack: LocalStack) -> dict[str, object]:
         "webhook": stack.webhook_url,
         "signingKey": stack.signing_key,
         "clientToken": stack.settings.client_token,
+        "chatappStatusUrl": stack.chatapp_url("status"),
+        "chatappInboundUrl": stack.chatapp_url("inbound"),
+        "chatappAuditUrl": stack.chatapp_url("audit"),
         "apiEndpoint": stack.api_endpoint,
         "standin": stack.standin is not None,
         **stack.client_environment(),
@@ -64,10 +67,13 @@ def print_summary(stack: LocalStack) -> None:
     print(
         f"""
 Receipt pipeline running locally.
-  webhook             {stack.webhook_url}   (POST, signed with BM_SIGNING_KEY)
+  Business Messages   {stack.webhook_url}   (POST, signed with BM_SIGNING_KEY)
+  Chat App status     {stack.chatapp_url("status")}
+  Chat App inbound    {stack.chatapp_url("inbound")}
+  Chat App audit      {stack.chatapp_url("audit")}
   Pub/Sub emulator    {stack.pubsub_host}
   Firestore emulator  {stack.firestore_host}
-  Business Messages   {stack.api_endpoint}{"   (loopback stand-in)" if stack.standin else ""}
+  Business Messages API {stack.api_endpoint}{"   (loopback stand-in)" if stack.standin else ""}
   logs                {stack.log_dir}
 Try `make demo` in another terminal. Ctrl-C stops everything.""",
         flush=True,

@@ -32,6 +32,8 @@ _STACK_VARIABLES = (
     "FIRESTORE_EMULATOR_HOST",
     "BM_SIGNING_KEY",
     "BM_CLIENT_TOKEN",
+    "CHATAPP_CALLBACK_TOKENS",
+    "CHATAPP_ALLOWED_IPS",
     "BM_API_ENDPOINT",
     "GOOGLE_APPLICATION_CREDENTIALS",
     *DEFAULT_TOPICS,
@@ -49,6 +51,7 @@ class StackSettings:
     credentials: str | None = None  # service-account key for that API
     signing_keys: str = "local-signing-key"  # local development value; set BM_SIGNING_KEY
     client_token: str = "local-client-token"  # noqa: S105 (a local development value)
+    chatapp_tokens: str = "local-chatapp-token"  # local development value
     topics: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TOPICS))
     function_env: dict[str, str] = field(default_factory=dict)  # e.g. AUTO_READ_RECEIPTS
     ack_deadline_seconds: int = 60
@@ -67,6 +70,7 @@ class StackSettings:
         )
         settings.signing_keys = environ.get("BM_SIGNING_KEY") or settings.signing_keys
         settings.client_token = environ.get("BM_CLIENT_TOKEN") or settings.client_token
+        settings.chatapp_tokens = environ.get("CHATAPP_CALLBACK_TOKENS") or settings.chatapp_tokens
         settings.topics = {
             name: environ.get(name) or topic for name, topic in DEFAULT_TOPICS.items()
         }
@@ -76,6 +80,7 @@ class StackSettings:
             "PUBLISH_TIMEOUT_SECONDS",
             "BM_API_RETRY_DEADLINE_SECONDS",
             "READ_RECEIPT_LEASE_SECONDS",
+            "CHATAPP_ALLOWED_IPS",
         )
         settings.function_env = {
             name: environ[name] for name in passed_through if environ.get(name)
@@ -176,6 +181,11 @@ class LocalStack:
     def signing_key(self) -> str:
         return self.settings.signing_keys.split(",")[0].strip()
 
+    def chatapp_url(self, kind: str) -> str:
+        """The callback URL to paste into Alibaba's console for `status`, `inbound`, `audit`."""
+        token = self.settings.chatapp_tokens.split(",")[0].strip()
+        return f"{self.webhook_url}/chatapp/{kind}/{token}"
+
     @property
     def api_endpoint(self) -> str:
         if self.settings.bm_api_endpoint:
@@ -199,6 +209,7 @@ class LocalStack:
             PYTHONPATH=str(ROOT),
             BM_SIGNING_KEY=self.settings.signing_keys,
             BM_CLIENT_TOKEN=self.settings.client_token,
+            CHATAPP_CALLBACK_TOKENS=self.settings.chatapp_tokens,
             BM_API_ENDPOINT=self.api_endpoint,
             **self.settings.topics,
             **({"GOOGLE_APPLICATION_CREDENTIALS": credentials} if credentials else {}),

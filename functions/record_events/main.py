@@ -21,18 +21,20 @@ recorder = FirestoreRecorder(firestore.Client(project=project))
 @functions_framework.cloud_event
 @subscriber
 def record_events(message: PushedMessage) -> None:
-    payload = providers.normalise(message.attributes.get("provider", ""), message.data)
-    recorded = recorder.record(payload)
+    payloads = providers.normalise(message.attributes, message.data, message.publish_time)
+    recorded = recorder.record(payloads)
     log.info(
         "event recorded",
         extra={
             "pubsubMessageId": message.message_id,
-            "provider": payload.provider,
-            "kind": payload.kind,
+            "provider": message.attributes.get("provider"),
+            "kind": message.attributes.get("kind"),
             "conversationId": message.attributes.get("conversationId"),
             "requestId": message.attributes.get("requestId"),
-            "receipts": len(payload.receipts),
-            "parked": len(payload.parked),
+            "receipts": sum(len(p.receipts) for p in payloads),
+            "userMessages": sum(len(p.user_messages) for p in payloads),
+            "reviews": sum(len(p.reviews) for p in payloads),
+            "parked": sum(len(p.parked) for p in payloads),
             "writes": recorded.writes,
             "commits": recorded.commits,
         },

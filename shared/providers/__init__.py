@@ -1,23 +1,34 @@
-"""One module per messaging provider: authentication, envelope parsing, normalisation."""
+"""One module per messaging provider: authentication, envelope parsing, normalisation.
+
+Everything after `normalise` is shared by all providers.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
+
 from shared.events import UNKNOWN_KIND, Parked, Payload, StatusScale, payload_key
-from shared.providers import bm
-
-_NORMALISERS = {bm.PROVIDER: bm.normalise}
+from shared.providers import bm, chatapp
 
 
-def normalise(provider: str, raw: bytes) -> Payload:
-    """The payload as the product's own events; an unknown provider's payload is parked."""
-    normaliser = _NORMALISERS.get(provider)
-    if normaliser is not None:
-        return normaliser(raw)
-    return Payload(
-        provider=provider or "unknown",
-        kind="unknown",
-        key=payload_key(raw),
-        scale=StatusScale({}),
-        raw=raw,
-        parked=(Parked(UNKNOWN_KIND, f"no parser for provider {provider!r}"),),
-    )
+def normalise(attributes: Mapping[str, str], raw: bytes, received: datetime) -> list[Payload]:
+    """A published body as the product's own events; an unknown provider's body is parked.
+
+    `received` is when the webhook published it, for events that carry no time of their own.
+    """
+    provider = attributes.get("provider", "")
+    if provider == bm.PROVIDER:
+        return [bm.normalise(raw)]
+    if provider == chatapp.PROVIDER:
+        return chatapp.normalise(raw, attributes.get("kind", ""), received)
+    return [
+        Payload(
+            provider=provider or "unknown",
+            kind="unknown",
+            key=payload_key(raw),
+            scale=StatusScale({}),
+            raw=raw,
+            parked=(Parked(UNKNOWN_KIND, f"no parser for provider {provider!r}"),),
+        )
+    ]

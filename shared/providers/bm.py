@@ -10,13 +10,14 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from shared import routing
+from shared.config import Env
 from shared.events import (
     MALFORMED,
     NOT_JSON,
@@ -29,7 +30,10 @@ from shared.events import (
     UserMessage,
     payload_key,
 )
+from shared.ingress import Incoming, Publish, Reply, parse_json
 from shared.times import parse_rfc3339
+
+log = logging.getLogger(__name__)
 
 PROVIDER = "bm"
 SIGNATURE_HEADER = "X-Goog-Signature"
@@ -77,12 +81,41 @@ _SURVEY_FIELDS = (
 # --- webhook half ---------------------------------------------------------------------
 
 
-def parse_json(body: bytes) -> Any:
-    """The body as JSON, or None: bad UTF-8, bad JSON and absurd nesting all count as not JSON."""
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
+@dataclass(frozen=True)
+class Config:
+    signing_keys: tuple[str, ...]
+    client_token: str
+
+
+def config_from_env(env: Env) -> Config | None:
+    """Business Messages is on when its keys are configured; then both are required."""
+    if not env.present("BM_SIGNING_KEY", "BM_CLIENT_TOKEN"):
         return None
+    return Config(env.secrets("BM_SIGNING_KEY"), env.required("BM_CLIENT_TOKEN"))
+
+
+def receive(request: Incoming, config: Config) -> Reply | Publish:
+    """Answers the handshake, refuses what is not signed, and hands the rest off unchanged."""
+    document = parse_json(request.body)
+    shake = handshake(document)
+    if shake is not None:
+        if not token_matches(shake.client_token, config.client_token):
+            log.warning("refused a webhook handshake with a wrong clientToken")
+            return Reply(403, {"error": "clientToken does not match"})
+        log.info("answered the webhook verification handshake")
+        return Reply(200, shake.secret)
+    if not signature_valid(
+        request.body, request.headers.get(SIGNATURE_HEADER), config.signing_keys
+    ):
+        log.warning("rejected a request without a valid signature", extra={"status": 401})
+        return Reply(401, {"error": "missing or invalid X-Goog-Signature"})
+    description = describe(document)
+    return Publish(
+        topic_key=description.topic_key,
+        attributes=description.attributes,
+        accepted={"status": "accepted"},
+        refused=Reply(503, {"error": "event could not be stored, retry later"}),
+    )
 
 
 @dataclass(frozen=True)
@@ -185,16 +218,16 @@ def normalise(raw: bytes) -> Payload:
         user_message = _user_message(common, base.kind, body, document.get("context"))
     except ValueError as problem:
         return _parked(common, raw, MALFORMED, str(problem))
-    return replace(common, user_message=user_message)
+    return replace(common, user_messages=(user_message,))
 
 
 def read_receipt_target(raw: bytes) -> tuple[str, str] | None:
     """(conversationId, messageId) of a user message the agent should mark READ."""
     payload = normalise(raw)
-    if payload.kind not in READABLE_KINDS or payload.user_message is None:
+    if payload.kind not in READABLE_KINDS or not payload.user_messages:
         return None
     assert payload.conversation_id is not None
-    return payload.conversation_id, payload.user_message.message_id
+    return payload.conversation_id, payload.user_messages[0].message_id
 
 
 def _parked(payload: Payload, raw: bytes, category: str, reason: str) -> Payload:

@@ -15,7 +15,7 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 from google.cloud.pubsub_v1 import SubscriberClient
 
-from shared.providers import bm as provider
+from shared.ingress import parse_json
 from tools import bm_payloads
 from tools.bm_standin import BusinessMessagesStandIn
 from tools.procs import wait_until
@@ -154,7 +154,7 @@ def delivery(response: requests.Response) -> Delivery:
     """The Pub/Sub message an accepted webhook request became, and its conversation."""
     assert response.status_code == 200, response.text
     body = response.request.body
-    document = provider.parse_json(body) if isinstance(body, bytes) else None
+    document = parse_json(body) if isinstance(body, bytes) else None
     conversation_id = document.get("conversationId") if isinstance(document, dict) else None
     return response.json()["messageId"], conversation_id
 

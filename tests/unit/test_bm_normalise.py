@@ -101,7 +101,7 @@ def test_a_text_message_keeps_its_text_and_context() -> None:
             },
         )
     )
-    message = payload.user_message
+    message = payload.user_messages[0]
     assert message is not None
     assert (message.message_id, message.kind, dict(message.content)) == (
         "m1",
@@ -117,7 +117,7 @@ def test_a_text_message_keeps_its_text_and_context() -> None:
 
 def test_an_image_arrives_as_a_signed_url_in_text() -> None:
     url = "https://storage.googleapis.com/business-messages-us/936640919331/abc?x-goog-signature=f"
-    message = bm.normalise(body(message={"name": name("m1"), "text": url})).user_message
+    message = bm.normalise(body(message={"name": name("m1"), "text": url})).user_messages[0]
     assert message is not None
     assert message.content == {"text": url, "imageUrl": url}
 
@@ -131,7 +131,7 @@ def test_suggestion_response_is_readable_and_keeps_its_postback() -> None:
             "type": "REPLY",
         }
     )
-    message = bm.normalise(raw).user_message
+    message = bm.normalise(raw).user_messages[0]
     assert message is not None
     assert message.content == {"text": "Hours", "postbackData": "hours", "suggestionType": "REPLY"}
     assert bm.read_receipt_target(raw) == (CID, "s1")
@@ -141,13 +141,13 @@ def test_events_without_a_message_name_are_keyed_by_request_id_and_get_no_read_r
     raw = body(
         requestId="r9", userStatus={"isTyping": "true", "createTime": "2024-05-01T10:00:00Z"}
     )
-    message = bm.normalise(raw).user_message
+    message = bm.normalise(raw).user_messages[0]
     assert message is not None
     assert (message.message_id, message.content) == ("request-r9", {"isTyping": True})
     assert bm.read_receipt_target(raw) is None
     survey = bm.normalise(
         body(surveyResponse={"rating": "VERY_SATISFIED", "survey": "s"})
-    ).user_message
+    ).user_messages[0]
     assert survey is not None
     assert survey.content == {"rating": "VERY_SATISFIED", "survey": "s"}
     assert survey.message_id.startswith("payload-")  # no requestId: the body's hash
@@ -157,7 +157,7 @@ def test_the_oauth_code_of_an_authentication_response_is_never_kept() -> None:
     raw = body(
         requestId="r", authenticationResponse={"code": "SECRET-CODE", "redirectUri": "https://r"}
     )
-    message = bm.normalise(raw).user_message
+    message = bm.normalise(raw).user_messages[0]
     assert message is not None
     assert message.content == {"codeReceived": True, "redirectUri": "https://r"}
     assert "SECRET-CODE" not in repr(message)

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from shared import routing
+from shared.ingress import parse_json
 from shared.providers import bm
 
 BODY = b'{"conversationId": "c1", "requestId": "r1", "message": {"text": "hi"}}'
@@ -98,6 +99,6 @@ def test_attributes_carry_ids_where_present_and_usable() -> None:
 
 
 def test_parse_json_survives_hostile_bodies() -> None:
-    assert bm.parse_json(b"[" * 100_000) is None
-    assert bm.parse_json(b"\xff\xfe") is None
-    assert bm.parse_json(b"{}") == {}
+    assert parse_json(b"[" * 100_000) is None
+    assert parse_json(b"\xff\xfe") is None
+    assert parse_json(b"{}") == {}

@@ -154,8 +154,9 @@ def test_a_whole_unusable_payload_is_parked_with_its_bytes() -> None:
 
 def test_huge_receipt_payloads_split_into_commits_that_fit() -> None:
     payload = receipts(*[(f"m{i}", "DELIVERED") for i in range(450)])
-    parts = payload.chunks(records.MAX_RECEIPTS_PER_COMMIT)
-    assert [len(p.receipts) for p in parts] == [200, 200, 50]
+    groups = records.commit_groups([payload])
+    parts = [part for group in groups for part in group]
+    assert [len(p.receipts) for p in parts] == [249, 201]  # 2 writes each, plus the conversation
     state: dict[str, dict[str, Any]] = {}
     assert all(len(run(state, part)) <= 500 for part in parts)
     assert len([p for p in state if "/receipts/" in p]) == 450

@@ -35,7 +35,9 @@ def test_configuration_with_rotating_keys() -> None:
     config = WebhookConfig.from_env(
         Env({"GOOGLE_CLOUD_PROJECT": "p", "BM_SIGNING_KEY": " new , old ", "BM_CLIENT_TOKEN": "t"})
     )
-    assert config.signing_keys == ("new", "old")
+    assert config.bm is not None
+    assert config.bm.signing_keys == ("new", "old")
+    assert config.chatapp is None
     assert config.max_body_bytes == 1024 * 1024
     assert config.topics == {
         "events": "receipt-pipeline-events",

@@ -1,0 +1,50 @@
+"""What a provider's webhook half decides about one request (pure data, no I/O).
+
+Each provider module turns an Incoming request into either a Reply (handshake, refusal,
+bad input) or a Publish: the body goes to Pub/Sub unchanged, and the provider's own answer
+is given once the publish is confirmed, or its refusal if it is not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+def parse_json(body: bytes) -> Any:
+    """The body as JSON, or None: bad UTF-8, bad JSON and absurd nesting all count as not JSON."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+class Headers(Protocol):
+    """Case-insensitive header lookup, as werkzeug's Headers offers."""
+
+    def get(self, key: str) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Incoming:
+    path: tuple[str, ...]  # the path's segments after the provider's prefix
+    headers: Headers
+    body: bytes
+    client_ip: str | None
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: str | Mapping[str, Any]  # a string is sent as text/plain, a mapping as JSON
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Publish:
+    topic_key: str
+    attributes: Mapping[str, str]
+    accepted: Mapping[str, Any]  # JSON answer once Pub/Sub confirmed; messageId is added
+    refused: Reply  # when the publish failed or timed out: the provider must push again
