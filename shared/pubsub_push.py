@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shared.events import payload_key
 from shared.times import parse_rfc3339, utc_now
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,11 @@ class PushedMessage:
     data: bytes
     attributes: dict[str, str]
     publish_time: datetime  # when the webhook published it
+
+    @property
+    def key(self) -> str:
+        """The body's identity (SHA-256), the same for every delivery of the same body."""
+        return payload_key(self.data)
 
 
 def decode(event: Any) -> PushedMessage:

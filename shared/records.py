@@ -250,8 +250,12 @@ def _review_writes(
         if current is None or _later(review.time, current.get("reviewTime")):
             latest[path] = {**document, "updateTime": now}
     for path, document in latest.items():
-        exists = existing.get(path) is not None
-        writes.append(Write(path, document if exists else {**document, "recordTime": now}, exists))
+        current = existing.get(path)
+        if current is None:
+            writes.append(Write(path, {**document, "recordTime": now}, exists=False))
+        else:  # the newest review replaces the last: what it does not say is cleared
+            cleared = {name: None for name in current if name not in {*document, "recordTime"}}
+            writes.append(Write(path, {**cleared, **document}, exists=True))
     return writes
 
 

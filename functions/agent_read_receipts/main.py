@@ -38,6 +38,7 @@ def agent_read_receipts(message: PushedMessage) -> None:
         "agent READ receipt settled",
         extra={
             "pubsubMessageId": message.message_id,
+            "payloadKey": message.key,
             "conversationId": conversation_id,
             "messageId": message_id,
             "state": state,

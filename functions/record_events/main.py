@@ -27,6 +27,7 @@ def record_events(message: PushedMessage) -> None:
         "event recorded",
         extra={
             "pubsubMessageId": message.message_id,
+            "payloadKey": message.key,
             "provider": message.attributes.get("provider"),
             "kind": message.attributes.get("kind"),
             "conversationId": message.attributes.get("conversationId"),

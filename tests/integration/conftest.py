@@ -15,7 +15,7 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 from google.cloud.pubsub_v1 import SubscriberClient
 
-from shared.ingress import parse_json
+from shared.events import payload_key
 from tools import bm_payloads
 from tools.bm_standin import BusinessMessagesStandIn
 from tools.procs import wait_until
@@ -73,7 +73,9 @@ class Spy:
         path: str = self._client.subscription_path(self._stack.settings.project, f"spy-{topic}")
         return path
 
-    def published(self, conversation_id: str) -> list[dict[str, Any]]:
+    def drain(self) -> list[dict[str, Any]]:
+        """Everything published since the last drain."""
+        new: list[dict[str, Any]] = []
         for topic in self._stack.settings.topics.values():
             with warnings.catch_warnings():
                 # Deprecated for production pulls, but the way to drain a topic in a test
@@ -90,16 +92,20 @@ class Spy:
                     subscription=self._path(topic),
                     ack_ids=[m.ack_id for m in response.received_messages],
                 )
-            for received in response.received_messages:
-                message = received.message
-                self.seen.append(
-                    {
-                        "topic": topic,
-                        "data": message.data,
-                        "attributes": dict(message.attributes),
-                        "messageId": message.message_id,
-                    }
-                )
+            new += [
+                {
+                    "topic": topic,
+                    "data": received.message.data,
+                    "attributes": dict(received.message.attributes),
+                    "messageId": received.message.message_id,
+                }
+                for received in response.received_messages
+            ]
+        self.seen += new
+        return new
+
+    def published(self, conversation_id: str) -> list[dict[str, Any]]:
+        self.drain()
         return [m for m in self.seen if m["attributes"].get("conversationId") == conversation_id]
 
 
@@ -118,7 +124,7 @@ def function_log(stack: LocalStack, target: str) -> list[dict[str, Any]]:
     return entries
 
 
-Delivery = tuple[str, str | None]  # (Pub/Sub message id, conversation id)
+Delivery = tuple[str, str]  # (Pub/Sub message id, SHA-256 of the body)
 
 
 def settled(
@@ -126,7 +132,7 @@ def settled(
 ) -> list[dict[str, Any]]:
     """Waits until `target` logged `message` for every one of these deliveries.
 
-    Matching on the conversation as well as the message id keeps it right across an emulator
+    Matching on the body's hash as well as the message id keeps it right across an emulator
     restart, which numbers messages from 1 again.
     """
 
@@ -135,7 +141,7 @@ def settled(
             key: entry
             for entry in function_log(stack, target)
             if entry.get("message") == message
-            and (key := (entry.get("pubsubMessageId"), entry.get("conversationId"))) in deliveries
+            and (key := (entry.get("pubsubMessageId"), entry.get("payloadKey"))) in deliveries
         }
         return [found[d] for d in deliveries] if len(found) == len(set(deliveries)) else None
 
@@ -151,12 +157,11 @@ def send(stack: LocalStack, body: bytes, key: str | None = None) -> requests.Res
 
 
 def delivery(response: requests.Response) -> Delivery:
-    """The Pub/Sub message an accepted webhook request became, and its conversation."""
+    """The Pub/Sub message an accepted webhook request became, and its body's identity."""
     assert response.status_code == 200, response.text
     body = response.request.body
-    document = parse_json(body) if isinstance(body, bytes) else None
-    conversation_id = document.get("conversationId") if isinstance(document, dict) else None
-    return response.json()["messageId"], conversation_id
+    assert isinstance(body, bytes)
+    return response.json()["messageId"], payload_key(body)
 
 
 def recorded(stack: LocalStack, *responses: requests.Response) -> list[dict[str, Any]]:

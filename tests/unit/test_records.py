@@ -160,3 +160,23 @@ def test_huge_receipt_payloads_split_into_commits_that_fit() -> None:
     state: dict[str, dict[str, Any]] = {}
     assert all(len(run(state, part)) <= 500 for part in parts)
     assert len([p for p in state if "/receipts/" in p]) == 450
+
+
+def test_the_newest_template_review_replaces_the_last_one() -> None:
+    from shared.events import StatusScale, TemplateReview
+
+    def review(status: str, minute: int, **fields: Any) -> Payload:
+        template = ("waba", "welcome", "en")
+        at = T0 + timedelta(minutes=minute)
+        item = TemplateReview(template, status, at, key=f"{status}-{minute}", fields=fields)
+        return Payload(
+            provider="chatapp", kind="ChatAppAudit", key="k", scale=StatusScale({}), reviews=(item,)
+        )
+
+    state: dict[str, dict[str, Any]] = {}
+    run(state, review("fail", 0, reason="bad variable"))
+    run(state, review("pass", 2))
+    run(state, review("auditing", 1))  # older, processed late: history only
+    latest = state[records.template_review_path(("waba", "welcome", "en"))]
+    assert (latest["status"], latest["reason"]) == ("pass", None)
+    assert len([p for p in state if "/history/" in p]) == 3

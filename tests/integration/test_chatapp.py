@@ -1,0 +1,225 @@
+"""Chat App batch pushes through the whole real stack."""
+
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import requests
+from google.cloud import firestore
+
+from shared.providers import chatapp
+from tests.integration.conftest import Spy, documents, recorded
+from tools import chatapp_payloads as ca
+from tools.bm_standin import BusinessMessagesStandIn
+from tools.stack import LocalStack
+
+pytestmark = pytest.mark.integration
+
+
+def new_user() -> str:
+    return "86139" + str(uuid.uuid4().int)[:8]
+
+
+def push(stack: LocalStack, kind: str, events: list[dict[str, Any]]) -> requests.Response:
+    return ca.push(stack.chatapp_url(kind), ca.encode(events))
+
+
+def history(db: firestore.Client, user: str) -> dict[str, Any]:
+    root = db.document(f"conversations/{chatapp.conversation_id(ca.BUSINESS, user)}")
+    return {
+        "conversation": root.get().to_dict() or {},
+        "messages": documents(root.collection("messages")),
+        "receipts": documents(root.collection("receipts")),
+    }
+
+
+def test_a_batch_of_five_mixed_statuses_is_recorded(
+    stack: LocalStack, db: firestore.Client
+) -> None:
+    user = new_user()
+    batch = [
+        ca.status("m1", "Sent", user),
+        ca.status("m1", "Delivered", user),
+        ca.status("m2", "Sent", user),
+        ca.status("m2", "Read", user),
+        ca.status("m3", "Deleted", user),
+    ]
+    response = push(stack, "status", batch)
+    assert response.json()["code"] == 0
+    assert response.json()["msg"] == "accepted 5 events"
+    [entry] = recorded(stack, response)
+    assert (entry["receipts"], entry["commits"]) == (5, 1)
+    state = history(db, user)
+    assert set(state["receipts"]) == {"m1~Sent", "m1~Delivered", "m2~Sent", "m2~Read", "m3~Deleted"}
+    assert {m: d["status"] for m, d in state["messages"].items()} == {
+        "m1": "Delivered",
+        "m2": "Read",
+        "m3": "Deleted",
+    }
+    m2 = state["messages"]["m2"]
+    assert m2["sentTime"] is not None
+    assert m2["readTime"] is not None
+    assert "deliveredTime" not in m2  # no Delivered receipt came for m2
+    receipt = state["receipts"]["m1~Delivered"]
+    assert (receipt["provider"], receipt["messageId"], receipt["receiptType"]) == (
+        "chatapp",
+        "m1",
+        "Delivered",
+    )
+    assert receipt["to"] == user
+    assert state["conversation"]["provider"] == "chatapp"
+    assert state["conversation"]["businessNumber"] == ca.BUSINESS
+    assert state["conversation"]["userNumber"] == user
+
+
+def test_the_same_batch_twice_and_concurrently_is_one_record_per_message_and_status(
+    stack: LocalStack, db: firestore.Client
+) -> None:
+    user = new_user()
+    body = ca.encode([ca.status("m1", "Sent", user), ca.status("m1", "Delivered", user)])
+    url = stack.chatapp_url("status")
+    first = recorded(stack, ca.push(url, body))
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        responses = list(pool.map(lambda _: ca.push(url, body), range(5)))
+    again = recorded(stack, *responses)
+    assert first[0]["writes"] == 4  # two receipts, the message, the conversation
+    assert [e["writes"] for e in again] == [0] * 5
+    state = history(db, user)
+    assert set(state["receipts"]) == {"m1~Sent", "m1~Delivered"}
+    assert state["messages"]["m1"]["status"] == "Delivered"
+
+
+def test_read_before_a_late_delivered_stays_read(stack: LocalStack, db: firestore.Client) -> None:
+    user = new_user()
+    sent_at = ca.now_millis()
+    recorded(stack, push(stack, "status", [ca.status("m1", "Read", user, at=sent_at + 5000)]))
+    recorded(stack, push(stack, "status", [ca.status("m1", "Delivered", user, at=sent_at + 2000)]))
+    message = history(db, user)["messages"]["m1"]
+    assert message["status"] == "Read"
+    assert message["deliveredTime"] < message["readTime"]
+
+
+def test_failed_keeps_its_error_code(stack: LocalStack, db: firestore.Client) -> None:
+    user = new_user()
+    batch = [ca.status("m1", "Sent", user), ca.failed("m1", user, "131026", "Receiver incapable")]
+    recorded(stack, push(stack, "status", batch))
+    state = history(db, user)
+    message = state["messages"]["m1"]
+    assert (message["status"], message["errorCode"], message["errorDescription"]) == (
+        "Failed",
+        "131026",
+        "Receiver incapable",
+    )
+    assert state["receipts"]["m1~Failed"]["errorCode"] == "131026"
+    assert message["failedTime"] is not None
+
+
+def test_inbound_text_and_image_join_the_conversation_of_that_number(
+    stack: LocalStack, db: firestore.Client, standin: BusinessMessagesStandIn
+) -> None:
+    user = new_user()
+    url = "https://chatapp.example/media/receipt.jpg"
+    recorded(stack, push(stack, "status", [ca.status("m1", "Delivered", user)]))
+    batch = [
+        ca.inbound_text("u1", user, "Where is my parcel?"),
+        ca.inbound_image("u2", user, url, "this one"),
+    ]
+    [entry] = recorded(stack, push(stack, "inbound", batch))
+    assert entry["userMessages"] == 2
+    state = history(db, user)
+    assert set(state["messages"]) == {"m1", "u1", "u2"}  # one conversation: receipts and messages
+    text, image = state["messages"]["u1"], state["messages"]["u2"]
+    assert (text["direction"], text["kind"], text["messageType"], text["text"]) == (
+        "USER",
+        "message",
+        "TEXT",
+        "Where is my parcel?",
+    )
+    assert (image["messageType"], image["imageUrl"], image["text"]) == ("IMAGE", url, "this one")
+    assert text["context"]["displayName"] == "Demo Customer"
+    assert state["conversation"]["context"]["displayName"] == "Demo Customer"
+    # Alibaba documents no agent READ receipt: none is sent for Chat App messages.
+    assert "agentReadReceipt" not in text
+    assert not [
+        c for c in standin.calls if c.message_id in ("u1", "u2") and user in c.conversation_id
+    ]
+
+
+def test_a_template_review_fail_then_pass_keeps_both_and_shows_the_latest(
+    stack: LocalStack, db: firestore.Client
+) -> None:
+    template = f"order_update_{uuid.uuid4().hex[:6]}"
+    recorded(stack, push(stack, "audit", [ca.audit(template, "en_US", "fail", "Variable format")]))
+    recorded(stack, push(stack, "audit", [ca.audit(template, "en_US", "pass")]))
+    again = recorded(
+        stack, push(stack, "audit", [ca.audit(template, "en_US", "pass")])
+    )  # re-pushed
+    assert again[0]["writes"] == 0
+    review = db.document(f"templateReviews/waba-1~{template}~en_US")
+    latest = review.get().to_dict() or {}
+    assert (latest["status"], latest["templateCode"], latest["language"]) == (
+        "pass",
+        template,
+        "en_US",
+    )
+    assert latest["reason"] is None  # the fail's reason went with it
+    past = sorted(documents(review.collection("history")).values(), key=lambda d: d["reviewTime"])
+    assert [(d["status"], d.get("reason")) for d in past] == [
+        ("fail", "Variable format"),
+        ("pass", None),
+    ]
+
+
+def test_a_wrong_or_missing_token_is_refused_and_changes_nothing(
+    stack: LocalStack, db: firestore.Client, spy: Spy
+) -> None:
+    user = new_user()
+    body = ca.encode([ca.status("m1", "Sent", user)])
+    spy.drain()
+    wrong = ca.push(stack.chatapp_url("status").rsplit("/", 1)[0] + "/not-the-token", body)
+    missing = ca.push(f"{stack.webhook_url}/chatapp/status", body)
+    assert (wrong.status_code, wrong.json()["code"]) == (401, 401)
+    assert missing.status_code == 404
+    marker = push(stack, "audit", [ca.audit(f"marker_{uuid.uuid4().hex[:6]}", "en", "pass")])
+    recorded(stack, marker)
+    assert [m["messageId"] for m in spy.drain()] == [marker.json()["messageId"]]
+    assert history(db, user)["receipts"] == {}
+
+
+def test_a_body_that_is_not_an_array_is_400_and_changes_nothing(
+    stack: LocalStack, spy: Spy
+) -> None:
+    spy.drain()
+    for body in (b'{"MessageId": "m1"}', b"garbage"):
+        response = ca.push(stack.chatapp_url("status"), body)
+        assert response.status_code == 400
+        assert response.json() == {"code": 400, "msg": "body must be a JSON array of events"}
+    assert spy.drain() == []
+
+
+def test_one_malformed_element_is_parked_and_the_rest_kept(
+    stack: LocalStack, db: firestore.Client
+) -> None:
+    user = new_user()
+    broken = {"MessageId": "m9", "From": ca.BUSINESS, "To": user, "Status": "Read"}  # no Timestamp
+    response = push(
+        stack, "status", [ca.status("m1", "Read", user), broken, ca.status("m2", "Sent", user)]
+    )
+    answer = response.json()
+    assert answer["code"] == 0  # everything is safely handed off: nothing to push again
+    assert "1 malformed" in answer["msg"]
+    assert "element 1: Timestamp is not Unix milliseconds" in answer["msg"]
+    [entry] = recorded(stack, response)
+    assert (entry["receipts"], entry["parked"], entry["commits"]) == (2, 1, 1)
+    assert set(history(db, user)["receipts"]) == {"m1~Read", "m2~Sent"}
+    parked = [
+        d for d in documents(db.collection("parked")).values() if d.get("provider") == "chatapp"
+    ]
+    [mine] = [d for d in parked if json.loads(d["item"]).get("MessageId") == "m9"]
+    assert (mine["category"], mine["reason"], mine["index"]) == (
+        "REJECTED_RECEIPT",
+        "Timestamp is not Unix milliseconds",
+        1,
+    )
