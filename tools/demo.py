@@ -10,7 +10,7 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,14 @@ from typing import Any
 import requests
 from google.cloud import firestore
 
+from shared.providers import chatapp
 from tools import bm_payloads as bm
+from tools import chatapp_payloads as ca
 from tools.local import STATE_FILE
 from tools.procs import answers_http, wait_until
 from tools.stack import LocalStack, StackSettings
+
+CHATAPP_TYPES = ("status", "inbound", "audit")
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Target:
     project: str
     firestore_host: str
     calls: Callable[[], list[dict[str, Any]]]  # the READ receipts the API received
+    chatapp: Mapping[str, str]  # Chat App callback URL by type: status, inbound, audit
 
     @classmethod
     def of(cls, stack: LocalStack) -> Target:
@@ -45,6 +50,7 @@ class Target:
             stack.settings.project,
             stack.firestore_host,
             lambda: standin.summary()["calls"],
+            {kind: stack.chatapp_url(kind) for kind in CHATAPP_TYPES},
         )
 
 
@@ -70,26 +76,36 @@ def running_stack() -> Target | None:
         state["GOOGLE_CLOUD_PROJECT"],
         state["FIRESTORE_EMULATOR_HOST"],
         calls,
+        {kind: state[f"chatapp{kind.title()}Url"] for kind in CHATAPP_TYPES},
     )
 
 
 def play(target: Target) -> None:
+    play_business_messages(target)
+    play_chatapp(target)
+
+
+def play_business_messages(target: Target) -> None:
     cid = f"demo-{uuid.uuid4().hex[:8]}"
     hello = bm.encode(bm.user_text(cid, "user-1", "Hi! Are you open on Sunday?"))
-    delivered = (("agent-1", "DELIVERED"), ("agent-2", "DELIVERED"), ("agent-3", "DELIVERED"))
+    delivered = bm.encode(
+        bm.receipts(
+            cid, ("agent-1", "DELIVERED"), ("agent-2", "DELIVERED"), ("agent-3", "DELIVERED")
+        )
+    )
     # Each payload is built when it is sent, so its times are those of the moment.
     steps: list[tuple[str, Callable[[], bytes]]] = [
         ("user says hello", lambda: hello),
         ("Google redelivers the same message", lambda: hello),
         (
             "agent's 3 messages DELIVERED (one payload)",
-            lambda: bm.encode(bm.receipts(cid, *delivered)),
+            lambda: delivered,
         ),
         (
             "user READs agent-1 and agent-2",
             lambda: bm.encode(bm.receipts(cid, ("agent-1", "READ"), ("agent-2", "READ"))),
         ),
-        ("a late DELIVERED for agent-1", lambda: bm.encode(bm.receipts(cid, delivered[0]))),
+        ("Google redelivers the DELIVERED receipts late", lambda: delivered),
         (
             "user taps a suggestion",
             lambda: bm.encode(bm.suggestion_response(cid, "user-2", "hours", "Opening hours")),
@@ -107,7 +123,7 @@ def play(target: Target) -> None:
         json={"clientToken": target.client_token, "secret": "demo-secret"},
         timeout=10,
     )
-    print(f"\nConversation {cid}\n")
+    print(f"\nGoogle Business Messages: conversation {cid}\n")
     print(f"  {'webhook verification handshake':<52} -> {handshake.status_code} {handshake.text!r}")
     for title, build in steps:
         response = bm.post_signed(target.webhook, build(), target.signing_key)
@@ -161,6 +177,86 @@ def show(target: Target, cid: str) -> None:
         print(
             f"  PATCH conversations/{cid}/messages/{call['message_id']}/receipt -> {call['status']}"
         )
+
+
+def play_chatapp(target: Target) -> None:
+    user = "86139" + str(uuid.uuid4().int)[:8]
+    template = f"demo_order_update_{uuid.uuid4().hex[:6]}"
+    t0 = ca.now_millis()
+    statuses = [
+        ca.status("wa-1", "Sent", user, at=t0),
+        ca.status("wa-1", "Delivered", user, at=t0 + 1_500),
+        ca.status("wa-1", "Read", user, at=t0 + 9_000),
+        ca.status("wa-2", "Sent", user, at=t0 + 100),
+        ca.failed("wa-2", user, "131026", "Receiver is incapable of receiving this message"),
+    ]
+    photo = "https://chatapp.example/media/parcel.jpg"
+    steps: list[tuple[str, str, list[dict[str, Any]]]] = [
+        ("5 status reports in one batch", "status", statuses),
+        ("Alibaba pushes the same batch again", "status", statuses),
+        ("a late Delivered for wa-1, after its Read", "status", [statuses[1]]),
+        (
+            "the user writes, and sends a photo",
+            "inbound",
+            [
+                ca.inbound_text("mo-1", user, "Has it shipped?"),
+                ca.inbound_image("mo-2", user, photo),
+            ],
+        ),
+        ("template review: fail", "audit", [ca.audit(template, "en_US", "fail", "Bad variable")]),
+        ("template review: pass", "audit", [ca.audit(template, "en_US", "pass")]),
+        (
+            "a batch with one malformed element",
+            "status",
+            [ca.status("wa-3", "Sent", user), {"MessageId": "wa-4", "Status": "Sent"}],
+        ),
+    ]
+    print(f"\nAlibaba Cloud Chat App: business {ca.BUSINESS}, user {user}\n")
+    for title, kind, events in steps:
+        answer = ca.push(target.chatapp[kind], ca.encode(events))
+        print(f"  {title:<52} -> {answer.status_code} {answer.json()['msg']}")
+    forged = ca.push(target.chatapp["status"].rsplit("/", 1)[0] + "/guessed", ca.encode(statuses))
+    print(f"  {'a push with a wrong callback token':<52} -> {forged.status_code}")
+    show_chatapp(target, user, template)
+
+
+def show_chatapp(target: Target, user: str, template: str) -> None:
+    os.environ["FIRESTORE_EMULATOR_HOST"] = target.firestore_host
+    db = firestore.Client(project=target.project)
+    cid = chatapp.conversation_id(ca.BUSINESS, user)
+    messages = db.document(f"conversations/{cid}").collection("messages")
+    review = db.document(f"templateReviews/waba-1~{template}~en_US")
+
+    def settled() -> bool:
+        statuses = {snap.id: (snap.to_dict() or {}).get("status") for snap in messages.stream()}
+        latest = review.get().to_dict() or {}
+        return (
+            statuses.get("wa-1") == "Read"
+            and statuses.get("wa-2") == "Failed"
+            and {"wa-3", "mo-1", "mo-2"} <= set(statuses)
+            and latest.get("status") == "pass"
+        )
+
+    wait_until(settled, 60, "the Chat App batches to be persisted")
+    print(f"\nFirestore: conversations/{cid}")
+    header = ("message", 10), ("direction", 10), ("type / status", 15), ("sent", 14)
+    columns = "".join(f"{name:<{width}}" for name, width in header)
+    print(f"  {columns}{'delivered':<14}{'read':<14}error / text")
+    for snap in messages.order_by("messageId").stream():
+        d = snap.to_dict() or {}
+        detail = d.get("errorCode") or d.get("text") or d.get("imageUrl") or ""
+        print(
+            f"  {snap.id:<10}{d.get('direction', ''):<10}"
+            f"{d.get('status') or d.get('messageType', ''):<15}"
+            f"{_clock(d.get('sentTime')):<14}{_clock(d.get('deliveredTime')):<14}"
+            f"{_clock(d.get('readTime')):<14}{detail}"
+        )
+    receipts = db.document(f"conversations/{cid}").collection("receipts").stream()
+    print(f"\n  receipts: {len(list(receipts))} unique (MessageId, Status) pairs")
+    latest = review.get().to_dict() or {}
+    history = review.collection("history").order_by("reviewTime").stream()
+    trail = " -> ".join(f"{(s.to_dict() or {}).get('status')}" for s in history)
+    print(f"\nTemplate {template} (en_US): {latest.get('status')}   history: {trail}")
 
 
 def _clock(value: Any) -> str:

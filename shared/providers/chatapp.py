@@ -118,7 +118,7 @@ def receive(request: Incoming, config: Config) -> Reply | Publish:
     if not events:
         return Reply(200, {"code": 0, "msg": "no events"})
     problems = [f"element {i}: {p}" for i, e in enumerate(events) if (p := event_problem(kind, e))]
-    summary = f"accepted {len(events)} events"
+    summary = f"accepted {len(events)} event{'' if len(events) == 1 else 's'}"
     if problems:
         summary += (
             f"; {len(problems)} malformed, kept aside with the reason ({'; '.join(problems[:3])})"

@@ -25,3 +25,13 @@ def test_the_demo_conversation_lands_as_shown(
         ("agent-2", "READ"),
         ("agent-3", "READ"),
     ]
+    # The Chat App part of the demo.
+    assert "a push with a wrong callback token                   -> 401" in shown
+    assert "1 malformed, kept aside with the reason (element 1: From, To missing)" in shown
+    assert "receipts: 6 unique (MessageId, Status) pairs" in shown
+    assert "(en_US): pass   history: fail -> pass" in shown
+    chatapp_rows = {
+        line.split()[0]: line.split() for line in shown.splitlines() if line.startswith("  wa-")
+    }
+    assert chatapp_rows["wa-1"][2] == "Read"
+    assert (chatapp_rows["wa-2"][2], chatapp_rows["wa-2"][-1]) == ("Failed", "131026")
