@@ -272,7 +272,7 @@ def _receipt_problem(entry: Any, conversation_id: str) -> str | None:
     receipt_type = entry.get("receiptType")
     if receipt_type == "RECEIPT_TYPE_UNSPECIFIED":
         return "receiptType is RECEIPT_TYPE_UNSPECIFIED"
-    if receipt_type not in SCALE.ranks:
+    if not isinstance(receipt_type, str) or receipt_type not in SCALE.ranks:
         return "receiptType is missing or unknown"
     if _message_id(entry.get("message"), conversation_id) is None:
         return "message is not a message name of this conversation"

@@ -152,20 +152,16 @@ def event_problem(kind: str, event: Any) -> str | None:
     if not isinstance(event, dict):
         return "not an object"
     if kind == AUDIT:
-        missing = [
-            k for k in ("TemplateCode", "Language", "AuditStatus") if not _text(event.get(k))
-        ]
-        return f"{', '.join(missing)} missing" if missing else None
-    missing = [k for k in ("MessageId", "From", "To") if not _text(event.get(k))]
+        return _missing(event, "TemplateCode", "Language", "AuditStatus")
+    missing = _missing(event, "MessageId", "From", "To")
     if missing:
-        return f"{', '.join(missing)} missing"
+        return missing
     if from_unix_millis(_timestamp(event)) is None:
         return "Timestamp is not Unix milliseconds"
     if kind == STATUS:
         status = event.get("Status")
-        if status not in SCALE.ranks and status not in UNRANKED_STATUSES:
-            return f"Status {status!r} is not a known status"
-        return None
+        known = isinstance(status, str) and (status in SCALE.ranks or status in UNRANKED_STATUSES)
+        return None if known else "Status is not a known status"
     if not _text(event.get("Type")) or not isinstance(event.get("Message"), str):
         return "Type or Message missing"
     if event["Type"] != "TEXT" and not isinstance(parse_json(event["Message"].encode()), dict):

@@ -161,3 +161,11 @@ def test_the_oauth_code_of_an_authentication_response_is_never_kept() -> None:
     assert message is not None
     assert message.content == {"codeReceived": True, "redirectUri": "https://r"}
     assert "SECRET-CODE" not in repr(message)
+
+
+def test_odd_receipt_types_are_rejected_never_an_error() -> None:
+    odd_types: list[object] = [[], {}, 3, None, ["READ"]]
+    entries = [{"message": name("m1"), "receiptType": odd} for odd in odd_types]
+    payload = bm.normalise(body(receipts={"receipts": entries}))
+    assert payload.receipts == ()
+    assert [p.reason for p in payload.parked] == ["receiptType is missing or unknown"] * 5

@@ -221,3 +221,14 @@ def test_a_tampered_batch_is_parked_whole() -> None:
     [payload] = chatapp.normalise(b'{"not": "an array"}', chatapp.STATUS, RECEIVED)
     assert payload.parked[0].category == MALFORMED
     assert payload.raw == b'{"not": "an array"}'
+
+
+@pytest.mark.parametrize("odd", [[], {}, 3, None, True, ["Sent"], {"a": 1}])
+def test_unhashable_or_odd_values_are_malformed_never_an_error(odd: Any) -> None:
+    for field in ("Status", "MessageId", "From", "Timestamp", "Type", "Message"):
+        event = {**ca.status("m1", "Sent", USER), **ca.inbound_text("u1", USER, "x"), field: odd}
+        for kind in (chatapp.STATUS, chatapp.INBOUND, chatapp.AUDIT):
+            problem = chatapp.event_problem(kind, event)
+            assert problem is None or isinstance(problem, str)
+        payloads = chatapp.normalise(ca.encode([event]), chatapp.STATUS, RECEIVED)
+        assert sum(len(p.receipts) + len(p.parked) for p in payloads) == 1
