@@ -20,6 +20,7 @@ REJECTED_RECEIPT = "REJECTED_RECEIPT"
 UNKNOWN_KIND = "UNKNOWN_KIND"
 NOT_JSON = "NOT_JSON"
 MALFORMED = "MALFORMED"
+UNSTORABLE = "UNSTORABLE"  # Firestore refused it (too deep, too large, ...)
 
 
 @dataclass(frozen=True)
@@ -130,3 +131,10 @@ _WRITES_PER_ITEM = {"receipts": 2, "user_messages": 1, "reviews": 2, "parked": 1
 
 def payload_key(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
+
+
+def parked_whole(payload: Payload, category: str, reason: str) -> Payload:
+    """The payload with nothing to persist but its raw body, parked with the reason."""
+    return replace(
+        payload, receipts=(), user_messages=(), reviews=(), parked=(Parked(category, reason),)
+    )

@@ -114,7 +114,8 @@ def plan(payload: Payload, existing: Mapping[str, Document | None], now: datetim
         return writes
     writes += _receipt_writes(payload, existing, now)
     writes += _user_message_writes(payload, existing, now)
-    writes += _conversation_writes(payload, existing, now)
+    if payload.receipts or payload.user_messages:
+        writes += _conversation_writes(payload, existing, now)
     return writes
 
 

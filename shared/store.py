@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from google.api_core.exceptions import InvalidArgument
 from google.cloud import firestore
 
 from shared import records
-from shared.events import Payload
+from shared.events import UNSTORABLE, Payload, parked_whole
 from shared.firestore_retry import retry_on_conflict
 from shared.times import utc_now
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Recorded:
-    writes: int
-    commits: int
+    writes: int = 0
+    commits: int = 0
+
+    def __add__(self, other: Recorded) -> Recorded:
+        return Recorded(self.writes + other.writes, self.commits + other.commits)
 
 
 class FirestoreRecorder:
@@ -28,13 +35,22 @@ class FirestoreRecorder:
 
     def record(self, payloads: list[Payload]) -> Recorded:
         now = self._clock()
-        written = [
-            retry_on_conflict(functools.partial(self._commit_once, group, now))
-            for group in records.commit_groups(payloads)
-        ]
-        return Recorded(writes=sum(written), commits=sum(1 for n in written if n))
+        groups = records.commit_groups(payloads)
+        return sum((self._commit(group, now) for group in groups), Recorded())
 
-    def _commit_once(self, payloads: list[Payload], now: datetime) -> int:
+    def _commit(self, payloads: list[Payload], now: datetime) -> Recorded:
+        try:
+            return retry_on_conflict(functools.partial(self._commit_once, payloads, now))
+        except InvalidArgument as refused:
+            if len(payloads) > 1:  # find the part Firestore refuses; store the others
+                return sum((self._commit([payload], now) for payload in payloads), Recorded())
+            # Firestore would refuse it on every redelivery: keep the body and say why.
+            log.warning("Firestore refused a payload; parking it", extra={"key": payloads[0].key})
+            reason = f"Firestore refused it: {refused.message}"[:500]
+            parked = parked_whole(payloads[0], UNSTORABLE, reason)
+            return retry_on_conflict(functools.partial(self._commit_once, [parked], now))
+
+    def _commit_once(self, payloads: list[Payload], now: datetime) -> Recorded:
         """Reads what the payloads touch, and commits their plans only if none of it changed."""
         paths = [path for payload in payloads for path in records.paths_to_read(payload)]
         refs = [self._db.document(path) for path in dict.fromkeys(paths)]
@@ -44,7 +60,7 @@ class FirestoreRecorder:
         }
         writes = [write for payload in payloads for write in records.plan(payload, existing, now)]
         if not writes:
-            return 0
+            return Recorded()
         batch = self._db.batch()
         for write in writes:
             ref = self._db.document(write.path)
@@ -56,4 +72,4 @@ class FirestoreRecorder:
             else:
                 batch.create(ref, dict(write.data))  # fails if another writer created it first
         batch.commit()
-        return len(writes)
+        return Recorded(writes=len(writes), commits=1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from shared.events import UNKNOWN_KIND, Parked, Payload, StatusScale, payload_key
+from shared.events import UNKNOWN_KIND, Payload, StatusScale, parked_whole, payload_key
 from shared.providers import bm, chatapp
 
 
@@ -22,13 +22,11 @@ def normalise(attributes: Mapping[str, str], raw: bytes, received: datetime) -> 
         return [bm.normalise(raw)]
     if provider == chatapp.PROVIDER:
         return chatapp.normalise(raw, attributes.get("kind", ""), received)
-    return [
-        Payload(
-            provider=provider or "unknown",
-            kind="unknown",
-            key=payload_key(raw),
-            scale=StatusScale({}),
-            raw=raw,
-            parked=(Parked(UNKNOWN_KIND, f"no parser for provider {provider!r}"),),
-        )
-    ]
+    unknown = Payload(
+        provider=provider or "unknown",
+        kind="unknown",
+        key=payload_key(raw),
+        scale=StatusScale({}),
+        raw=raw,
+    )
+    return [parked_whole(unknown, UNKNOWN_KIND, f"no parser for provider {provider!r}")]

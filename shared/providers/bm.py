@@ -28,6 +28,7 @@ from shared.events import (
     StatusReport,
     StatusScale,
     UserMessage,
+    parked_whole,
     payload_key,
 )
 from shared.ingress import Incoming, Publish, Reply, parse_json
@@ -191,14 +192,16 @@ def describe(document: Any) -> routing.Description:
 
 def normalise(raw: bytes) -> Payload:
     document = parse_json(raw)
-    base = Payload(provider=PROVIDER, kind=kind_of(document), key=payload_key(raw), scale=SCALE)
+    base = Payload(
+        provider=PROVIDER, kind=kind_of(document), key=payload_key(raw), scale=SCALE, raw=raw
+    )
     if not isinstance(document, dict):
-        return _parked(base, raw, NOT_JSON, "body is not a JSON object")
+        return parked_whole(base, NOT_JSON, "body is not a JSON object")
     if base.kind == UNKNOWN:
-        return _parked(base, raw, UNKNOWN_KIND, "no known Business Messages event kind")
+        return parked_whole(base, UNKNOWN_KIND, "no known Business Messages event kind")
     conversation_id = document.get("conversationId")
     if not isinstance(conversation_id, str) or not conversation_id:
-        return _parked(base, raw, MALFORMED, "conversationId is missing")
+        return parked_whole(base, MALFORMED, "conversationId is missing")
     request_id = document.get("requestId")
     send_time = parse_rfc3339(document.get("sendTime"))
     common = replace(
@@ -217,7 +220,7 @@ def normalise(raw: bytes) -> Payload:
     try:
         user_message = _user_message(common, base.kind, body, document.get("context"))
     except ValueError as problem:
-        return _parked(common, raw, MALFORMED, str(problem))
+        return parked_whole(common, MALFORMED, str(problem))
     return replace(common, user_messages=(user_message,))
 
 
@@ -228,10 +231,6 @@ def read_receipt_target(raw: bytes) -> tuple[str, str] | None:
         return None
     assert payload.conversation_id is not None
     return payload.conversation_id, payload.user_messages[0].message_id
-
-
-def _parked(payload: Payload, raw: bytes, category: str, reason: str) -> Payload:
-    return replace(payload, raw=raw, parked=(Parked(category, reason),))
 
 
 def _present(**values: Any) -> dict[str, Any]:
@@ -250,7 +249,7 @@ def _message_id(name: Any, conversation_id: str) -> str | None:
 def _receipts(common: Payload, body: Any) -> Payload:
     entries = body.get("receipts") if isinstance(body, dict) else None
     if not isinstance(entries, list) or not entries:
-        return _parked(common, common.raw, MALFORMED, "receipts.receipts is not a non-empty list")
+        return parked_whole(common, MALFORMED, "receipts.receipts is not a non-empty list")
     assert common.conversation_id is not None
     receipt_time = parse_rfc3339(body.get("createTime")) or common.send_time
     reports: list[StatusReport] = []

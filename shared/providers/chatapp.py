@@ -30,6 +30,7 @@ from shared.events import (
     StatusScale,
     TemplateReview,
     UserMessage,
+    parked_whole,
     payload_key,
 )
 from shared.ingress import Incoming, Publish, Reply, parse_json
@@ -177,7 +178,7 @@ def normalise(raw: bytes, kind: str, received: datetime) -> list[Payload]:
     base = Payload(provider=PROVIDER, kind=kind, key=payload_key(raw), scale=SCALE, raw=raw)
     events = parse_json(raw)
     if not isinstance(events, list) or kind not in KIND_BY_PATH.values():
-        return [replace(base, parked=(Parked(MALFORMED, f"not a JSON array of {kind} events"),))]
+        return [parked_whole(base, MALFORMED, f"not a JSON array of {kind} events")]
     parties: dict[str, tuple[str, str]] = {}
     receipts: dict[str, list[StatusReport]] = defaultdict(list)
     messages: dict[str, list[UserMessage]] = defaultdict(list)
@@ -200,7 +201,6 @@ def normalise(raw: bytes, kind: str, received: datetime) -> list[Payload]:
     per_conversation = [
         replace(
             base,
-            raw=b"",
             conversation_id=cid,
             conversation={"businessNumber": business, "userNumber": user},
             receipts=tuple(receipts[cid]),

@@ -223,3 +223,25 @@ def test_one_malformed_element_is_parked_and_the_rest_kept(
         "Timestamp is not Unix milliseconds",
         1,
     )
+
+
+def test_what_firestore_refuses_is_parked_with_its_reason_not_redelivered_forever(
+    stack: LocalStack, db: firestore.Client
+) -> None:
+    user, other = new_user(), new_user()
+    media: dict[str, Any] = {"url": "https://chatapp.example/x.jpg"}
+    for _ in range(30):  # Firestore holds maps at most 20 levels deep
+        media = {"nested": media}
+    too_deep = {**ca.inbound_text("u1", user, "x"), "Type": "IMAGE", "Message": json.dumps(media)}
+    fine = ca.inbound_text("u2", other, "hello")
+    response = push(stack, "inbound", [too_deep, fine])
+    assert response.json()["code"] == 0
+    [entry] = recorded(stack, response)
+    assert entry["commits"] == 2  # the refused conversation's part, parked; the other one
+    assert set(history(db, other)["messages"]) == {"u2"}
+    assert history(db, user)["messages"] == {}
+    parked = [
+        d for d in documents(db.collection("parked")).values() if d["category"] == "UNSTORABLE"
+    ]
+    [mine] = [d for d in parked if d["rawBody"] == response.request.body]
+    assert mine["reason"].startswith("Firestore refused it:")
