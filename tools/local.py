@@ -67,14 +67,14 @@ def print_summary(stack: LocalStack) -> None:
     print(
         f"""
 Receipt pipeline running locally.
-  Business Messages   {stack.webhook_url}   (POST, signed with BM_SIGNING_KEY)
-  Chat App status     {stack.chatapp_url("status")}
-  Chat App inbound    {stack.chatapp_url("inbound")}
-  Chat App audit      {stack.chatapp_url("audit")}
-  Pub/Sub emulator    {stack.pubsub_host}
-  Firestore emulator  {stack.firestore_host}
+  Business Messages     {stack.webhook_url}   (POST, signed with BM_SIGNING_KEY)
+  Chat App status       {stack.chatapp_url("status")}
+  Chat App inbound      {stack.chatapp_url("inbound")}
+  Chat App audit        {stack.chatapp_url("audit")}
+  Pub/Sub emulator      {stack.pubsub_host}
+  Firestore emulator    {stack.firestore_host}
   Business Messages API {stack.api_endpoint}{"   (loopback stand-in)" if stack.standin else ""}
-  logs                {stack.log_dir}
+  logs                  {stack.log_dir}
 Try `make demo` in another terminal. Ctrl-C stops everything.""",
         flush=True,
     )
