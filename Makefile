@@ -5,12 +5,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 REQUIREMENTS := requirements-dev.txt constraints.txt $(wildcard functions/*/requirements.txt)
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+TERRAFORM := terraform -chdir=terraform
 
-.PHONY: local demo test lint format unit integration clean
+.PHONY: local demo test lint format unit integration build deploy secrets tf-init tf-plan tf-apply clean
 
 $(INSTALLED): $(REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+$(CHECKOV): requirements-checkov.txt constraints-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt -c constraints-checkov.txt
 	touch $@
 
 ## local: emulators + all functions on 127.0.0.1:$$PORT (default 8080); Ctrl-C stops them
@@ -31,14 +39,42 @@ unit: $(INSTALLED)
 integration: $(INSTALLED)
 	$(BIN)/python -m pytest tests/integration
 
-lint: $(INSTALLED)
+lint: $(INSTALLED) $(CHECKOV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(CHECKOV) --directory terraform --framework terraform --quiet --compact --skip-download
+
+## build: each function's deployable source (function + shared/ + pinned requirements) in build/
+build: $(INSTALLED)
+	$(BIN)/python -m tools.build
+
+## deploy: gcloud functions deploy --gen2 for each bundle, as Terraform sets them (DRY_RUN=1 prints)
+deploy: build
+	$(BIN)/python -m tools.deploy
+
+## secrets: add a secret's value from FILE or stdin, e.g. make secrets SECRET=bm-signing-key FILE=key.txt
+secrets:
+	@test -n "$(SECRET)" || { echo "usage: make secrets PROJECT=p SECRET=bm-signing-key [FILE=path]  (stdin without FILE)"; exit 2; }
+	@test -n "$(PROJECT)" || { echo "set PROJECT to the Google Cloud project"; exit 2; }
+	gcloud secrets versions add $(or $(NAME_PREFIX),receipt-pipeline)-$(SECRET) --project=$(PROJECT) --data-file=$(or $(FILE),-)
+
+tf-init: terraform-installed
+	$(TERRAFORM) init
+
+tf-plan: terraform-installed build
+	$(TERRAFORM) plan -out=tfplan
+
+tf-apply: terraform-installed build
+	$(TERRAFORM) apply tfplan
+
+.PHONY: terraform-installed
+terraform-installed:
+	@command -v terraform >/dev/null || { echo "terraform is not installed: see README, Deploy to Google Cloud"; exit 1; }
 
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) build .local .pytest_cache .mypy_cache .ruff_cache

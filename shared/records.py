@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.docids import doc_id
@@ -103,7 +103,13 @@ def paths_to_read(payload: Payload) -> list[str]:
     return list(dict.fromkeys(paths))
 
 
-def plan(payload: Payload, existing: Mapping[str, Document | None], now: datetime) -> list[Write]:
+def plan(
+    payload: Payload,
+    existing: Mapping[str, Document | None],
+    now: datetime,
+    receipt_ttl: timedelta | None = None,
+) -> list[Write]:
+    """The writes that record the payload; receipts expire after receipt_ttl when it is set."""
     writes = [
         Write(path, _parked_document(payload, parked, now), exists=False)
         for parked in payload.parked
@@ -112,7 +118,7 @@ def plan(payload: Payload, existing: Mapping[str, Document | None], now: datetim
     writes += _review_writes(payload, existing, now)
     if payload.conversation_id is None:
         return writes
-    writes += _receipt_writes(payload, existing, now)
+    writes += _receipt_writes(payload, existing, now, receipt_ttl)
     writes += _user_message_writes(payload, existing, now)
     if payload.receipts or payload.user_messages:
         writes += _conversation_writes(payload, existing, now)
@@ -144,7 +150,10 @@ def _common(payload: Payload, now: datetime) -> dict[str, Any]:
 
 
 def _receipt_writes(
-    payload: Payload, existing: Mapping[str, Document | None], now: datetime
+    payload: Payload,
+    existing: Mapping[str, Document | None],
+    now: datetime,
+    receipt_ttl: timedelta | None,
 ) -> list[Write]:
     cid = payload.conversation_id
     assert cid is not None
@@ -166,6 +175,8 @@ def _receipt_writes(
             "sendTime": payload.send_time,
             **report.details,
         }
+        if receipt_ttl is not None:
+            receipt["expireTime"] = now + receipt_ttl  # Firestore's TTL policy deletes it
         writes.append(Write(path, receipt, exists=False))
     for message_id, reports in new_reports.items():
         path = message_path(cid, message_id)

@@ -6,17 +6,32 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from google.api_core.exceptions import InvalidArgument
 from google.cloud import firestore
 
 from shared import records
+from shared.config import Env
 from shared.events import UNSTORABLE, Payload, parked_whole
 from shared.firestore_retry import retry_on_conflict
 from shared.times import utc_now
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    project: str
+    receipt_ttl: timedelta | None  # receipts expire this long after they are recorded
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> RecorderConfig:
+        env = env or Env()
+        days = env.number("RECEIPT_RETENTION_DAYS", 0)
+        config = cls(project=env.project(), receipt_ttl=timedelta(days=days) if days else None)
+        env.check("record-events")
+        return config
 
 
 @dataclass(frozen=True)
@@ -29,8 +44,14 @@ class Recorded:
 
 
 class FirestoreRecorder:
-    def __init__(self, client: firestore.Client, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        client: firestore.Client,
+        receipt_ttl: timedelta | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self._db = client
+        self._receipt_ttl = receipt_ttl
         self._clock = clock
 
     def record(self, payloads: list[Payload]) -> Recorded:
@@ -58,7 +79,11 @@ class FirestoreRecorder:
         existing = {
             path: snap.to_dict() if snap.exists else None for path, snap in snapshots.items()
         }
-        writes = [write for payload in payloads for write in records.plan(payload, existing, now)]
+        writes = [
+            write
+            for payload in payloads
+            for write in records.plan(payload, existing, now, self._receipt_ttl)
+        ]
         if not writes:
             return Recorded()
         batch = self._db.batch()

@@ -10,7 +10,8 @@ import sys
 import threading
 from types import FrameType
 
-from tools.stack import ROOT, LocalStack, StackSettings
+from tools.stack import LocalStack, StackSettings
+from tools.topology import ROOT
 
 WORK_DIR = ROOT / ".local"
 STATE_FILE = WORK_DIR / "stack.json"  # lets `make demo` find a running stack

@@ -21,9 +21,8 @@ from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from shared.config import DEFAULT_TOPICS
 from tools.bm_standin import BusinessMessagesStandIn
 from tools.procs import ManagedProcess, answers_http, free_port, wait_until
-from tools.topology import FUNCTIONS, SUBSCRIPTIONS, WEBHOOK, Function
+from tools.topology import FUNCTIONS, ROOT, SUBSCRIPTIONS, WEBHOOK, Function
 
-ROOT = Path(__file__).resolve().parent.parent
 LOCAL_PROJECT = "receipt-pipeline-local"
 # Variables the stack sets for its functions; inherited values must not leak in.
 _STACK_VARIABLES = (
@@ -266,16 +265,21 @@ class LocalStack:
         return process
 
     def function_process(
-        self, function: Function, port: int, overrides: Mapping[str, str] | None = None
+        self,
+        function: Function,
+        port: int,
+        overrides: Mapping[str, str] | None = None,
+        source: Path | None = None,
     ) -> ManagedProcess:
         """A functions-framework server for one function, wired to this stack.
 
-        The stack starts one per function; a test may start another with other settings.
+        The stack starts one per function; a test may start another with other settings, or
+        from another source (a built bundle).
         """
         executable = Path(sys.executable).parent / "functions-framework"
         command = [
             str(executable),
-            f"--source={ROOT / function.source}",
+            f"--source={source or ROOT / function.source}",
             f"--target={function.target}",
             f"--signature-type={function.signature}",
             "--host=127.0.0.1",

@@ -1,20 +1,25 @@
-"""The pipeline's deployable pieces and how Pub/Sub connects them.
+"""The pipeline's deployable pieces and how Pub/Sub connects them, from terraform/pipeline.json.
 
-One description serves the local stack (and, later, the deploy tooling), so the two
-cannot drift apart.
+Terraform, `make deploy` and the local stack all read that one file, so they cannot drift.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from shared.routing import EVENTS, READABLE
+ROOT = Path(__file__).resolve().parent.parent
+PIPELINE_FILE = ROOT / "terraform" / "pipeline.json"
 
 
 @dataclass(frozen=True)
 class Function:
+    name: str  # the deployed function's name, after the prefix
     target: str  # entry point, and directory under functions/
     signature: str  # functions-framework signature type
+    settings: dict[str, Any]
 
     @property
     def source(self) -> str:
@@ -25,16 +30,25 @@ class Function:
 class Subscription:
     id: str
     topic_key: str
-    function: str
+    function: str  # the target of the function it pushes to
 
 
-WEBHOOK = Function("webhook", "http")
-RECORD_EVENTS = Function("record_events", "cloudevent")
-AGENT_READ_RECEIPTS = Function("agent_read_receipts", "cloudevent")
-FUNCTIONS = (WEBHOOK, RECORD_EVENTS, AGENT_READ_RECEIPTS)
+def load() -> dict[str, Any]:
+    pipeline: dict[str, Any] = json.loads(PIPELINE_FILE.read_text())
+    return pipeline
 
-SUBSCRIPTIONS = (
-    Subscription("record-events", EVENTS, RECORD_EVENTS.target),
-    Subscription("record-readable", READABLE, RECORD_EVENTS.target),
-    Subscription("agent-read-receipts", READABLE, AGENT_READ_RECEIPTS.target),
+
+_PIPELINE = load()
+FUNCTIONS = tuple(
+    Function(name, settings["entry_point"], settings["signature"], settings)
+    for name, settings in _PIPELINE["functions"].items()
+)
+_BY_NAME = {function.name: function for function in FUNCTIONS}
+WEBHOOK = _BY_NAME["webhook"]
+RECORD_EVENTS = _BY_NAME["record-events"]
+AGENT_READ_RECEIPTS = _BY_NAME["agent-read-receipts"]
+
+SUBSCRIPTIONS = tuple(
+    Subscription(sub_id, sub["topic"], _BY_NAME[sub["function"]].target)
+    for sub_id, sub in _PIPELINE["subscriptions"].items()
 )

@@ -6,16 +6,13 @@ import functions_framework
 from google.cloud import firestore
 
 from shared import logs, providers
-from shared.config import Env
 from shared.pubsub_push import PushedMessage, subscriber
-from shared.store import FirestoreRecorder
+from shared.store import FirestoreRecorder, RecorderConfig
 
 logs.setup()
 log = logging.getLogger("record_events")
-env = Env()
-project = env.project()
-env.check("record-events")
-recorder = FirestoreRecorder(firestore.Client(project=project))
+config = RecorderConfig.from_env()
+recorder = FirestoreRecorder(firestore.Client(project=config.project), config.receipt_ttl)
 
 
 @functions_framework.cloud_event

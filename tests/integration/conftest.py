@@ -3,6 +3,7 @@ servers, push subscriptions, and the Business Messages stand-in."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import warnings
@@ -171,3 +172,16 @@ def recorded(stack: LocalStack, *responses: requests.Response) -> list[dict[str,
 
 def documents(collection: firestore.CollectionReference) -> dict[str, dict[str, Any]]:
     return {snap.id: snap.to_dict() or {} for snap in collection.stream()}
+
+
+def pubsub_push(data: bytes, attributes: dict[str, str], message_id: str = "42") -> dict[str, Any]:
+    """The body a Pub/Sub push subscription POSTs to its endpoint."""
+    return {
+        "subscription": "projects/test/subscriptions/test",
+        "message": {
+            "data": base64.b64encode(data).decode(),
+            "attributes": attributes,
+            "messageId": message_id,
+            "publishTime": "2026-01-01T00:00:00Z",
+        },
+    }

@@ -1,6 +1,5 @@
 """Receipts, user messages and agent READ receipts through the whole real stack."""
 
-import base64
 import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +13,7 @@ from tests.integration.conftest import (
     Spy,
     delivery,
     documents,
+    pubsub_push,
     recorded,
     send,
     settled,
@@ -254,14 +254,7 @@ def test_auto_read_receipts_off_sends_none(
     process = stack.function_process(AGENT_READ_RECEIPTS, port, {"AUTO_READ_RECEIPTS": "false"})
     cid = new_conversation()
     body = bm.encode(bm.user_text(cid, "u1", "hi"))
-    push = {
-        "subscription": "projects/p/subscriptions/s",
-        "message": {
-            "data": base64.b64encode(body).decode(),
-            "attributes": {"provider": "bm", "kind": "message"},
-            "messageId": "42",
-        },
-    }
+    push = pubsub_push(body, {"provider": "bm", "kind": "message"})
     process.start(f"http://127.0.0.1:{port}/")
     try:
         response = requests.post(f"http://127.0.0.1:{port}/", json=push, timeout=10)

@@ -12,7 +12,8 @@ import requests
 from shared.providers import bm as provider
 from tests.integration.conftest import Spy, documents, recorded, send
 from tools import bm_payloads as bm
-from tools.stack import ROOT, LocalStack
+from tools.stack import LocalStack
+from tools.topology import ROOT
 
 pytestmark = pytest.mark.integration
 

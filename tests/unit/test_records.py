@@ -180,3 +180,13 @@ def test_the_newest_template_review_replaces_the_last_one() -> None:
     latest = state[records.template_review_path(("waba", "welcome", "en"))]
     assert (latest["status"], latest["reason"]) == ("pass", None)
     assert len([p for p in state if "/history/" in p]) == 3
+
+
+def test_receipts_carry_an_expiry_only_when_retention_is_set() -> None:
+    payload = receipts(("m1", "READ"))
+    path = records.receipt_path(CID, "m1", "READ")
+    kept = {w.path: w.data for w in records.plan(payload, {}, NOW)}
+    assert "expireTime" not in kept[path]
+    expiring = {w.path: w.data for w in records.plan(payload, {}, NOW, timedelta(days=30))}
+    assert expiring[path]["expireTime"] == NOW + timedelta(days=30)
+    assert "expireTime" not in expiring[records.message_path(CID, "m1")]  # only receipts expire

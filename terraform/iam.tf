@@ -1,0 +1,91 @@
+# One service account per function, each granted only what it uses; no basic roles.
+
+resource "google_service_account" "function" {
+  for_each = { for name, _ in local.functions : name => name if !contains(keys(local.external_accounts), name) }
+
+  account_id   = "${var.name_prefix}-${local.account_names[each.key]}"
+  display_name = "Receipt pipeline: ${each.key} function"
+}
+
+# Pub/Sub signs its pushes to the subscribers with this account's OIDC token.
+resource "google_service_account" "push" {
+  account_id   = "${var.name_prefix}-push"
+  display_name = "Receipt pipeline: Pub/Sub push invoker"
+}
+
+# Cloud Build builds the functions' containers as this account.
+resource "google_service_account" "build" {
+  account_id   = "${var.name_prefix}-build"
+  display_name = "Receipt pipeline: function builds"
+}
+
+resource "google_pubsub_topic_iam_member" "publisher" {
+  for_each = local.topic_publishers
+
+  topic  = google_pubsub_topic.pipeline[each.value.topic].id
+  role   = "roles/pubsub.publisher"
+  member = "serviceAccount:${local.function_accounts[each.value.function]}"
+}
+
+resource "google_secret_manager_secret_iam_member" "accessor" {
+  for_each = local.secret_readers
+
+  secret_id = google_secret_manager_secret.pipeline[each.value.secret].id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${local.function_accounts[each.value.function]}"
+}
+
+# Firestore access is granted per project; the condition narrows it to this database.
+resource "google_project_iam_member" "firestore_user" {
+  for_each = { for name, fn in local.functions : name => fn if lookup(fn, "firestore", false) }
+
+  project = var.project_id
+  role    = "roles/datastore.user"
+  member  = "serviceAccount:${local.function_accounts[each.key]}"
+
+  condition {
+    title      = "receipt-pipeline-database"
+    expression = "resource.name == \"projects/${var.project_id}/databases/(default)\""
+  }
+}
+
+# Only the push invoker may call the subscribers.
+resource "google_cloud_run_v2_service_iam_member" "push_invoker" {
+  for_each = { for name, fn in local.functions : name => fn if !fn.public }
+
+  location = var.region
+  name     = google_cloudfunctions2_function.pipeline[each.key].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.push.email}"
+}
+
+# The webhook is the one public endpoint: providers call it without Google credentials,
+# and it authenticates every request itself (signature, handshake, callback token).
+resource "google_cloud_run_v2_service_iam_member" "public_webhook" {
+  #checkov:skip=CKV_GCP_102:The webhook must be reachable by Google Business Messages and Alibaba Cloud; it verifies each request's signature or callback token itself.
+  location = var.region
+  name     = google_cloudfunctions2_function.pipeline["webhook"].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
+
+# The Pub/Sub service agent mints the OIDC tokens of the push invoker.
+resource "google_service_account_iam_member" "push_token_creator" {
+  service_account_id = google_service_account.push.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_service_agent
+}
+
+resource "google_project_iam_member" "build" {
+  for_each = toset(["roles/logging.logWriter", "roles/artifactregistry.writer"])
+
+  project = var.project_id
+  role    = each.value
+  member  = "serviceAccount:${google_service_account.build.email}"
+}
+
+resource "google_storage_bucket_iam_member" "build_reads_sources" {
+  bucket = google_storage_bucket.sources.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.build.email}"
+}

@@ -1,0 +1,78 @@
+locals {
+  # One description of topics, functions and subscriptions, shared with `make deploy`
+  # and the local stack.
+  pipeline = jsondecode(file("${path.module}/pipeline.json"))
+
+  enabled_providers = concat(
+    var.business_messages_enabled ? ["bm"] : [],
+    var.chatapp_enabled ? ["chatapp"] : [],
+  )
+
+  # Short names keep service account ids within 30 characters.
+  account_names = {
+    "webhook"             = "webhook"
+    "record-events"       = "recorder"
+    "agent-read-receipts" = "read-receipts"
+  }
+
+  extra_env = {
+    "webhook" = length(var.chatapp_allowed_ips) > 0 ? {
+      CHATAPP_ALLOWED_IPS = join(",", var.chatapp_allowed_ips)
+    } : {}
+    "record-events" = var.receipt_retention_days > 0 ? {
+      RECEIPT_RETENTION_DAYS = tostring(var.receipt_retention_days)
+    } : {}
+    "agent-read-receipts" = {
+      AUTO_READ_RECEIPTS = tostring(var.auto_read_receipts)
+    }
+  }
+
+  functions = {
+    for name, fn in local.pipeline.functions : name => merge(fn, {
+      max_instances = lookup(var.max_instances, name, fn.max_instances)
+      min_instances = lookup(var.min_instances, name, 0)
+      secrets = {
+        for env, secret in fn.secrets : env => secret.secret
+        if contains(local.enabled_providers, secret.provider)
+      }
+      env = merge(
+        {
+          GOOGLE_CLOUD_PROJECT = var.project_id
+          THREADS              = tostring(fn.concurrency)
+        },
+        { for topic in fn.publishes_to : "${upper(topic)}_TOPIC" => "${var.name_prefix}-${topic}" },
+        local.extra_env[name],
+      )
+    })
+  }
+
+  # The READ-receipt function runs as the account registered with Business Messages:
+  # the one given, or the one created here (then register its email with the partner account).
+  external_accounts = var.bm_api_service_account_email == "" ? {} : {
+    "agent-read-receipts" = var.bm_api_service_account_email
+  }
+  function_accounts = merge(
+    { for name, account in google_service_account.function : name => account.email },
+    local.external_accounts,
+  )
+
+  secrets = toset(flatten([for fn in values(local.functions) : values(fn.secrets)]))
+
+  secret_readers = merge([
+    for name, fn in local.functions : {
+      for secret in values(fn.secrets) : "${name}/${secret}" => { function = name, secret = secret }
+    }
+  ]...)
+
+  topic_publishers = merge([
+    for name, fn in local.functions : {
+      for topic in fn.publishes_to : "${name}/${topic}" => { function = name, topic = topic }
+    }
+  ]...)
+
+  pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+data "google_project" "this" {
+  project_id = var.project_id
+}

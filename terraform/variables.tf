@@ -1,0 +1,91 @@
+variable "project_id" {
+  description = "The Google Cloud project that runs the pipeline."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the functions, the source bucket and the topics' storage."
+  type        = string
+  default     = "europe-west1"
+}
+
+variable "firestore_location" {
+  description = "Firestore location (a multi-region such as eur3 or nam5, or a region). Fixed once created."
+  type        = string
+  default     = "eur3"
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name; at most 16 characters so service account ids stay within 30."
+  type        = string
+  default     = "receipt-pipeline"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{2,15}$", var.name_prefix))
+    error_message = "name_prefix must be 3-16 characters: lower-case letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "business_messages_enabled" {
+  description = "Serve Google Business Messages on the webhook's root path."
+  type        = bool
+  default     = true
+}
+
+variable "chatapp_enabled" {
+  description = "Serve Alibaba Cloud Chat App callbacks on /chatapp/{status|inbound|audit}/{token}."
+  type        = bool
+  default     = false
+}
+
+variable "chatapp_allowed_ips" {
+  description = "Optional allow-list of addresses or networks Chat App pushes may come from; empty allows any."
+  type        = list(string)
+  default     = []
+}
+
+variable "auto_read_receipts" {
+  description = "Send the agent's READ receipt for every Business Messages user message."
+  type        = bool
+  default     = true
+}
+
+variable "bm_api_service_account_email" {
+  description = "An existing service account registered with your Business Messages partner account, to run the READ-receipt function as. Empty: a new one is created (register its email with the partner account)."
+  type        = string
+  default     = ""
+}
+
+variable "receipt_retention_days" {
+  description = "Delete receipt documents this many days after they are recorded (Firestore TTL); 0 keeps them."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.receipt_retention_days >= 0
+    error_message = "receipt_retention_days cannot be negative."
+  }
+}
+
+variable "max_delivery_attempts" {
+  description = "Pub/Sub deliveries of one message before it is parked on the dead-letter topic (5-100)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
+    error_message = "max_delivery_attempts must be between 5 and 100."
+  }
+}
+
+variable "max_instances" {
+  description = "Per-function overrides of the maximum instance count (keys: webhook, record-events, agent-read-receipts)."
+  type        = map(number)
+  default     = {}
+}
+
+variable "min_instances" {
+  description = "Per-function minimum instance count, for example { webhook = 1 } to avoid cold starts."
+  type        = map(number)
+  default     = {}
+}

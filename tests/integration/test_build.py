@@ -1,0 +1,105 @@
+"""`make build`'s bundles are complete: each serves a real request with nothing but itself."""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from google.cloud import firestore
+
+from tests.integration.conftest import pubsub_push, recorded
+from tools import bm_payloads as bm
+from tools import build
+from tools.bm_standin import BusinessMessagesStandIn
+from tools.procs import free_port, wait_until
+from tools.stack import LocalStack
+from tools.topology import AGENT_READ_RECEIPTS, RECORD_EVENTS, WEBHOOK, Function
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("build")
+    for function in (WEBHOOK, RECORD_EVENTS, AGENT_READ_RECEIPTS):
+        build.bundle(function, out)
+    return out
+
+
+@pytest.fixture
+def serve(stack: LocalStack, bundles: Path) -> Iterator[Any]:
+    started = []
+
+    def start(function: Function) -> str:
+        port = free_port()
+        # No PYTHONPATH: `shared` must come from the bundle itself.
+        process = stack.function_process(
+            function, port, {"PYTHONPATH": ""}, source=bundles / function.name / "main.py"
+        )
+        started.append(process)
+        process.start(f"http://127.0.0.1:{port}/")
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def test_a_bundle_holds_the_function_shared_and_pinned_requirements(bundles: Path) -> None:
+    for function in (WEBHOOK, RECORD_EVENTS, AGENT_READ_RECEIPTS):
+        bundle = bundles / function.name
+        assert (bundle / "main.py").exists()
+        assert (bundle / "shared" / "providers" / "bm.py").exists()
+        assert "-c constraints.txt" in (bundle / "requirements.txt").read_text()
+        assert "functions-framework==" in (bundle / "constraints.txt").read_text()
+        assert not list(bundle.rglob("__pycache__"))
+
+
+def test_the_webhook_bundle_answers_and_publishes(
+    stack: LocalStack, db: firestore.Client, serve: Any
+) -> None:
+    url = serve(WEBHOOK)
+    handshake = {"clientToken": stack.settings.client_token, "secret": "bundle-secret"}
+    assert requests.post(url, json=handshake, timeout=10).text == "bundle-secret"
+    cid = "bundle-webhook"
+    body = bm.encode(bm.receipts(cid, ("a1", "READ")))
+    response = bm.post_signed(url, body, stack.signing_key)
+    recorded(stack, response)
+    assert db.document(f"conversations/{cid}/receipts/a1~READ").get().exists
+
+
+def test_the_recorder_bundle_persists_a_push(
+    stack: LocalStack, db: firestore.Client, serve: Any
+) -> None:
+    url = serve(RECORD_EVENTS)
+    body = bm.encode(bm.receipts("bundle-recorder", ("a1", "DELIVERED")))
+    push = pubsub_push(body, {"provider": "bm", "kind": "receipts"})
+    assert requests.post(url, json=push, timeout=30).status_code == 200
+    assert db.document("conversations/bundle-recorder/receipts/a1~DELIVERED").get().exists
+
+
+def test_the_read_receipt_bundle_sends_one(
+    stack: LocalStack, serve: Any, standin: BusinessMessagesStandIn
+) -> None:
+    url = serve(AGENT_READ_RECEIPTS)
+    body = bm.encode(bm.user_text("bundle-reader", "u-bundle", "hello"))
+    push = pubsub_push(body, {"provider": "bm", "kind": "message"})
+    assert requests.post(url, json=push, timeout=60).status_code == 200
+    wait_until(lambda: standin.calls_for("u-bundle"), 30, "the READ receipt")
+    assert [
+        c.status for c in standin.calls_for("u-bundle") if c.conversation_id == "bundle-reader"
+    ] == [200]
+
+
+def test_a_bundle_without_shared_cannot_start(
+    stack: LocalStack, bundles: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "webhook"
+    broken.mkdir()
+    (broken / "main.py").write_text((bundles / "webhook" / "main.py").read_text())
+    port = free_port()
+    process = stack.function_process(WEBHOOK, port, {"PYTHONPATH": ""}, source=broken / "main.py")
+    with pytest.raises(RuntimeError, match="No module named 'shared'"):
+        process.start(f"http://127.0.0.1:{port}/", timeout=30)
+    process.stop()

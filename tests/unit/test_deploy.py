@@ -1,0 +1,101 @@
+"""`make deploy`: the gcloud commands, with Terraform's settings; DRY_RUN only prints them."""
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from tools import deploy
+from tools.topology import FUNCTIONS, ROOT
+
+
+def run_deploy(tmp_path: Path, **environment: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Runs the deploy tool with a fake gcloud on PATH that records every call."""
+    calls = tmp_path / "gcloud-calls"
+    fake = tmp_path / "bin" / "gcloud"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}", **environment}
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.deploy"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return result, calls
+
+
+def test_dry_run_prints_the_exact_commands_and_runs_none(tmp_path: Path) -> None:
+    result, calls = run_deploy(tmp_path, DRY_RUN="1", PROJECT="demo-project")
+    assert result.returncode == 0, result.stderr
+    printed = [shlex.split(line) for line in result.stdout.splitlines()]
+    settings = deploy.Settings(project="demo-project")
+    assert printed == [deploy.command(function, settings) for function in FUNCTIONS]
+    assert not calls.exists()
+
+
+def test_without_dry_run_each_command_is_run(tmp_path: Path) -> None:
+    result, calls = run_deploy(tmp_path, PROJECT="demo-project")
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[:3] for line in calls.read_text().splitlines()] == [
+        ["functions", "deploy", f"receipt-pipeline-{function.name}"] for function in FUNCTIONS
+    ]
+
+
+def test_a_missing_project_is_a_clear_error(tmp_path: Path) -> None:
+    result, _ = run_deploy(tmp_path, DRY_RUN="1", PROJECT="", GOOGLE_CLOUD_PROJECT="")
+    assert result.returncode != 0
+    assert "set PROJECT" in result.stderr
+
+
+def flags(arguments: list[str]) -> dict[str, str]:
+    return dict(arg[2:].split("=", 1) for arg in arguments if arg.startswith("--") and "=" in arg)
+
+
+def test_the_commands_carry_the_settings_terraform_uses() -> None:
+    settings = deploy.Settings(project="p", chatapp_enabled=True, min_instances={"webhook": 1})
+    for function in FUNCTIONS:
+        arguments = deploy.command(function, settings)
+        config = function.settings
+        given = flags(arguments)
+        assert arguments[:4] == [
+            "gcloud",
+            "functions",
+            "deploy",
+            f"receipt-pipeline-{function.name}",
+        ]
+        assert "--gen2" in arguments
+        assert "--trigger-http" in arguments  # subscribers take Terraform's push subscriptions
+        assert given["runtime"] == "python312"
+        assert given["entry-point"] == function.target
+        assert given["source"] == f"build/{function.name}"
+        assert given["memory"] == config["memory"]
+        assert given["cpu"] == config["cpu"]
+        assert given["timeout"] == f"{config['timeout_seconds']}s"
+        assert given["concurrency"] == str(config["concurrency"])
+        assert given["max-instances"] == str(config["max_instances"])
+        assert given["min-instances"] == ("1" if function.name == "webhook" else "0")
+        public = config["public"]
+        assert ("--allow-unauthenticated" in arguments) is public
+        assert ("--no-allow-unauthenticated" in arguments) is not public
+        assert given["ingress-settings"] == ("all" if public else "internal-only")
+        env = dict(
+            item.split("=", 1) for item in given["set-env-vars"].removeprefix("^;^").split(";")
+        )
+        assert env == deploy.environment(function, settings)
+        mounted = given.get("set-secrets", "")
+        for variable in config["secrets"]:
+            assert f"{variable}=receipt-pipeline-" in mounted
+
+
+def test_the_read_receipt_function_can_run_as_the_registered_account() -> None:
+    registered = "bm-partner@partner-project.iam.gserviceaccount.com"
+    settings = deploy.Settings(project="p", bm_api_service_account_email=registered)
+    by_name = {f.name: flags(deploy.command(f, settings))["service-account"] for f in FUNCTIONS}
+    assert by_name["agent-read-receipts"] == registered
+    assert by_name["webhook"] == "receipt-pipeline-webhook@p.iam.gserviceaccount.com"
