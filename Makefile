@@ -9,7 +9,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 TERRAFORM := terraform -chdir=terraform
 
-.PHONY: local demo test lint format unit integration build deploy secrets tf-init tf-plan tf-apply clean
+.PHONY: local demo test lint format unit integration build deploy secrets tf-init tf-bootstrap tf-plan tf-apply clean
 
 $(INSTALLED): $(REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ secrets:
 
 tf-init: terraform-installed
 	$(TERRAFORM) init
+
+## tf-bootstrap: APIs and empty secrets first, so `make secrets` can fill them before functions need them
+tf-bootstrap: terraform-installed
+	$(TERRAFORM) apply -target=google_project_service.required -target=google_secret_manager_secret.pipeline
 
 tf-plan: terraform-installed build
 	$(TERRAFORM) plan -out=tfplan
