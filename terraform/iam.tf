@@ -62,7 +62,6 @@ resource "google_cloud_run_v2_service_iam_member" "push_invoker" {
 # The webhook is the one public endpoint: providers call it without Google credentials,
 # and it authenticates every request itself (signature, handshake, callback token).
 resource "google_cloud_run_v2_service_iam_member" "public_webhook" {
-  #checkov:skip=CKV_GCP_102:The webhook must be reachable by Google Business Messages and Alibaba Cloud; it verifies each request's signature or callback token itself.
   location = var.region
   name     = google_cloudfunctions2_function.pipeline["webhook"].service_config[0].service
   role     = "roles/run.invoker"
