@@ -2,7 +2,6 @@
 
 import json
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 
@@ -11,6 +10,7 @@ import requests
 
 from shared.providers import bm as provider
 from tests.integration.conftest import Spy, documents, recorded, send
+from tests.python_process import run_python
 from tools import bm_payloads as bm
 from tools.stack import LocalStack
 from tools.topology import ROOT
@@ -144,15 +144,7 @@ def test_a_previous_key_still_verifies_while_keys_rotate(stack: LocalStack) -> N
 def import_webhook(code: str, **environment: str) -> subprocess.CompletedProcess[str]:
     """Imports the webhook's entry point in a fresh interpreter, as its server would."""
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **environment}
-    return subprocess.run(
-        [sys.executable, "-c", f"import sys, functions.webhook.main; {code}"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_python(["-c", f"import sys, functions.webhook.main; {code}"], env)
 
 
 def test_missing_configuration_stops_the_webhook_at_start_naming_it() -> None:

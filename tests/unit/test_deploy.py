@@ -3,11 +3,11 @@
 import os
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
+from tests.python_process import run_python
 from tools import deploy
-from tools.topology import FUNCTIONS, ROOT
+from tools.topology import FUNCTIONS
 
 
 def run_deploy(tmp_path: Path, **environment: str) -> tuple[subprocess.CompletedProcess[str], Path]:
@@ -18,15 +18,7 @@ def run_deploy(tmp_path: Path, **environment: str) -> tuple[subprocess.Completed
     fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
     fake.chmod(0o755)
     env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}", **environment}
-    result = subprocess.run(
-        [sys.executable, "-m", "tools.deploy"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_python(["-m", "tools.deploy"], env)
     return result, calls
 
 
