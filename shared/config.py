@@ -46,6 +46,13 @@ class Env:
             self._problems.append(f"{name} holds no value")
         return values
 
+    def names(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        """An optional comma-separated list."""
+        raw = self._environ.get(name)
+        if raw is None:
+            return default
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+
     def flag(self, name: str, default: bool) -> bool:
         raw = self._environ.get(name, "").strip().lower()
         if not raw:

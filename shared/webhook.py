@@ -10,6 +10,7 @@ the publish; everything authenticated is published unchanged.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -24,7 +25,10 @@ from shared.publisher import PublishFailed
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
-DEFAULT_PUBLISH_TIMEOUT_SECONDS = 10.0
+# A healthy publish confirms in milliseconds; Alibaba wants an answer within ~3 s.
+DEFAULT_PUBLISH_TIMEOUT_SECONDS = 2.0
+# Chat App re-pushes for ~6 minutes only; Business Messages retries for 7 days.
+DEFAULT_SPOOL_PROVIDERS = ("chatapp",)
 NOT_FOUND = Reply(404, {"error": "no such endpoint"})
 
 
@@ -40,6 +44,7 @@ class WebhookConfig:
     publish_timeout: float
     bm: bm.Config | None
     chatapp: chatapp.Config | None
+    spool_providers: frozenset[str]  # whose events go to the spool when Pub/Sub fails
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> WebhookConfig:
@@ -53,7 +58,11 @@ class WebhookConfig:
             ),
             bm=bm.config_from_env(env),
             chatapp=chatapp.config_from_env(env),
+            spool_providers=frozenset(env.names("SPOOL_PROVIDERS", DEFAULT_SPOOL_PROVIDERS)),
         )
+        unknown = config.spool_providers - {bm.PROVIDER, chatapp.PROVIDER}
+        if unknown:
+            env.problem(f"SPOOL_PROVIDERS names unknown providers: {', '.join(sorted(unknown))}")
         if config.bm is None and config.chatapp is None:
             env.problem(
                 "no provider is configured: set BM_SIGNING_KEY and BM_CLIENT_TOKEN "
@@ -66,10 +75,31 @@ class WebhookConfig:
 Receiver = Callable[[Incoming], Reply | Publish]
 
 
+class Spool(Protocol):
+    def add(self, data: bytes, topic_key: str, attributes: Mapping[str, str]) -> str: ...
+
+
+def firestore_spool(project: str) -> Spool:
+    """Imported on the first failed publish only: the cold start never loads Firestore."""
+    from google.cloud import firestore
+
+    from shared.spool import FirestoreSpool
+
+    return FirestoreSpool(firestore.Client(project=project))
+
+
 class Webhook:
-    def __init__(self, config: WebhookConfig, publisher: Publisher) -> None:
+    def __init__(
+        self,
+        config: WebhookConfig,
+        publisher: Publisher,
+        spool: Callable[[], Spool] | None = None,
+    ) -> None:
         self._config = config
         self._publisher = publisher
+        self._make_spool = spool or (lambda: firestore_spool(config.project))
+        self._spool: Spool | None = None
+        self._spool_lock = threading.Lock()
         self._receivers: dict[str, Receiver] = {}
         if config.bm is not None:
             bm_config = config.bm
@@ -99,10 +129,30 @@ class Webhook:
         try:
             message_id = self._publisher.publish(publish.topic_key, body, publish.attributes)
         except PublishFailed as failure:
-            log.error("event not acknowledged: %s", failure, extra=dict(publish.attributes))
-            return _respond(publish.refused)
+            return self._spool_or_refuse(body, publish, failure)
         log.info("event published", extra={**publish.attributes, "pubsubMessageId": message_id})
         return _respond(Reply(200, {**publish.accepted, "messageId": message_id}))
+
+    def _spool_or_refuse(self, body: bytes, publish: Publish, failure: PublishFailed) -> Response:
+        fields = dict(publish.attributes)
+        if publish.attributes.get("provider") not in self._config.spool_providers:
+            log.error("event not acknowledged: %s", failure, extra=fields)
+            return _respond(publish.refused)
+        from shared.spool import SpoolFailed
+
+        try:
+            spool_id = self._spool_instance().add(body, publish.topic_key, publish.attributes)
+        except SpoolFailed as spool_failure:
+            log.error("event not acknowledged: %s; %s", failure, spool_failure, extra=fields)
+            return _respond(publish.refused)
+        log.warning("event spooled: %s", failure, extra={**fields, "spoolId": spool_id})
+        return _respond(Reply(200, {**publish.accepted, "spoolId": spool_id}))
+
+    def _spool_instance(self) -> Spool:
+        with self._spool_lock:
+            if self._spool is None:
+                self._spool = self._make_spool()
+            return self._spool
 
 
 def read_bounded(request: Request, limit: int) -> bytes | None:

@@ -3,14 +3,15 @@
 resource "google_service_account" "function" {
   for_each = { for name, _ in local.functions : name => name if !contains(keys(local.external_accounts), name) }
 
-  account_id   = "${var.name_prefix}-${local.account_names[each.key]}"
+  account_id   = "${var.name_prefix}-${local.functions[each.key].account}" # at most 30 characters
   display_name = "Receipt pipeline: ${each.key} function"
 }
 
-# Pub/Sub signs its pushes to the subscribers with this account's OIDC token.
+# Pub/Sub's pushes and Cloud Scheduler's calls to the private functions carry this
+# account's OIDC token.
 resource "google_service_account" "push" {
   account_id   = "${var.name_prefix}-push"
-  display_name = "Receipt pipeline: Pub/Sub push invoker"
+  display_name = "Receipt pipeline: invoker of the private functions"
 }
 
 # Cloud Build builds the functions' containers as this account.
@@ -49,7 +50,7 @@ resource "google_project_iam_member" "firestore_user" {
   }
 }
 
-# Only the push invoker may call the subscribers.
+# Only the invoker may call the private functions (the subscribers and the drainer).
 resource "google_cloud_run_v2_service_iam_member" "push_invoker" {
   for_each = { for name, fn in local.functions : name => fn if !fn.public }
 
@@ -68,11 +69,17 @@ resource "google_cloud_run_v2_service_iam_member" "public_webhook" {
   member   = "allUsers"
 }
 
-# The Pub/Sub service agent mints the OIDC tokens of the push invoker.
+# The Pub/Sub and Cloud Scheduler service agents mint the invoker's OIDC tokens.
 resource "google_service_account_iam_member" "push_token_creator" {
   service_account_id = google_service_account.push.name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = local.pubsub_service_agent
+}
+
+resource "google_service_account_iam_member" "scheduler_token_creator" {
+  service_account_id = google_service_account.push.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.scheduler_service_agent
 }
 
 resource "google_project_iam_member" "build" {

@@ -8,23 +8,18 @@ locals {
     var.chatapp_enabled ? ["chatapp"] : [],
   )
 
-  # Short names keep service account ids within 30 characters.
-  account_names = {
-    "webhook"             = "webhook"
-    "record-events"       = "recorder"
-    "agent-read-receipts" = "read-receipts"
-  }
-
   extra_env = {
-    "webhook" = length(var.chatapp_allowed_ips) > 0 ? {
-      CHATAPP_ALLOWED_IPS = join(",", var.chatapp_allowed_ips)
-    } : {}
+    "webhook" = merge(
+      { SPOOL_PROVIDERS = join(",", var.spool_providers) },
+      length(var.chatapp_allowed_ips) > 0 ? { CHATAPP_ALLOWED_IPS = join(",", var.chatapp_allowed_ips) } : {},
+    )
     "record-events" = var.receipt_retention_days > 0 ? {
       RECEIPT_RETENTION_DAYS = tostring(var.receipt_retention_days)
     } : {}
     "agent-read-receipts" = {
       AUTO_READ_RECEIPTS = tostring(var.auto_read_receipts)
     }
+    "drain-spool" = {}
   }
 
   functions = {
@@ -70,7 +65,8 @@ locals {
     }
   ]...)
 
-  pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  pubsub_service_agent    = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  scheduler_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
 }
 
 data "google_project" "this" {

@@ -44,6 +44,17 @@ variable "chatapp_allowed_ips" {
   default     = []
 }
 
+variable "spool_providers" {
+  description = "Providers whose events the webhook keeps in a Firestore spool when Pub/Sub fails, instead of refusing them. Chat App re-pushes for ~6 minutes only; Business Messages retries for 7 days."
+  type        = list(string)
+  default     = ["chatapp"]
+
+  validation {
+    condition     = alltrue([for provider in var.spool_providers : contains(["bm", "chatapp"], provider)])
+    error_message = "spool_providers may hold bm and chatapp."
+  }
+}
+
 variable "auto_read_receipts" {
   description = "Send the agent's READ receipt for every Business Messages user message."
   type        = bool

@@ -30,6 +30,7 @@ class Settings:
     business_messages_enabled: bool = True
     chatapp_enabled: bool = False
     chatapp_allowed_ips: tuple[str, ...] = ()
+    spool_providers: tuple[str, ...] = ("chatapp",)
     auto_read_receipts: bool = True
     bm_api_service_account_email: str = ""
     receipt_retention_days: int = 0
@@ -50,6 +51,7 @@ class Settings:
             ),
             chatapp_enabled=_flag(environ.get("CHATAPP_ENABLED"), cls.chatapp_enabled),
             chatapp_allowed_ips=tuple(_items(environ.get("CHATAPP_ALLOWED_IPS", ""))),
+            spool_providers=tuple(_items(environ.get("SPOOL_PROVIDERS", "chatapp"))),
             auto_read_receipts=_flag(environ.get("AUTO_READ_RECEIPTS"), cls.auto_read_receipts),
             bm_api_service_account_email=environ.get("BM_API_SERVICE_ACCOUNT_EMAIL", ""),
             receipt_retention_days=int(environ.get("RECEIPT_RETENTION_DAYS") or 0),
@@ -65,10 +67,8 @@ class Settings:
     def account(self, function: Function) -> str:
         if function.name == "agent-read-receipts" and self.bm_api_service_account_email:
             return self.bm_api_service_account_email
-        short = {"webhook": "webhook", "record-events": "recorder"}.get(
-            function.name, "read-receipts"
-        )
-        return f"{self.name_prefix}-{short}@{self.project}.iam.gserviceaccount.com"
+        account = function.settings["account"]
+        return f"{self.name_prefix}-{account}@{self.project}.iam.gserviceaccount.com"
 
 
 def environment(function: Function, settings: Settings) -> dict[str, str]:
@@ -79,8 +79,10 @@ def environment(function: Function, settings: Settings) -> dict[str, str]:
         f"{topic.upper()}_TOPIC": f"{settings.name_prefix}-{topic}"
         for topic in config["publishes_to"]
     }
-    if function.name == "webhook" and settings.chatapp_allowed_ips:
-        env["CHATAPP_ALLOWED_IPS"] = ",".join(settings.chatapp_allowed_ips)
+    if function.name == "webhook":
+        env["SPOOL_PROVIDERS"] = ",".join(settings.spool_providers)
+        if settings.chatapp_allowed_ips:
+            env["CHATAPP_ALLOWED_IPS"] = ",".join(settings.chatapp_allowed_ips)
     if function.name == "record-events" and settings.receipt_retention_days > 0:
         env["RECEIPT_RETENTION_DAYS"] = str(settings.receipt_retention_days)
     if function.name == "agent-read-receipts":

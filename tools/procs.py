@@ -94,9 +94,17 @@ class ManagedProcess:
         except FileNotFoundError:
             return ""
 
+    def freeze(self) -> None:
+        """SIGSTOP: the server keeps its state and its connections but answers nothing."""
+        self._signal_group(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self._signal_group(signal.SIGCONT)
+
     def stop(self, timeout: float = 15) -> None:
         if self._process is None:
             return
+        self.thaw()  # a frozen process cannot act on SIGTERM
         self._signal_group(signal.SIGTERM)
         if not self._reap(timeout):
             self._signal_group(signal.SIGKILL)

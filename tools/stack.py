@@ -9,11 +9,13 @@ import contextlib
 import functools
 import os
 import sys
+import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
 from google.api_core.exceptions import AlreadyExists, NotFound
 from google.cloud import firestore
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
@@ -54,6 +56,7 @@ class StackSettings:
     topics: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TOPICS))
     function_env: dict[str, str] = field(default_factory=dict)  # e.g. AUTO_READ_RECEIPTS
     ack_deadline_seconds: int = 60
+    drain_interval_seconds: float = 10.0  # Cloud Scheduler runs the drainer every minute
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], work_dir: Path) -> StackSettings:
@@ -104,6 +107,8 @@ class LocalStack:
         )
         self.standin: BusinessMessagesStandIn | None = None
         self._credentials = settings.credentials
+        self._scheduler_stop = threading.Event()
+        self._scheduler: threading.Thread | None = None
         self._standin_key = settings.work_dir / "standin-service-account.json"
         self.ports = {function.target: free_port() for function in FUNCTIONS}
         if settings.webhook_port:
@@ -120,12 +125,16 @@ class LocalStack:
             # Subscribers first, so the webhook never publishes into a push nobody answers.
             for function in FUNCTIONS[::-1]:
                 self.start_function(function.target)
+            self._start_scheduler()
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
+        self._scheduler_stop.set()
+        if self._scheduler is not None:
+            self._scheduler.join(timeout=70)
         for process in reversed(self._owned):
             process.stop()
         if self.standin is not None:
@@ -161,6 +170,19 @@ class LocalStack:
 
     def start_function(self, target: str) -> None:
         self.functions[target].start(f"{self.url(target)}/", timeout=60)
+
+    def _start_scheduler(self) -> None:
+        """Calls the scheduled functions (the spool's drainer) as Cloud Scheduler would."""
+        urls = [self.url(f.target) for f in FUNCTIONS if f.settings["trigger"] == "schedule"]
+
+        def run() -> None:
+            while not self._scheduler_stop.wait(self.settings.drain_interval_seconds):
+                for url in urls:
+                    with contextlib.suppress(requests.RequestException):
+                        requests.post(url, timeout=60)
+
+        self._scheduler = threading.Thread(target=run, name="scheduler", daemon=True)
+        self._scheduler.start()
 
     def restart_pubsub(self) -> None:
         """Starts the Pub/Sub emulator again after a stop; it keeps no state, so re-provision."""

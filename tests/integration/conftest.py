@@ -30,6 +30,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     settings = StackSettings(
         work_dir=tmp_path_factory.mktemp("stack"),
         signing_keys="local-signing-key,previous-signing-key",
+        drain_interval_seconds=1,
         function_env={
             "PUBLISH_TIMEOUT_SECONDS": "2",
             "BM_API_RETRY_DEADLINE_SECONDS": "5",

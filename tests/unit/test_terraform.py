@@ -18,6 +18,7 @@ import pytest
 from shared import routing
 from shared.config import DEFAULT_TOPICS, Env
 from shared.read_receipt_sender import ReadReceiptConfig
+from shared.spool import DrainConfig
 from shared.store import RecorderConfig
 from shared.webhook import WebhookConfig
 from tools import deploy
@@ -29,6 +30,7 @@ CONFIG_LOADERS: dict[str, Callable[[Env], object]] = {
     "webhook": WebhookConfig.from_env,
     "record-events": RecorderConfig.from_env,
     "agent-read-receipts": ReadReceiptConfig.from_env,
+    "drain-spool": DrainConfig.from_env,
 }
 
 
@@ -147,6 +149,7 @@ def test_terraform_computes_the_environment_the_deploy_tool_does() -> None:
     for name in ("GOOGLE_CLOUD_PROJECT", "THREADS", "_TOPIC"):
         assert name in str(functions)
     assert "CHATAPP_ALLOWED_IPS" in str(extra["webhook"])
+    assert "SPOOL_PROVIDERS" in str(extra["webhook"])
     assert "RECEIPT_RETENTION_DAYS" in str(extra["record-events"])
     assert "AUTO_READ_RECEIPTS" in str(extra["agent-read-receipts"])
     full = deploy.Settings(
@@ -157,9 +160,16 @@ def test_terraform_computes_the_environment_the_deploy_tool_does() -> None:
     )
     keys = {f.name: set(deploy.environment(f, full)) for f in FUNCTIONS}
     assert keys == {
-        "webhook": {"GOOGLE_CLOUD_PROJECT", "THREADS", *DEFAULT_TOPICS, "CHATAPP_ALLOWED_IPS"},
+        "webhook": {
+            "GOOGLE_CLOUD_PROJECT",
+            "THREADS",
+            *DEFAULT_TOPICS,
+            "SPOOL_PROVIDERS",
+            "CHATAPP_ALLOWED_IPS",
+        },
         "record-events": {"GOOGLE_CLOUD_PROJECT", "THREADS", "RECEIPT_RETENTION_DAYS"},
         "agent-read-receipts": {"GOOGLE_CLOUD_PROJECT", "THREADS", "AUTO_READ_RECEIPTS"},
+        "drain-spool": {"GOOGLE_CLOUD_PROJECT", "THREADS", *DEFAULT_TOPICS},
     }
 
 
@@ -191,7 +201,7 @@ def test_every_topic_the_code_publishes_to_exists() -> None:
 
 
 def test_every_subscriber_has_a_push_subscription_with_a_dead_letter_policy() -> None:
-    subscribers = {name for name, f in PIPELINE["functions"].items() if not f["public"]}
+    subscribers = {name for name, f in PIPELINE["functions"].items() if f["trigger"] == "push"}
     assert {s["function"] for s in PIPELINE["subscriptions"].values()} == subscribers
     assert {s.id for s in SUBSCRIPTIONS} == set(PIPELINE["subscriptions"])  # the local stack too
     push = resource("google_pubsub_subscription", "push")
@@ -267,8 +277,8 @@ def test_each_function_has_its_own_account_and_only_its_own_secrets() -> None:
     assert "local.functions" in accounts["for_each"]
     readers = HCL["locals"]["secret_readers"]
     assert "fn.secrets" in readers  # a function reads only the secrets it mounts
-    subscriber_secrets = [f["secrets"] for f in PIPELINE["functions"].values() if not f["public"]]
-    assert subscriber_secrets == [{}, {}]
+    private_secrets = [f["secrets"] for f in PIPELINE["functions"].values() if not f["public"]]
+    assert private_secrets == [{}, {}, {}]
     firestore = resource("google_project_iam_member", "firestore_user")
     assert firestore["role"] == "roles/datastore.user"
     assert "databases/(default)" in firestore["condition"][0]["expression"]
@@ -285,10 +295,29 @@ def test_no_secret_value_in_terraform_or_the_repo() -> None:
     assert not re.search(r"(?i)(key|token|secret)\s*=", example)
 
 
+def test_scheduled_functions_are_called_by_cloud_scheduler_with_the_invoker() -> None:
+    scheduled = {name for name, f in PIPELINE["functions"].items() if f["trigger"] == "schedule"}
+    assert scheduled == {"drain-spool"}
+    job = resource("google_cloud_scheduler_job", "pipeline")
+    assert 'fn.trigger == "schedule"' in job["for_each"]
+    token = job["http_target"][0]["oidc_token"][0]
+    assert token["service_account_email"] == "${google_service_account.push.email}"
+    grant = resource("google_service_account_iam_member", "scheduler_token_creator")
+    assert grant["member"] == "${local.scheduler_service_agent}"
+    drainer = PIPELINE["functions"]["drain-spool"]
+    assert (drainer["max_instances"], drainer["concurrency"]) == (1, 1)  # drains in order, alone
+
+
+def test_service_account_ids_fit_in_30_characters() -> None:
+    for settings in PIPELINE["functions"].values():
+        assert len(f"receipt-pipeline-{settings['account']}") <= 30
+
+
 def test_required_apis_are_enabled() -> None:
     services = str(resource("google_project_service", "required")["for_each"])
     for api in (
         "cloudfunctions",
+        "cloudscheduler",
         "run",
         "cloudbuild",
         "artifactregistry",
