@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
 from google.api_core import exceptions, retry
 from google.cloud.pubsub_v1 import PublisherClient
+
+from shared.config import Env
 
 # Publish errors worth retrying within the webhook's own deadline (Pub/Sub's own list).
 _TRANSIENT = retry.if_exception_type(
@@ -17,6 +21,30 @@ _TRANSIENT = retry.if_exception_type(
     exceptions.ServiceUnavailable,
     exceptions.Unknown,
 )
+
+
+class Publisher(Protocol):
+    def publish(self, topic_key: str, data: bytes, attributes: Mapping[str, str]) -> str: ...
+
+
+@dataclass(frozen=True)
+class PubSubSettings:
+    """Where and how long to publish: the webhook's and the drainer's common settings."""
+
+    project: str
+    topics: Mapping[str, str]
+    timeout: float
+
+    @classmethod
+    def from_env(cls, env: Env, default_timeout: float) -> PubSubSettings:
+        return cls(
+            project=env.project(),
+            topics=env.topics(),
+            timeout=env.number("PUBLISH_TIMEOUT_SECONDS", default_timeout, minimum=0.1),
+        )
+
+    def publisher(self) -> PubSubPublisher:
+        return PubSubPublisher(self.project, self.topics, self.timeout)
 
 
 class PublishFailed(Exception):

@@ -11,13 +11,13 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from google.api_core import retry
 from google.cloud import firestore
 
 from shared.config import Env
-from shared.publisher import PublishFailed
+from shared.publisher import Publisher, PublishFailed, PubSubSettings
 from shared.times import utc_now
 
 log = logging.getLogger(__name__)
@@ -37,10 +37,6 @@ class SpoolFailed(Exception):
     """Neither Pub/Sub nor the spool holds the event: the provider must push again."""
 
 
-class Publisher(Protocol):
-    def publish(self, topic_key: str, data: bytes, attributes: Mapping[str, str]) -> str: ...
-
-
 @dataclass(frozen=True)
 class Drained:
     republished: int
@@ -50,20 +46,14 @@ class Drained:
 
 @dataclass(frozen=True)
 class DrainConfig:
-    project: str
-    topics: Mapping[str, str]
-    publish_timeout: float
+    pubsub: PubSubSettings
     batch_size: int
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> DrainConfig:
         env = env or Env()
         config = cls(
-            project=env.project(),
-            topics=env.topics(),
-            publish_timeout=env.number(
-                "PUBLISH_TIMEOUT_SECONDS", 10.0, minimum=0.1
-            ),  # no caller waits
+            pubsub=PubSubSettings.from_env(env, default_timeout=10.0),  # no caller waits
             batch_size=int(env.number("DRAIN_BATCH_SIZE", 500, minimum=1)),
         )
         env.check("drain-spool")

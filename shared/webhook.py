@@ -20,7 +20,7 @@ from flask import Request, Response, jsonify
 from shared.config import Env
 from shared.ingress import Incoming, Publish, Reply
 from shared.providers import bm, chatapp
-from shared.publisher import PublishFailed
+from shared.publisher import Publisher, PublishFailed, PubSubSettings
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +32,10 @@ DEFAULT_SPOOL_PROVIDERS = ("chatapp",)
 NOT_FOUND = Reply(404, {"error": "no such endpoint"})
 
 
-class Publisher(Protocol):
-    def publish(self, topic_key: str, data: bytes, attributes: Mapping[str, str]) -> str: ...
-
-
 @dataclass(frozen=True)
 class WebhookConfig:
-    project: str
-    topics: Mapping[str, str]
+    pubsub: PubSubSettings
     max_body_bytes: int
-    publish_timeout: float
     bm: bm.Config | None
     chatapp: chatapp.Config | None
     spool_providers: frozenset[str]  # whose events go to the spool when Pub/Sub fails
@@ -50,12 +44,8 @@ class WebhookConfig:
     def from_env(cls, env: Env | None = None) -> WebhookConfig:
         env = env or Env()
         config = cls(
-            project=env.project(),
-            topics=env.topics(),
+            pubsub=PubSubSettings.from_env(env, DEFAULT_PUBLISH_TIMEOUT_SECONDS),
             max_body_bytes=int(env.number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1)),
-            publish_timeout=env.number(
-                "PUBLISH_TIMEOUT_SECONDS", DEFAULT_PUBLISH_TIMEOUT_SECONDS, minimum=0.1
-            ),
             bm=bm.config_from_env(env),
             chatapp=chatapp.config_from_env(env),
             spool_providers=frozenset(env.names("SPOOL_PROVIDERS", DEFAULT_SPOOL_PROVIDERS)),
@@ -97,7 +87,7 @@ class Webhook:
     ) -> None:
         self._config = config
         self._publisher = publisher
-        self._make_spool = spool or (lambda: firestore_spool(config.project))
+        self._make_spool = spool or (lambda: firestore_spool(config.pubsub.project))
         self._spool: Spool | None = None
         self._spool_lock = threading.Lock()
         self._receivers: dict[str, Receiver] = {}

@@ -7,14 +7,13 @@ from flask import Request, Response, jsonify
 from google.cloud import firestore
 
 from shared import logs
-from shared.publisher import PubSubPublisher
 from shared.spool import DrainConfig, FirestoreSpool
 
 logs.setup()
 log = logging.getLogger("drain_spool")
 config = DrainConfig.from_env()
-spool = FirestoreSpool(firestore.Client(project=config.project))
-publisher = PubSubPublisher(config.project, config.topics, config.publish_timeout)
+spool = FirestoreSpool(firestore.Client(project=config.pubsub.project))
+publisher = config.pubsub.publisher()
 
 
 @functions_framework.http

@@ -4,14 +4,11 @@ import functions_framework
 from flask import Request, Response
 
 from shared import logs
-from shared.publisher import PubSubPublisher
 from shared.webhook import Webhook, WebhookConfig
 
 logs.setup()
 config = WebhookConfig.from_env()
-pipeline_webhook = Webhook(
-    config, PubSubPublisher(config.project, config.topics, config.publish_timeout)
-)
+pipeline_webhook = Webhook(config, config.pubsub.publisher())
 
 
 @functions_framework.http

@@ -39,7 +39,7 @@ def test_configuration_with_rotating_keys() -> None:
     assert config.bm.signing_keys == ("new", "old")
     assert config.chatapp is None
     assert config.max_body_bytes == 1024 * 1024
-    assert config.topics == {
+    assert config.pubsub.topics == {
         "events": "receipt-pipeline-events",
         "readable": "receipt-pipeline-readable",
     }
