@@ -9,7 +9,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 TERRAFORM := terraform -chdir=terraform
 
-.PHONY: local demo test lint format unit integration build deploy secrets tf-init tf-bootstrap tf-plan tf-apply clean
+.PHONY: local demo test lint format unit integration replay build deploy secrets tf-init tf-bootstrap tf-plan tf-apply clean
 
 $(INSTALLED): $(REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ lint: $(INSTALLED) $(CHECKOV)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(CHECKOV) --directory terraform --framework terraform --quiet --compact --skip-download
+
+## replay: dead letters, parked payloads, spool; ARGS="list" or "redrive dead-letters|parked|spool [ids]"
+replay: $(INSTALLED)
+	@if [ -z "$$GOOGLE_CLOUD_PROJECT" ] && [ -f .local/env ]; then set -a; . ./.local/env; set +a; fi; \
+	$(BIN)/python -m shared.replay $(or $(ARGS),list)
 
 ## build: each function's deployable source (function + shared/ + pinned requirements) in build/
 build: $(INSTALLED)

@@ -8,6 +8,9 @@ from collections.abc import Mapping
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
+# The dead-letter topic, and the subscription that keeps what reaches it (as Terraform names them).
+DEFAULT_DEAD_LETTER = "receipt-pipeline-dead-letter"
+
 # Topic IDs the webhook publishes to, by routing key (see shared/routing.py).
 DEFAULT_TOPICS = {
     "EVENTS_TOPIC": "receipt-pipeline-events",

@@ -15,6 +15,7 @@ from tools.topology import ROOT
 
 WORK_DIR = ROOT / ".local"
 STATE_FILE = WORK_DIR / "stack.json"  # lets `make demo` find a running stack
+ENV_FILE = WORK_DIR / "env"  # lets `make replay` reach the running stack's emulators
 
 
 def preflight() -> None:
@@ -41,11 +42,18 @@ def main() -> None:
     stack.start()
     try:
         STATE_FILE.write_text(json.dumps(describe(stack), indent=2))
+        ENV_FILE.write_text(
+            "".join(
+                f"{k}={v}\n"
+                for k, v in {**stack.client_environment(), **stack.settings.topics}.items()
+            )
+        )
         print_summary(stack)
         stop.wait()
     finally:
         print("\nstopping everything `make local` started...", flush=True)
         STATE_FILE.unlink(missing_ok=True)
+        ENV_FILE.unlink(missing_ok=True)
         stack.stop()
 
 

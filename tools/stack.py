@@ -20,7 +20,7 @@ from google.api_core.exceptions import AlreadyExists, NotFound
 from google.cloud import firestore
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
-from shared.config import DEFAULT_TOPICS
+from shared.config import DEFAULT_DEAD_LETTER, DEFAULT_TOPICS
 from tools.bm_standin import BusinessMessagesStandIn
 from tools.procs import ManagedProcess, answers_http, free_port, wait_until
 from tools.topology import FUNCTIONS, ROOT, SUBSCRIPTIONS, WEBHOOK, Function
@@ -57,6 +57,7 @@ class StackSettings:
     function_env: dict[str, str] = field(default_factory=dict)  # e.g. AUTO_READ_RECEIPTS
     ack_deadline_seconds: int = 60
     drain_interval_seconds: float = 10.0  # Cloud Scheduler runs the drainer every minute
+    max_delivery_attempts: int = 10  # then a message moves to the dead-letter topic
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], work_dir: Path) -> StackSettings:
@@ -251,9 +252,14 @@ class LocalStack:
             name.removesuffix("_TOPIC").lower(): publisher.topic_path(project, topic)
             for name, topic in self.settings.topics.items()
         }
-        for topic in topics.values():
+        dead_letter = publisher.topic_path(project, DEFAULT_DEAD_LETTER)
+        for topic in [*topics.values(), dead_letter]:
             with contextlib.suppress(AlreadyExists):
                 publisher.create_topic(name=topic)
+        with contextlib.suppress(AlreadyExists):  # without it, dead letters would be lost
+            subscriber.create_subscription(
+                name=subscriber.subscription_path(project, DEFAULT_DEAD_LETTER), topic=dead_letter
+            )
         for subscription in SUBSCRIPTIONS:
             path = subscriber.subscription_path(project, subscription.id)
             # Re-point a subscription left from an earlier run at this run's function.
@@ -268,6 +274,10 @@ class LocalStack:
                     "retry_policy": {
                         "minimum_backoff": {"seconds": 1},
                         "maximum_backoff": {"seconds": 10},
+                    },
+                    "dead_letter_policy": {
+                        "dead_letter_topic": dead_letter,
+                        "max_delivery_attempts": self.settings.max_delivery_attempts,
                     },
                 }
             )

@@ -8,8 +8,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+from shared import routing
 from shared.events import UNKNOWN_KIND, Payload, StatusScale, parked_whole, payload_key
 from shared.providers import bm, chatapp
+
+
+def topic_key(attributes: Mapping[str, str]) -> str:
+    """The topic an event was published to, from its attributes: where a replay sends it."""
+    if attributes.get("provider") == bm.PROVIDER:
+        return bm.topic_key(attributes.get("kind", ""))
+    return routing.EVENTS
 
 
 def normalise(attributes: Mapping[str, str], raw: bytes, received: datetime) -> list[Payload]:

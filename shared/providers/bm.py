@@ -172,12 +172,16 @@ def kind_of(document: Any) -> str:
     return UNKNOWN
 
 
+def topic_key(kind: str) -> str:
+    return routing.READABLE if kind in READABLE_KINDS else routing.EVENTS
+
+
 def describe(document: Any) -> routing.Description:
     kind = kind_of(document)
     fields = document if isinstance(document, dict) else {}
     return routing.Description(
         kind=kind,
-        topic_key=routing.READABLE if kind in READABLE_KINDS else routing.EVENTS,
+        topic_key=topic_key(kind),
         attributes=routing.attributes(
             provider=PROVIDER,
             kind=kind,

@@ -31,9 +31,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         work_dir=tmp_path_factory.mktemp("stack"),
         signing_keys="local-signing-key,previous-signing-key",
         drain_interval_seconds=1,
+        max_delivery_attempts=5,
         function_env={
             "PUBLISH_TIMEOUT_SECONDS": "2",
-            "BM_API_RETRY_DEADLINE_SECONDS": "5",
+            "BM_API_RETRY_DEADLINE_SECONDS": "2",
             "READ_RECEIPT_LEASE_SECONDS": "30",
             "MAX_BODY_BYTES": str(64 * 1024),
         },
