@@ -12,6 +12,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -58,6 +59,7 @@ class BusinessMessagesStandIn:
         self._lock = threading.Lock()
         self._tokens: set[str] = set()
         self._scripts: dict[str, deque[int]] = defaultdict(deque)
+        self._stalls: dict[str, float] = {}
         self.calls: list[ReceiptCall] = []
         self.token_grants = 0
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
@@ -106,6 +108,11 @@ class BusinessMessagesStandIn:
         with self._lock:
             self._scripts[message_id].extend(statuses)
 
+    def stall(self, message_id: str, seconds: float) -> None:
+        """The next receipt for message_id hangs, then fails (503), as a gateway timing out."""
+        with self._lock:
+            self._stalls[message_id] = seconds
+
     def heal(self, message_id: str) -> None:
         """Drops what is left of message_id's script: the API answers 200 again."""
         with self._lock:
@@ -145,6 +152,13 @@ class BusinessMessagesStandIn:
         if match is None:
             return _google_error(404)
         conversation_id, message_id = unquote(match["conversation"]), unquote(match["message"])
+        with self._lock:
+            stall = self._stalls.pop(message_id, None)
+        if stall is not None:
+            time.sleep(stall)  # the stand-in playing a hung API, not a synchronisation
+            with self._lock:
+                self.calls.append(ReceiptCall(conversation_id, message_id, 503))
+            return _google_error(503)
         with self._lock:
             authorised = (authorization or "").removeprefix("Bearer ") in self._tokens
             script = self._scripts.get(message_id)

@@ -94,6 +94,12 @@ class ManagedProcess:
         except FileNotFoundError:
             return ""
 
+    def kill(self) -> None:
+        """SIGKILL, as a crashed instance: no clean-up runs."""
+        self.thaw()
+        self._signal_group(signal.SIGKILL)
+        self._reap(timeout=15)
+
     def freeze(self) -> None:
         """SIGSTOP: the server keeps its state and its connections but answers nothing."""
         self._signal_group(signal.SIGSTOP)
