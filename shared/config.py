@@ -18,6 +18,11 @@ DEFAULT_TOPICS = {
 }
 
 
+def comma_list(value: str) -> tuple[str, ...]:
+    """`a, b,,c` -> (a, b, c): how every list is spelled in an environment variable."""
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
 class ConfigError(RuntimeError):
     """Configuration is missing or invalid; raised while a function starts."""
 
@@ -44,7 +49,7 @@ class Env:
 
     def secrets(self, name: str) -> tuple[str, ...]:
         """A required comma-separated list, so a key can rotate without downtime."""
-        values = tuple(part.strip() for part in self.required(name).split(",") if part.strip())
+        values = comma_list(self.required(name))
         if self._environ.get(name, "").strip() and not values:
             self._problems.append(f"{name} holds no value")
         return values
@@ -52,9 +57,7 @@ class Env:
     def names(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
         """An optional comma-separated list."""
         raw = self._environ.get(name)
-        if raw is None:
-            return default
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return default if raw is None else comma_list(raw)
 
     def flag(self, name: str, default: bool) -> bool:
         raw = self._environ.get(name, "").strip().lower()

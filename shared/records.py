@@ -242,10 +242,12 @@ def _review_writes(
     """Each review joins its template's history once; the newest one is the template's status."""
     writes: list[Write] = []
     latest: dict[str, dict[str, Any]] = {}
+    created: set[str] = set()
     for review in sorted(payload.reviews, key=lambda r: r.time):
         history = review_history_path(review)
-        if existing.get(history) is not None or any(w.path == history for w in writes):
-            continue
+        if existing.get(history) is not None or history in created:
+            continue  # already in the history: a re-push or a repeat in the batch
+        created.add(history)
         account, code, language = review.template
         document = {
             "provider": payload.provider,

@@ -63,7 +63,6 @@ class DrainConfig:
 class FirestoreSpool:
     def __init__(self, client: firestore.Client) -> None:
         self._spool = client.collection(SPOOL)
-        self._db = client
 
     def add(self, data: bytes, topic_key: str, attributes: Mapping[str, str]) -> str:
         """Stores one event; its id sorts by arrival. Raises SpoolFailed."""

@@ -70,16 +70,15 @@ resource "google_cloud_run_v2_service_iam_member" "public_webhook" {
 }
 
 # The Pub/Sub and Cloud Scheduler service agents mint the invoker's OIDC tokens.
-resource "google_service_account_iam_member" "push_token_creator" {
-  service_account_id = google_service_account.push.name
-  role               = "roles/iam.serviceAccountTokenCreator"
-  member             = local.pubsub_service_agent
-}
+resource "google_service_account_iam_member" "token_creator" {
+  for_each = {
+    pubsub    = local.pubsub_service_agent
+    scheduler = local.scheduler_service_agent
+  }
 
-resource "google_service_account_iam_member" "scheduler_token_creator" {
   service_account_id = google_service_account.push.name
   role               = "roles/iam.serviceAccountTokenCreator"
-  member             = local.scheduler_service_agent
+  member             = each.value
 }
 
 resource "google_project_iam_member" "build" {

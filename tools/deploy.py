@@ -14,6 +14,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from shared.config import comma_list
 from tools.build import BUILD_DIR
 from tools.topology import FUNCTIONS, ROOT, Function
 
@@ -50,8 +51,8 @@ class Settings:
                 environ.get("BM_ENABLED"), cls.business_messages_enabled
             ),
             chatapp_enabled=_flag(environ.get("CHATAPP_ENABLED"), cls.chatapp_enabled),
-            chatapp_allowed_ips=tuple(_items(environ.get("CHATAPP_ALLOWED_IPS", ""))),
-            spool_providers=tuple(_items(environ.get("SPOOL_PROVIDERS", "chatapp"))),
+            chatapp_allowed_ips=comma_list(environ.get("CHATAPP_ALLOWED_IPS", "")),
+            spool_providers=comma_list(environ.get("SPOOL_PROVIDERS", "chatapp")),
             auto_read_receipts=_flag(environ.get("AUTO_READ_RECEIPTS"), cls.auto_read_receipts),
             bm_api_service_account_email=environ.get("BM_API_SERVICE_ACCOUNT_EMAIL", ""),
             receipt_retention_days=int(environ.get("RECEIPT_RETENTION_DAYS") or 0),
@@ -151,14 +152,11 @@ def _flag(value: str | None, default: bool) -> bool:
     return default if not value else value.strip().lower() in TRUE
 
 
-def _items(value: str) -> list[str]:
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
 def _counts(value: str) -> dict[str, int]:
     """`webhook=1,record-events=2`, as the Terraform map variables."""
     return {
-        name.strip(): int(count) for name, count in (item.split("=", 1) for item in _items(value))
+        name.strip(): int(count)
+        for name, count in (item.split("=", 1) for item in comma_list(value))
     }
 
 

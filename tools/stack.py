@@ -20,7 +20,7 @@ from google.api_core.exceptions import AlreadyExists, NotFound
 from google.cloud import firestore
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
-from shared.config import DEFAULT_DEAD_LETTER, DEFAULT_TOPICS
+from shared.config import DEFAULT_DEAD_LETTER, DEFAULT_TOPICS, comma_list
 from tools.bm_standin import BusinessMessagesStandIn
 from tools.procs import ManagedProcess, answers_http, free_port, wait_until
 from tools.topology import FUNCTIONS, ROOT, SUBSCRIPTIONS, WEBHOOK, Function
@@ -201,11 +201,11 @@ class LocalStack:
 
     @property
     def signing_key(self) -> str:
-        return self.settings.signing_keys.split(",")[0].strip()
+        return comma_list(self.settings.signing_keys)[0]
 
     def chatapp_url(self, kind: str) -> str:
         """The callback URL to paste into Alibaba's console for `status`, `inbound`, `audit`."""
-        token = self.settings.chatapp_tokens.split(",")[0].strip()
+        token = comma_list(self.settings.chatapp_tokens)[0]
         return f"{self.webhook_url}/chatapp/{kind}/{token}"
 
     @property

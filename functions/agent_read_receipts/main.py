@@ -28,8 +28,9 @@ sender = (
 @functions_framework.cloud_event
 @subscriber
 def agent_read_receipts(message: PushedMessage) -> None:
-    target = bm.read_receipt_target(message.data)
-    if sender is None or target is None or message.attributes.get("provider") != bm.PROVIDER:
+    wanted = sender is not None and message.attributes.get("provider") == bm.PROVIDER
+    target = bm.read_receipt_target(message.data) if wanted else None
+    if sender is None or target is None:
         log.info("no agent READ receipt to send", extra={"pubsubMessageId": message.message_id})
         return
     conversation_id, message_id = target

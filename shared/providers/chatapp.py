@@ -91,14 +91,11 @@ def config_from_env(env: Env) -> Config | None:
     if not env.present("CHATAPP_CALLBACK_TOKENS"):
         return None
     networks = []
-    for entry in env.optional("CHATAPP_ALLOWED_IPS", "").split(","):
-        if entry.strip():
-            try:
-                networks.append(ipaddress.ip_network(entry.strip(), strict=False))
-            except ValueError:
-                env.problem(
-                    f"CHATAPP_ALLOWED_IPS holds {entry.strip()!r}, not an address or network"
-                )
+    for entry in env.names("CHATAPP_ALLOWED_IPS", ()):
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            env.problem(f"CHATAPP_ALLOWED_IPS holds {entry!r}, not an address or network")
     return Config(env.secrets("CHATAPP_CALLBACK_TOKENS"), tuple(networks))
 
 
