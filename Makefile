@@ -9,7 +9,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 TERRAFORM := terraform -chdir=terraform
 
-.PHONY: local demo test lint format unit integration replay build deploy secrets tf-init tf-bootstrap tf-plan tf-apply clean
+.PHONY: local demo report test lint format unit integration replay build deploy secrets tf-init tf-bootstrap tf-plan tf-apply clean
 
 $(INSTALLED): $(REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ local: $(INSTALLED)
 ## demo: plays a signed conversation through the local stack and prints what landed
 demo: $(INSTALLED)
 	$(BIN)/python -m tools.demo
+
+## report: receipt metrics as tables and charts (.local/report/); ARGS="--since 2026-11-01 --agent A"
+report: $(INSTALLED)
+	$(BIN)/python -m tools.local_report $(ARGS)
 
 ## test: lint, type-check, unit and integration tests (real emulators)
 test: lint

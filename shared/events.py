@@ -14,6 +14,8 @@ from typing import Any
 
 USER = "USER"
 AGENT = "AGENT"
+# What a user said, as opposed to typing indicators, sign-ins or survey answers.
+USER_MESSAGE_KINDS = frozenset({"message", "suggestionResponse"})
 
 # Why an event, or part of one, was parked instead of persisted.
 REJECTED_RECEIPT = "REJECTED_RECEIPT"
@@ -85,6 +87,7 @@ class Payload:
     key: str  # sha256 of the raw body: the identity of a payload across redeliveries
     scale: StatusScale
     conversation_id: str | None = None
+    agent: str | None = None  # whose conversation: the BM agent, the Chat App business number
     conversation: Mapping[str, Any] = field(default_factory=dict)
     request_id: str | None = None
     send_time: datetime | None = None

@@ -58,6 +58,11 @@ def review_history_path(review: TemplateReview) -> str:
     return f"{template_review_path(review.template)}/history/{doc_id(review.key)}"
 
 
+# When a message entered its conversation: its first known status time (agent messages) or its
+# create time (user messages). Reports choose a message's day and time window by it.
+FIRST_TIME = "firstTime"
+
+
 def time_field(status: str) -> str:
     """DELIVERED -> deliveredTime, READ -> readTime."""
     return status.lower() + "Time"
@@ -126,24 +131,32 @@ def plan(
 
 
 def status_changes(
-    current: Document, reports: list[StatusReport], scale: StatusScale
+    current: Document, reports: list[StatusReport], scale: StatusScale, now: datetime
 ) -> dict[str, Any]:
-    """The fields a message's new receipts change: the status only ever moves up the scale."""
+    """The fields a message's new receipts change: the status only ever moves up the scale,
+    each status keeps the time it was first reported, and firstTime is the earliest of them.
+
+    A receipt without a time of its own is dated when it is recorded.
+    """
     changes: dict[str, Any] = {}
     status = current.get("status")
     for report in reports:
         if scale.rank(report.status) > scale.rank(status):
             status = changes["status"] = report.status
         field = time_field(report.status)
-        if report.time is not None and current.get(field) is None and field not in changes:
-            changes[field] = report.time
+        if current.get(field) is None and field not in changes:
+            changes[field] = report.time or now
         changes.update(report.message_fields)
+    first = min(report.time or now for report in reports)
+    if current.get(FIRST_TIME) is None or first < current[FIRST_TIME]:
+        changes[FIRST_TIME] = first
     return changes
 
 
 def _common(payload: Payload, now: datetime) -> dict[str, Any]:
     return {
         "provider": payload.provider,
+        "agent": payload.agent,
         "conversationId": payload.conversation_id,
         "recordTime": now,
     }
@@ -181,7 +194,7 @@ def _receipt_writes(
     for message_id, reports in new_reports.items():
         path = message_path(cid, message_id)
         current = existing.get(path)
-        changes = status_changes(current or {}, reports, payload.scale)
+        changes = status_changes(current or {}, reports, payload.scale, now)
         if not changes:
             continue
         if current is None:
@@ -206,6 +219,7 @@ def _user_message_writes(
             "messageId": message.message_id,
             "kind": message.kind,
             "createTime": message.create_time,
+            FIRST_TIME: message.create_time or now,
             "requestId": payload.request_id,
             "sendTime": payload.send_time,
             "context": dict(message.context),

@@ -12,8 +12,45 @@ resource "google_firestore_database" "main" {
   depends_on = [google_project_service.required]
 }
 
-# The functions read documents by path and query nothing, so no composite index is
-# needed; single-field indexes are automatic.
+# The functions read documents by path and query nothing. `make report` reads a window of
+# message documents across all conversations: a collection-group range query on firstTime,
+# and on agent and firstTime with --agent. Collection-group queries need indexes declared.
+resource "google_firestore_field" "message_first_time" {
+  database   = google_firestore_database.main.name
+  collection = "messages"
+  field      = "firstTime"
+
+  # Declaring a field's indexes replaces its automatic ones: keep those, and add the group's.
+  index_config {
+    indexes {
+      order       = "ASCENDING"
+      query_scope = "COLLECTION"
+    }
+    indexes {
+      order       = "DESCENDING"
+      query_scope = "COLLECTION"
+    }
+    indexes {
+      order       = "ASCENDING"
+      query_scope = "COLLECTION_GROUP"
+    }
+  }
+}
+
+resource "google_firestore_index" "messages_by_agent" {
+  database    = google_firestore_database.main.name
+  collection  = "messages"
+  query_scope = "COLLECTION_GROUP"
+
+  fields {
+    field_path = "agent"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "firstTime"
+    order      = "ASCENDING"
+  }
+}
 
 # Receipts carry expireTime when RECEIPT_RETENTION_DAYS is set; TTL deletes them after it
 # (typically within 24 hours), and the field is not indexed.

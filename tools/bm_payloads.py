@@ -14,17 +14,18 @@ from shared.providers import bm
 AGENT = "brands/demo-brand/agents/demo-agent"
 
 
-def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+def rfc3339(at: datetime | None = None) -> str:
+    """The time as Google writes it; now when no time is given."""
+    return (at or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
 
 
-def _envelope(conversation_id: str, **body: Any) -> dict[str, Any]:
+def _envelope(conversation_id: str, at: datetime | None = None, **body: Any) -> dict[str, Any]:
     return {
         "agent": AGENT,
         "conversationId": conversation_id,
         "customAgentId": "demo-custom-agent",
         "requestId": str(uuid.uuid4()),
-        "sendTime": now_rfc3339(),
+        "sendTime": rfc3339(at),
         **body,
     }
 
@@ -33,14 +34,17 @@ def message_name(conversation_id: str, message_id: str) -> str:
     return f"conversations/{conversation_id}/messages/{message_id}"
 
 
-def user_text(conversation_id: str, message_id: str, text: str, **context: Any) -> dict[str, Any]:
+def user_text(
+    conversation_id: str, message_id: str, text: str, at: datetime | None = None, **context: Any
+) -> dict[str, Any]:
     return _envelope(
         conversation_id,
+        at,
         message={
             "messageId": message_id,
             "name": message_name(conversation_id, message_id),
             "text": text,
-            "createTime": now_rfc3339(),
+            "createTime": rfc3339(at),
         },
         context={
             "entryPoint": "PLACESHEET",
@@ -60,7 +64,7 @@ def suggestion_response(
         suggestionResponse={
             "message": message_name(conversation_id, message_id),
             "postbackData": postback,
-            "createTime": now_rfc3339(),
+            "createTime": rfc3339(),
             "text": text,
             "suggestionType": "REPLY",
         },
@@ -69,23 +73,26 @@ def suggestion_response(
 
 def user_event(conversation_id: str, kind: str, **fields: Any) -> dict[str, Any]:
     """authenticationResponse, userStatus, surveyResponse, ... (or a kind yet unknown)."""
-    return _envelope(conversation_id, **{kind: {"createTime": now_rfc3339(), **fields}})
+    return _envelope(conversation_id, None, **{kind: {"createTime": rfc3339(), **fields}})
 
 
 def user_status(conversation_id: str, **status: Any) -> dict[str, Any]:
     return user_event(conversation_id, "userStatus", **status)
 
 
-def receipts(conversation_id: str, *entries: tuple[str, str]) -> dict[str, Any]:
+def receipts(
+    conversation_id: str, *entries: tuple[str, str], at: datetime | None = None
+) -> dict[str, Any]:
     """entries: (agent message id, receiptType). Receipt payloads carry no requestId."""
     document = _envelope(
         conversation_id,
+        at,
         receipts={
             "receipts": [
                 {"message": message_name(conversation_id, message_id), "receiptType": receipt_type}
                 for message_id, receipt_type in entries
             ],
-            "createTime": now_rfc3339(),
+            "createTime": rfc3339(at),
         },
     )
     del document["requestId"]

@@ -39,8 +39,8 @@ def failed(message_id: str, user: str, code: str, description: str) -> dict[str,
     return status(message_id, "Failed", user, ErrorCode=code, ErrorDescription=description)
 
 
-def inbound_text(message_id: str, user: str, text: str) -> dict[str, Any]:
-    return _inbound(message_id, user, "TEXT", text)
+def inbound_text(message_id: str, user: str, text: str, at: int | None = None) -> dict[str, Any]:
+    return _inbound(message_id, user, "TEXT", text, at)
 
 
 def inbound_image(message_id: str, user: str, url: str, caption: str = "") -> dict[str, Any]:
@@ -48,12 +48,14 @@ def inbound_image(message_id: str, user: str, url: str, caption: str = "") -> di
     return _inbound(message_id, user, "IMAGE", json.dumps(media))
 
 
-def _inbound(message_id: str, user: str, kind: str, message: str) -> dict[str, Any]:
+def _inbound(
+    message_id: str, user: str, kind: str, message: str, at: int | None = None
+) -> dict[str, Any]:
     return {
         "MessageId": message_id,
         "From": user,
         "To": BUSINESS,
-        "Timestamp": now_millis(),
+        "Timestamp": at if at is not None else now_millis(),
         "DisplayName": "Demo Customer",
         "Type": kind,
         "Message": message,

@@ -1,4 +1,5 @@
-"""`make demo`: a short signed Business Messages conversation through the local stack.
+"""`make demo`: a short signed Business Messages conversation and Chat App batches through the
+local stack, then a simulated week of history for `make report`.
 
 Plays against a running `make local` when there is one, otherwise starts a stack of its
 own (with its own loopback stand-in for the Business Messages API) and stops it after.
@@ -12,6 +13,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from google.cloud import firestore
 from shared.providers import chatapp
 from tools import bm_payloads as bm
 from tools import chatapp_payloads as ca
+from tools.history import DAYS, simulate
 from tools.local import STATE_FILE
 from tools.procs import answers_http, wait_until
 from tools.stack import LocalStack, StackSettings
@@ -83,6 +86,16 @@ def running_stack() -> Target | None:
 def play(target: Target) -> None:
     play_business_messages(target)
     play_chatapp(target)
+    play_history(target)
+
+
+def play_history(target: Target) -> None:
+    """A simulated week before today, so `make report` has days to compare."""
+    os.environ["FIRESTORE_EMULATOR_HOST"] = target.firestore_host
+    today = datetime.now(UTC).date()
+    print(f"\nA simulated week for `make report`: {DAYS} days before {today}...", flush=True)
+    messages = simulate(firestore.Client(project=target.project), today)
+    print(f"  recorded {messages} agent messages with their receipts, and users' messages")
 
 
 def play_business_messages(target: Target) -> None:

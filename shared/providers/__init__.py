@@ -12,6 +12,11 @@ from shared import routing
 from shared.events import UNKNOWN_KIND, Payload, StatusScale, parked_whole, payload_key
 from shared.providers import bm, chatapp
 
+SCALES = {bm.PROVIDER: bm.SCALE, chatapp.PROVIDER: chatapp.SCALE}
+# The status a business's own send record takes: Chat App reports "Sent" itself; Business
+# Messages has no such receipt, so a send record only dates the message.
+SENT_STATUS = {bm.PROVIDER: "SENT", chatapp.PROVIDER: "Sent"}
+
 
 def topic_key(attributes: Mapping[str, str]) -> str:
     """The topic an event was published to, from its attributes: where a replay sends it."""

@@ -208,12 +208,12 @@ def normalise(raw: bytes) -> Payload:
         return parked_whole(base, MALFORMED, "conversationId is missing")
     request_id = document.get("requestId")
     send_time = parse_rfc3339(document.get("sendTime"))
+    agent = document.get("agent")
     common = replace(
         base,
         conversation_id=conversation_id,
-        conversation=_present(
-            agent=document.get("agent"), customAgentId=document.get("customAgentId")
-        ),
+        agent=agent if isinstance(agent, str) and agent else None,
+        conversation=_present(agent=agent, customAgentId=document.get("customAgentId")),
         request_id=request_id if isinstance(request_id, str) and request_id else None,
         send_time=send_time,
         raw=raw,

@@ -199,6 +199,7 @@ def normalise(raw: bytes, kind: str, received: datetime) -> list[Payload]:
         replace(
             base,
             conversation_id=cid,
+            agent=business,
             conversation={"businessNumber": business, "userNumber": user},
             receipts=tuple(receipts[cid]),
             user_messages=tuple(messages[cid]),

@@ -1,5 +1,7 @@
 """`make demo` plays its conversation through the stack and shows what landed."""
 
+import re
+
 import pytest
 
 from tools import demo
@@ -35,3 +37,6 @@ def test_the_demo_conversation_lands_as_shown(
     }
     assert chatapp_rows["wa-1"][2] == "Read"
     assert (chatapp_rows["wa-2"][2], chatapp_rows["wa-2"][-1]) == ("Failed", "131026")
+    # The simulated week for `make report`.
+    assert "A simulated week for `make report`: 7 days before" in shown
+    assert re.search(r"recorded [1-9]\d+ agent messages", shown)

@@ -2,13 +2,15 @@
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared import records
+from shared import records, sends
 from shared.events import Payload
 from shared.providers import bm
 from shared.records import Write
+from shared.sends import SentMessage
 
 CID = "c1"
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
@@ -88,6 +90,48 @@ def test_a_late_delivered_never_downgrades_read_but_keeps_its_time() -> None:
     assert state[records.conversation_path(CID)]["lastActivityTime"] == T0 + timedelta(minutes=5)
 
 
+def test_a_message_is_placed_in_time_by_its_earliest_status_whatever_the_arrival_order() -> None:
+    state: dict[str, dict[str, Any]] = {}
+    run(state, receipts(("m1", "READ"), at=T0 + timedelta(minutes=5)))
+    message = state[records.message_path(CID, "m1")]
+    assert message[records.FIRST_TIME] == T0 + timedelta(minutes=5)
+    assert message["agent"] == "brands/b/agents/a"
+    run(state, receipts(("m1", "DELIVERED"), at=T0))  # late, but earlier
+    assert state[records.message_path(CID, "m1")][records.FIRST_TIME] == T0
+    run(state, receipts(("m2", "DELIVERED"), at=T0))
+    writes = run(state, receipts(("m2", "READ"), at=T0 + timedelta(minutes=1)))
+    assert all(records.FIRST_TIME not in w.data for w in writes)  # a later status leaves it
+
+
+def test_a_receipt_without_a_time_is_dated_when_recorded() -> None:
+    payload = receipts(("m1", "DELIVERED"))
+    timeless = replace(payload, receipts=tuple(replace(r, time=None) for r in payload.receipts))
+    state: dict[str, dict[str, Any]] = {}
+    run(state, timeless)
+    message = state[records.message_path(CID, "m1")]
+    assert (message["deliveredTime"], message[records.FIRST_TIME]) == (NOW, NOW)
+
+
+def test_the_business_records_its_sends_once_without_changing_a_status() -> None:
+    state: dict[str, dict[str, Any]] = {}
+    run(state, receipts(("m1", "DELIVERED")))
+    sent = [
+        SentMessage("bm", "brands/b/agents/a", CID, m, T0 - timedelta(seconds=s))
+        for m, s in (("m1", 3), ("m2", 1))
+    ]
+    [payload] = sends.sent_payloads(sent)  # one conversation: one payload
+    run(state, payload)
+    m1, m2 = (state[records.message_path(CID, m)] for m in ("m1", "m2"))
+    assert (m1["status"], m1["sentTime"], m1[records.FIRST_TIME]) == (
+        "DELIVERED",
+        T0 - timedelta(seconds=3),
+        T0 - timedelta(seconds=3),
+    )
+    assert "status" not in m2  # Business Messages has no SENT status
+    assert m2["sentTime"] == T0 - timedelta(seconds=1)
+    assert run(state, sends.sent_payloads(sent)[0]) == []
+
+
 def test_delivered_then_read_moves_up() -> None:
     state: dict[str, dict[str, Any]] = {}
     run(state, receipts(("m1", "DELIVERED")))
@@ -122,6 +166,7 @@ def test_user_message_is_recorded_once_and_keeps_the_read_receipt_state() -> Non
     state: dict[str, dict[str, Any]] = {path: {"agentReadReceipt": {"state": "SENT"}}}
     writes = run(state, user_message("u1", T0, "p1"))
     assert any(w.path == path and w.exists for w in writes)
+    assert state[path][records.FIRST_TIME] == T0
     assert state[path]["agentReadReceipt"] == {"state": "SENT"}
     assert state[path]["text"] == "hi"
     assert state[path]["direction"] == "USER"

@@ -15,7 +15,7 @@ from typing import Any
 import hcl2
 import pytest
 
-from shared import routing
+from shared import report, routing
 from shared.config import DEFAULT_TOPICS, Env
 from shared.read_receipt_sender import ReadReceiptConfig
 from shared.spool import DrainConfig
@@ -337,6 +337,22 @@ def test_receipt_ttl_matches_the_field_the_code_writes() -> None:
     assert "ttl_config" in ttl
     assert "index_config" in ttl
     assert "var.receipt_retention_days > 0" in ttl["count"]
+
+
+def test_the_report_query_has_its_collection_group_indexes() -> None:
+    field = resource("google_firestore_field", "message_first_time")
+    assert (field["collection"], field["field"]) == (report.MESSAGES, report.RANGE_FIELD)
+    indexes = field["index_config"][0]["indexes"]
+    scopes = {(index["query_scope"], index["order"]) for index in indexes}
+    assert ("COLLECTION_GROUP", "ASCENDING") in scopes
+    assert ("COLLECTION", "ASCENDING") in scopes  # the automatic ones stay
+    composite = resource("google_firestore_index", "messages_by_agent")
+    assert (composite["collection"], composite["query_scope"]) == (
+        report.MESSAGES,
+        "COLLECTION_GROUP",
+    )
+    fields = [(f["field_path"], f["order"]) for f in composite["fields"]]
+    assert fields == [(report.EQUALITY_FIELD, "ASCENDING"), (report.RANGE_FIELD, "ASCENDING")]
 
 
 # --- terraform fmt --------------------------------------------------------------------
