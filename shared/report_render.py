@@ -66,7 +66,7 @@ class Report:
     breakdown: Breakdown
 
     def tables(self) -> list[Table]:
-        days = [(day, self.breakdown.days.get(day, Tally()).metrics()) for day in self.days]
+        days = self._daily()
         total = self.breakdown.total.metrics()
         return [
             Table(
@@ -101,6 +101,10 @@ class Report:
             ),
         ]  # fmt: skip
 
+    def _daily(self) -> list[tuple[date, Metrics]]:
+        """Every day of the window, a day without messages included."""
+        return [(day, self.breakdown.days.get(day, Tally()).metrics()) for day in self.days]
+
     def _by_agent(self, cells: Callable[[Metrics], tuple[str, ...]]) -> tuple[tuple[str, ...], ...]:
         """A row per (provider, agent), then the total."""
         rows = [
@@ -113,7 +117,7 @@ class Report:
         figure = Figure(figsize=(13, 8.5), layout="constrained")  # no pyplot: no global state
         (funnel, to_read), (agent, failures) = figure.subplots(2, 2)
         figure.suptitle(f"Receipts, {self.window}", fontsize=13)
-        days = [(day, self.breakdown.days.get(day, Tally()).metrics()) for day in self.days]
+        days = self._daily()
         total = self.breakdown.total.metrics()
         _funnel(funnel, days)
         _histogram(to_read, total.time_to_read, "Time from DELIVERED to READ", READ_COLOUR)

@@ -56,6 +56,10 @@ class Target:
             {kind: stack.chatapp_url(kind) for kind in CHATAPP_TYPES},
         )
 
+    def firestore(self) -> firestore.Client:
+        os.environ["FIRESTORE_EMULATOR_HOST"] = self.firestore_host  # clients read it only there
+        return firestore.Client(project=self.project)
+
 
 def running_stack() -> Target | None:
     try:
@@ -91,10 +95,9 @@ def play(target: Target) -> None:
 
 def play_history(target: Target) -> None:
     """A simulated week before today, so `make report` has days to compare."""
-    os.environ["FIRESTORE_EMULATOR_HOST"] = target.firestore_host
     today = datetime.now(UTC).date()
     print(f"\nA simulated week for `make report`: {DAYS} days before {today}...", flush=True)
-    messages = simulate(firestore.Client(project=target.project), today)
+    messages = simulate(target.firestore(), today)
     print(f"  recorded {messages} agent messages with their receipts, and users' messages")
 
 
@@ -147,8 +150,7 @@ def play_business_messages(target: Target) -> None:
 
 
 def show(target: Target, cid: str) -> None:
-    os.environ["FIRESTORE_EMULATOR_HOST"] = target.firestore_host
-    db = firestore.Client(project=target.project)
+    db = target.firestore()
     conversation = db.document(f"conversations/{cid}")
     messages = conversation.collection("messages")
 
@@ -234,8 +236,7 @@ def play_chatapp(target: Target) -> None:
 
 
 def show_chatapp(target: Target, user: str, template: str) -> None:
-    os.environ["FIRESTORE_EMULATOR_HOST"] = target.firestore_host
-    db = firestore.Client(project=target.project)
+    db = target.firestore()
     cid = chatapp.conversation_id(ca.BUSINESS, user)
     messages = db.document(f"conversations/{cid}").collection("messages")
     review = db.document(f"templateReviews/waba-1~{template}~en_US")

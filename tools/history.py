@@ -10,7 +10,7 @@ before their DELIVERED. Seeded by the date, so a second run on the same day chan
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -69,16 +69,14 @@ def _day(day: date, rng: random.Random) -> Traffic:
     return traffic
 
 
-def _moments(day: date, rng: random.Random) -> Iterator[datetime]:
-    """Business hours, 08:00 to 20:00 UTC."""
-    start = datetime.combine(day, time(8), UTC)
-    while True:
-        yield start + timedelta(seconds=rng.uniform(0, 12 * 3600))
+def _moment(day: date, rng: random.Random) -> datetime:
+    """A time in business hours, 08:00 to 20:00 UTC."""
+    return datetime.combine(day, time(8), UTC) + timedelta(seconds=rng.uniform(0, 12 * 3600))
 
 
 def _bm_conversation(traffic: Traffic, day: date, n: int, rng: random.Random) -> None:
     cid = f"sim-{day.isoformat()}-{n}"
-    opened = next(_moments(day, rng))
+    opened = _moment(day, rng)
     message = f"user-{n}"
     latency = rng.lognormvariate(0.4, 0.6) if rng.random() > 0.03 else None  # None: fails
     user_text = bm_payloads.user_text(cid, message, "Hello", at=opened)
@@ -109,7 +107,7 @@ def _bm_receipts(cid: str, messages: list[str], status: str, at: datetime) -> Pa
 def _chatapp_message(traffic: Traffic, day: date, n: int, rng: random.Random) -> None:
     user = f"86139{day.toordinal() % 10_000:04d}{n:04d}"
     message = f"wa-{day.isoformat()}-{n}"
-    sent_at = next(_moments(day, rng))
+    sent_at = _moment(day, rng)
     traffic.agent_messages += 1
     events = [ca.status(message, "Sent", user, at=_millis(sent_at))]
     if rng.random() < 0.08:
