@@ -1,0 +1,243 @@
+"""The benchmark's Markdown report: every figure beside its baseline, and the targets."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from tools.bench import prices
+from tools.bench.measure import ColdStart, Cost, Drain, Settings, Throughput
+from tools.topology import ROOT, WEBHOOK
+
+THROUGHPUT_TARGET = 0.8  # of the empty function's requests/s
+COLD_START_TARGET = 1.5  # times the empty function's
+
+
+@dataclass(frozen=True)
+class Results:
+    settings: Settings
+    throughput: list[Throughput]
+    cold_starts: list[ColdStart]
+    costs: list[Cost]
+    drain: list[Drain]
+
+
+def markdown(results: Results) -> str:
+    sections = [
+        _header(results.settings),
+        _throughput(results.throughput),
+        _cold_starts(results.cold_starts),
+        _costs(results.costs),
+        _drain(results.drain),
+        _cost_model(results.costs, _webhook(results.throughput).load.rate),
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def _header(settings: Settings) -> str:
+    return (
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {_machine()}, commit {_commit()}; "
+        f"{settings.load_seconds:g} s of load per server and round, {settings.rounds} rounds, "
+        f"cold starts the median of {settings.cold_starts}."
+    )
+
+
+def _throughput(rows: list[Throughput]) -> str:
+    empty, naive, webhook = rows[0], rows[1], _webhook(rows)
+    ratio = webhook.load.rate / empty.load.rate
+    met = ratio >= THROUGHPUT_TARGET and webhook.load.rate > naive.load.rate
+    return "\n".join(
+        [
+            "**1. Webhook throughput and latency, one instance** (functions-framework under "
+            "gunicorn, 1 worker, THREADS threads, as many concurrent connections; a signed "
+            "1-receipt push, acknowledged after the publish is confirmed)",
+            "",
+            _table(
+                ["server", "THREADS", "requests/s", "vs empty", "p50 ms", "p99 ms", "failed"],
+                [
+                    [
+                        row.server,
+                        str(row.threads),
+                        f"{row.load.rate:,.0f}",
+                        f"{row.load.rate / empty.load.rate:.2f}x",
+                        f"{row.load.latency(0.5) * 1000:.1f}",
+                        f"{row.load.latency(0.99) * 1000:.1f}",
+                        str(len(row.load.answers) - len(row.load.ok) + row.load.errors),
+                    ]
+                    for row in rows
+                ],
+            ),
+            "",
+            f"Target: at least {THROUGHPUT_TARGET}x the empty function and above the naive "
+            f"webhook: {_verdict(met)} ({ratio:.2f}x; "
+            f"{webhook.load.rate / naive.load.rate:.2f}x the naive webhook).",
+        ]
+    )
+
+
+def _webhook(rows: list[Throughput]) -> Throughput:
+    return rows[2]
+
+
+def _cold_starts(rows: list[ColdStart]) -> str:
+    empty = rows[0].seconds
+    webhook = next(row for row in rows if row.function == WEBHOOK.target).seconds
+    return "\n".join(
+        [
+            "**2. Cold start** (process start to the first successful response; subscribers "
+            "answer a real push, which writes to Firestore)",
+            "",
+            _table(
+                ["function", "seconds", "vs empty"],
+                [
+                    [row.function, f"{row.seconds:.2f}", f"{row.seconds / empty:.2f}x"]
+                    for row in rows
+                ],
+            ),
+            "",
+            f"Target: the webhook at most {COLD_START_TARGET}x the empty function: "
+            f"{_verdict(webhook / empty <= COLD_START_TARGET)} ({webhook / empty:.2f}x).",
+        ]
+    )
+
+
+def _costs(rows: list[Cost]) -> str:
+    one_commit = all(row.commits == 1 for row in rows)
+    return "\n".join(
+        [
+            "**3. Cost per payload, counted** (from the recorder's and the webhook's logs)",
+            "",
+            _table(
+                [
+                    "payload",
+                    "Firestore reads",
+                    "writes",
+                    "commits",
+                    "writes per receipt",
+                    "publishes",
+                    "deliveries",
+                    "invocations",
+                    "Pub/Sub billed bytes",
+                ],
+                [
+                    [
+                        row.payload,
+                        str(row.reads),
+                        str(row.writes),
+                        str(row.commits),
+                        f"{row.writes / row.receipts:.2f}",
+                        str(row.publishes),
+                        str(row.deliveries),
+                        str(row.invocations),
+                        f"{row.pubsub_bytes:,}",
+                    ]
+                    for row in rows
+                ],
+            ),
+            "",
+            f"Target: one commit per payload: {_verdict(one_commit)}.",
+        ]
+    )
+
+
+def _drain(rows: list[Drain]) -> str:
+    plain = rows[0]
+    return "\n".join(
+        [
+            "**4. End-to-end drain** (payloads of 10 receipts; until every receipt is persisted)",
+            "",
+            _table(
+                ["path", "receipts", "seconds", "receipts/s", "vs plain loop"],
+                [
+                    [
+                        row.path,
+                        f"{row.receipts:,}",
+                        f"{row.seconds:.1f}",
+                        f"{row.receipts / row.seconds:,.0f}",
+                        f"{row.seconds / plain.seconds:.2f}x the time",
+                    ]
+                    for row in rows
+                ],
+            ),
+        ]
+    )
+
+
+def _cost_model(rows: list[Cost], webhook_rate: float) -> str:
+    memory_gib = int(str(WEBHOOK.settings["memory"]).removesuffix("Mi")) / 1024
+    cpu = float(WEBHOOK.settings["cpu"])
+    # A saturated instance bills 1/rate seconds of its CPU and memory per request.
+    compute = (cpu * prices.VCPU_SECOND + memory_gib * prices.GIB_SECOND) / webhook_rate
+    table_rows = []
+    for row in rows:
+        parts = [
+            row.reads * prices.FIRESTORE_READ + row.writes * prices.FIRESTORE_WRITE,
+            row.pubsub_bytes * prices.PUBSUB_PER_BYTE,
+            row.invocations * prices.INVOCATION,
+            compute,
+        ]
+        per_million = [part * 1_000_000 / row.receipts for part in parts]
+        table_rows.append(
+            [row.payload, *(f"{p:,.2f}" for p in per_million), f"**{sum(per_million):,.2f}**"]
+        )
+    return "\n".join(
+        [
+            "**5. Cost model, USD per million receipts** (counted operations times list prices "
+            f"read on {prices.READ_PRICES_ON}; see `tools/bench/prices.py`)",
+            "",
+            _table(
+                [
+                    "payload",
+                    "Firestore",
+                    "Pub/Sub",
+                    "invocations",
+                    "webhook compute",
+                    "total",
+                ],
+                table_rows,
+            ),
+            "",
+            "Firestore: multi-region $0.06 per 100k reads, $0.18 per 100k writes. Pub/Sub: $40 "
+            "per TiB, 1,000 bytes at least per publish and per push. Invocations: $0.40 per "
+            "million. Webhook compute: one saturated 1 vCPU / 512 MiB instance at the measured "
+            "requests/s ($0.000024 per vCPU-s, $0.0000025 per GiB-s). Subscriber compute is "
+            "not in the model (not measured per instance).",
+        ]
+    )
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _verdict(met: bool) -> str:
+    return "**met**" if met else "**missed**"
+
+
+def _machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(
+                line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")
+            )
+    except (OSError, StopIteration):
+        pass
+    return f"{os.cpu_count()} cores of {model}, Python {platform.python_version()}"
+
+
+def _commit() -> str:
+    result = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip() or "unknown"
