@@ -18,8 +18,10 @@ def test_the_benchmark_runs_and_counts_one_commit_per_payload(stack: LocalStack)
         "empty function (ceiling)",
         "naive webhook (each publish alone)",
         "webhook",
+        "webhook, publish confirmed at once (no Pub/Sub)",
     ]
     assert all(row.load.ok and not row.load.errors for row in results.throughput)
+    assert all(row.alone and row.alone.ok for row in results.throughput)
     assert [row.function for row in results.cold_starts] == [
         "empty",
         "webhook",
@@ -29,10 +31,10 @@ def test_the_benchmark_runs_and_counts_one_commit_per_payload(stack: LocalStack)
     ]
     by_payload = {row.payload: row for row in results.costs}
     for n in (1, 3, 10):
-        bm = by_payload[f"Business Messages, {n} receipts"]
+        bm = by_payload[measure.payload_name("Business Messages", n)]
         # n receipts, their n messages and the conversation, read once and written in one commit
         assert (bm.reads, bm.writes, bm.commits) == (2 * n + 1, 2 * n + 1, 1)
-        chatapp = by_payload[f"Chat App, {n} statuses"]
+        chatapp = by_payload[measure.payload_name("Chat App", n)]
         assert chatapp.commits == 1
         for row in (bm, chatapp):
             assert (row.publishes, row.deliveries, row.invocations) == (1, 1, 2)

@@ -22,7 +22,8 @@ from shared.providers import bm
 from shared.times import utc_now
 from tools import bm_payloads
 from tools import chatapp_payloads as ca
-from tools.bench import load, prices
+from tools.bench import load as loadgen
+from tools.bench import prices
 from tools.procs import free_port, wait_until
 from tools.stack import LocalStack, pubsub_push
 from tools.topology import AGENT_READ_RECEIPTS, FUNCTIONS, RECORD_EVENTS, WEBHOOK, Function
@@ -33,7 +34,8 @@ HERE = Path(__file__).resolve().parent
 BENCH_TOPICS = {"EVENTS_TOPIC": "bench-events", "READABLE_TOPIC": "bench-readable"}
 EMPTY = Function("bench-empty", "empty", "http", WEBHOOK.settings)
 NAIVE = Function("bench-naive", "naive_webhook", "http", WEBHOOK.settings)
-SOURCES = {EMPTY.target: HERE / "empty.py", NAIVE.target: HERE / "naive_webhook.py"}
+UNPUBLISHED = Function("bench-unpublished", "unpublished_webhook", "http", WEBHOOK.settings)
+SOURCES = {f.target: HERE / f"{f.target}.py" for f in (EMPTY, NAIVE, UNPUBLISHED)}
 DRAIN_RECEIPTS_PER_PAYLOAD = 10
 SETTLE_TIMEOUT = 300.0
 
@@ -73,13 +75,13 @@ def serving(stack: LocalStack, function: Function, overrides: Mapping[str, str])
         process.stop()
 
 
-def signed_requests(url: str, key: str, count: int, prefix: str) -> list[load.Request]:
+def signed_requests(url: str, key: str, count: int, prefix: str) -> list[loadgen.Request]:
     """Distinct signed Business Messages receipts, one receipt each (the common push)."""
     bodies = [
         bm_payloads.encode(bm_payloads.receipts(f"{prefix}-{i}", (f"m{i}", "DELIVERED")))
         for i in range(count)
     ]
-    return [load.Request(url, body, bm_payloads.signed_headers(body, key)) for body in bodies]
+    return [loadgen.Request(url, body, bm_payloads.signed_headers(body, key)) for body in bodies]
 
 
 # --- 1. throughput and latency per instance ------------------------------------------------
@@ -89,37 +91,49 @@ def signed_requests(url: str, key: str, count: int, prefix: str) -> list[load.Re
 class Throughput:
     server: str
     threads: int
-    load: load.Load
+    load: loadgen.Load
+    alone: loadgen.Load | None  # one request at a time: the acknowledgement a lone push sees
 
 
 def throughput(stack: LocalStack, settings: Settings) -> list[Throughput]:
-    """The webhook, the empty function (ceiling) and the naive webhook, in turns, at the
-    webhook's own concurrency; then the webhook at each THREADS of the sweep."""
+    """The webhook, the empty function (ceiling), the naive webhook and the webhook without
+    Pub/Sub, in turns, at the webhook's own concurrency; then the webhook at each THREADS of
+    the sweep."""
     threads = int(WEBHOOK.settings["concurrency"])
     servers = [
         ("empty function (ceiling)", EMPTY, threads),
         ("naive webhook (each publish alone)", NAIVE, threads),
         ("webhook", WEBHOOK, threads),
+        ("webhook, publish confirmed at once (no Pub/Sub)", UNPUBLISHED, threads),
     ]
+    compared = len(servers)
     servers += [(f"webhook, THREADS={n}", WEBHOOK, n) for n in settings.thread_counts]
     with contextlib.ExitStack() as running:
         urls = [
             running.enter_context(serving(stack, function, {**BENCH_TOPICS, "THREADS": str(n)}))
             for _, function, n in servers
         ]
-        rounds: list[list[load.Load]] = [[] for _ in servers]
+        rounds: list[list[loadgen.Load]] = [[] for _ in servers]
         for _ in range(settings.rounds):
             for index, ((_, _, n), url) in enumerate(zip(servers, urls, strict=True)):
                 batch = signed_requests(url, stack.signing_key, 500, "bench")
-                load.run(_cycle(batch), n, min(1.0, settings.load_seconds))  # warm-up
-                rounds[index].append(load.run(_cycle(batch), n, settings.load_seconds))
+                loadgen.run(_cycle(batch), n, min(0.5, settings.load_seconds))  # warm-up
+                rounds[index].append(loadgen.run(_cycle(batch), n, settings.load_seconds))
+        alone = [
+            loadgen.run(
+                signed_requests(url, stack.signing_key, 100, "alone"),
+                1,
+                min(2.0, settings.load_seconds),
+            )
+            for url in urls[:compared]
+        ]
     return [
-        Throughput(name, n, load.Load.combined(loads))
-        for (name, _, n), loads in zip(servers, rounds, strict=True)
+        Throughput(name, n, loadgen.Load.combined(loads), alone[i] if i < compared else None)
+        for i, ((name, _, n), loads) in enumerate(zip(servers, rounds, strict=True))
     ]
 
 
-def _cycle(batch: list[load.Request]) -> Iterator[load.Request]:
+def _cycle(batch: list[loadgen.Request]) -> Iterator[loadgen.Request]:
     while True:
         yield from batch
 
@@ -172,7 +186,7 @@ def _plain_post(url: str) -> requests.Response:
     return requests.post(url, timeout=60)
 
 
-def _post(batch: list[load.Request]) -> requests.Response:
+def _post(batch: list[loadgen.Request]) -> requests.Response:
     request = batch[0]
     return requests.post(request.url, data=request.body, headers=request.headers, timeout=60)
 
@@ -218,9 +232,9 @@ def costs(stack: LocalStack, settings: Settings) -> list[Cost]:
     for n in settings.payload_sizes:
         receipts = [(f"a{i}", "DELIVERED") for i in range(n)]
         body = bm_payloads.encode(bm_payloads.receipts(f"{run}-{n}", *receipts))
-        bodies.append((f"Business Messages, {n} receipts", n, body, stack.webhook_url))
+        bodies.append((payload_name("Business Messages", n), n, body, stack.webhook_url))
         batch = ca.encode([ca.status(f"{run}-{n}-{i}", "Delivered", user) for i in range(n)])
-        bodies.append((f"Chat App, {n} statuses", n, batch, stack.chatapp_url("status")))
+        bodies.append((payload_name("Chat App", n), n, batch, stack.chatapp_url("status")))
     marks = {name: len(stack.log_entries(name)) for name in _LOGGED}
     deliveries = []
     for _, _, body, url in bodies:
@@ -253,6 +267,10 @@ def costs(stack: LocalStack, settings: Settings) -> list[Cost]:
             )
         )
     return result
+
+
+def payload_name(provider: str, receipts: int) -> str:
+    return f"{provider}, {receipts} receipt{'' if receipts == 1 else 's'}"
 
 
 _LOGGED = (WEBHOOK.target, RECORD_EVENTS.target, AGENT_READ_RECEIPTS.target)
@@ -321,12 +339,14 @@ def drain(stack: LocalStack, settings: Settings) -> list[Drain]:
     plain_seconds = time.perf_counter() - started
 
     batch_requests = [
-        load.Request(stack.webhook_url, body, bm_payloads.signed_headers(body, stack.signing_key))
+        loadgen.Request(
+            stack.webhook_url, body, bm_payloads.signed_headers(body, stack.signing_key)
+        )
         for body in (_drain_body(f"{run}-{i}") for i in range(payloads))
     ]
     mark = len(stack.log_entries(RECORD_EVENTS.target))
     started = time.perf_counter()
-    sent = load.run(batch_requests, int(WEBHOOK.settings["concurrency"]))
+    sent = loadgen.run(batch_requests, int(WEBHOOK.settings["concurrency"]))
     assert len(sent.ok) == payloads, f"{payloads - len(sent.ok)} pushes were refused"
     _settled(
         stack,

@@ -8,7 +8,8 @@ their own); check them before relying on the dollars:
   for each delivery (push), at least 1,000 bytes per publish or push request.
 - Cloud Run functions (gen2, Cloud Run request-based billing, tier 1 regions),
   cloud.google.com/run/pricing: $0.40 per million requests, $0.000024 per vCPU-second,
-  $0.0000025 per GiB-second. Free tiers are left out: they do not scale with traffic.
+  $0.0000025 per GiB-second, billed in 100 ms steps. Free tiers are left out: they do not
+  scale with traffic.
 """
 
 from __future__ import annotations
@@ -21,3 +22,4 @@ PUBSUB_MINIMUM_BYTES = 1000  # per publish or push request
 INVOCATION = 0.40 / 1_000_000
 VCPU_SECOND = 0.000024
 GIB_SECOND = 0.0000025
+MINIMUM_BILLED_SECONDS = 0.1  # Cloud Run rounds an instance's busy time up to 100 ms

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from tools.bench import measure
 from tools.bench.report import Results, markdown
@@ -12,17 +16,30 @@ from tools.stack import LocalStack, StackSettings
 from tools.topology import ROOT
 
 OUTPUT = ROOT / ".local" / "bench.md"
+T = TypeVar("T")
 
 
 def benchmark(stack: LocalStack, settings: measure.Settings) -> Results:
     measure.create_bench_topics(stack)
     return Results(
         settings=settings,
-        throughput=measure.throughput(stack, settings),
-        cold_starts=measure.cold_starts(stack, settings),
-        costs=measure.costs(stack, settings),
-        drain=measure.drain(stack, settings),
+        throughput=_timed("throughput", measure.throughput, stack, settings),
+        cold_starts=_timed("cold starts", measure.cold_starts, stack, settings),
+        costs=_timed("counted cost", measure.costs, stack, settings),
+        drain=_timed("drain", measure.drain, stack, settings),
     )
+
+
+def _timed(
+    section: str,
+    measurement: Callable[[LocalStack, measure.Settings], T],
+    stack: LocalStack,
+    settings: measure.Settings,
+) -> T:
+    started = time.perf_counter()
+    result = measurement(stack, settings)
+    print(f"bench: {section} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return result
 
 
 def main() -> None:
