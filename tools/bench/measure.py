@@ -42,8 +42,8 @@ SETTLE_TIMEOUT = 300.0
 
 @dataclass(frozen=True)
 class Settings:
-    load_seconds: float = 5.0  # per server and round
-    rounds: int = 2  # servers take turns, so a noisy moment hits each of them
+    load_seconds: float = 3.0  # per server and round
+    rounds: int = 4  # servers take turns, so a noisy moment hits each of them
     cold_starts: int = 3  # the median is reported
     thread_counts: tuple[int, ...] = (10, 20, 40, 80)  # THREADS (= concurrency) tried
     payload_sizes: tuple[int, ...] = (1, 3, 10)  # receipts per payload

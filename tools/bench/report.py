@@ -86,7 +86,9 @@ def _throughput(rows: list[Throughput]) -> str:
             f"webhook: {_verdict(met)} ({ratio:.2f}x; "
             f"{webhook.load.rate / naive.load.rate:.2f}x the naive webhook). Without Pub/Sub "
             f"the webhook would reach {unpublished.load.rate / empty.load.rate:.2f}x: the rest "
-            "of the gap is the Pub/Sub client's work per message.",
+            "of the gap is the Pub/Sub client's work per message. The webhook row and the "
+            "THREADS row of the same setting are the same server measured side by side: "
+            "their difference is this run's noise.",
         ]
     )
 
