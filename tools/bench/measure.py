@@ -44,7 +44,7 @@ SETTLE_TIMEOUT = 300.0
 class Settings:
     load_seconds: float = 3.0  # per server and round
     rounds: int = 4  # servers take turns, so a noisy moment hits each of them
-    cold_starts: int = 3  # the median is reported
+    cold_starts: int = 5  # the median is reported
     thread_counts: tuple[int, ...] = (10, 20, 40, 80)  # THREADS (= concurrency) tried
     payload_sizes: tuple[int, ...] = (1, 3, 10)  # receipts per payload
     drain_receipts: int = 10_000
@@ -227,12 +227,12 @@ class Cost:
 def costs(stack: LocalStack, settings: Settings) -> list[Cost]:
     """One payload of each size per provider through the whole stack, counted from the logs."""
     run = _run_id()
-    user = "86139" + str(uuid.uuid4().int)[:8]
     bodies: list[tuple[str, int, bytes, str]] = []
-    for n in settings.payload_sizes:
+    for n in settings.payload_sizes:  # each payload in a conversation of its own
         receipts = [(f"a{i}", "DELIVERED") for i in range(n)]
         body = bm_payloads.encode(bm_payloads.receipts(f"{run}-{n}", *receipts))
         bodies.append((payload_name("Business Messages", n), n, body, stack.webhook_url))
+        user = "86139" + str(uuid.uuid4().int)[:8]
         batch = ca.encode([ca.status(f"{run}-{n}-{i}", "Delivered", user) for i in range(n)])
         bodies.append((payload_name("Chat App", n), n, batch, stack.chatapp_url("status")))
     marks = {name: len(stack.log_entries(name)) for name in _LOGGED}
