@@ -60,8 +60,9 @@ class PubSubPublisher:
 
     A lone message goes out at once, in its own request; a message published while others
     are in flight joins the client's batch, which gathers messages for up to 10 ms and sends
-    them in one request. Quiet traffic is acknowledged without waiting for a batch to fill
-    (~3 ms instead of ~15 ms), and a busy instance keeps batching's throughput (`make bench`).
+    them in one request. A lone push is acknowledged without waiting for a batch that will
+    not fill (1.5 ms instead of 13 ms on the local stack), and a busy instance keeps
+    batching's throughput (`make bench`).
     """
 
     def __init__(self, project: str, topics: Mapping[str, str], timeout: float) -> None:
