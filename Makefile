@@ -9,7 +9,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 TERRAFORM := terraform -chdir=terraform
 
-.PHONY: local demo report test lint format unit integration replay build deploy secrets tf-init tf-bootstrap tf-plan tf-apply clean
+.PHONY: local demo report test lint format unit integration bench replay build deploy secrets tf-init tf-bootstrap tf-plan tf-apply clean
 
 $(INSTALLED): $(REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ lint: $(INSTALLED) $(CHECKOV)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(CHECKOV) --directory terraform --framework terraform --quiet --compact --skip-download
+
+## bench: throughput, cold starts, counted cost and drain against baselines (.local/bench.md)
+bench: $(INSTALLED)
+	$(BIN)/python -m tools.bench
 
 ## replay: dead letters, parked payloads, spool; ARGS="list" or "redrive dead-letters|parked|spool [ids]"
 replay: $(INSTALLED)

@@ -36,11 +36,16 @@ class RecorderConfig:
 
 @dataclass(frozen=True)
 class Recorded:
+    """What recording cost in Firestore operations (of the attempt that settled it)."""
+
     writes: int = 0
     commits: int = 0
+    reads: int = 0  # documents requested by the read before the commit
 
     def __add__(self, other: Recorded) -> Recorded:
-        return Recorded(self.writes + other.writes, self.commits + other.commits)
+        return Recorded(
+            self.writes + other.writes, self.commits + other.commits, self.reads + other.reads
+        )
 
 
 class FirestoreRecorder:
@@ -85,7 +90,7 @@ class FirestoreRecorder:
             for write in records.plan(payload, existing, now, self._receipt_ttl)
         ]
         if not writes:
-            return Recorded()
+            return Recorded(reads=len(refs))
         batch = self._db.batch()
         for write in writes:
             ref = self._db.document(write.path)
@@ -97,4 +102,4 @@ class FirestoreRecorder:
             else:
                 batch.create(ref, dict(write.data))  # fails if another writer created it first
         batch.commit()
-        return Recorded(writes=len(writes), commits=1)
+        return Recorded(writes=len(writes), commits=1, reads=len(refs))

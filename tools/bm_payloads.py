@@ -103,11 +103,12 @@ def encode(document: dict[str, Any]) -> bytes:
     return json.dumps(document).encode()
 
 
+def signed_headers(body: bytes, key: str) -> dict[str, str]:
+    return {"Content-Type": "application/json", bm.SIGNATURE_HEADER: bm.signature_header(body, key)}
+
+
 def post_signed(
     url: str, body: bytes, key: str, session: requests.Session | None = None
 ) -> requests.Response:
-    headers = {
-        "Content-Type": "application/json",
-        bm.SIGNATURE_HEADER: bm.signature_header(body, key),
-    }
+    headers = signed_headers(body, key)
     return (session or requests).post(url, data=body, headers=headers, timeout=30)

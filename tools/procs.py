@@ -64,7 +64,7 @@ class ManagedProcess:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
-    def start(self, ready_url: str, timeout: float = 60) -> None:
+    def start(self, ready_url: str, timeout: float = 60, interval: float = 0.1) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             # A new session makes the child a process-group leader: stopping the group by its
@@ -77,7 +77,7 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        wait_until(lambda: self._ready(ready_url), timeout, f"{self.name} at {ready_url}")
+        wait_until(lambda: self._ready(ready_url), timeout, f"{self.name} at {ready_url}", interval)
 
     def _ready(self, url: str) -> bool:
         assert self._process is not None

@@ -5,8 +5,10 @@ Used by `make local`, `make demo` and the integration tests alike.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
+import json
 import os
 import sys
 import threading
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 from google.api_core.exceptions import AlreadyExists, NotFound
@@ -239,6 +242,16 @@ class LocalStack:
         )
         return env
 
+    def log_entries(self, name: str) -> list[dict[str, Any]]:
+        """The structured (JSON) lines a server of this stack has logged so far."""
+        entries = []
+        for line in (self.log_dir / f"{name}.log").read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if isinstance(entry, dict):
+                    entries.append(entry)
+        return entries
+
     def firestore_client(self) -> firestore.Client:
         _set_emulator_hosts(self.client_environment())
         return firestore.Client(project=self.settings.project)
@@ -318,10 +331,12 @@ class LocalStack:
             f"--port={port}",
         ]
         name = function.target if overrides is None else f"{function.target}-{port}"
+        # As deployed: gunicorn serves `concurrency` requests at once on that many threads.
+        threads = {"THREADS": str(function.settings["concurrency"])}
         return ManagedProcess(
             name,
             command,
-            lambda: {**self.function_environment(), **(overrides or {})},
+            lambda: {**self.function_environment(), **threads, **(overrides or {})},
             self.log_dir,
         )
 
@@ -329,3 +344,16 @@ class LocalStack:
 def _set_emulator_hosts(environment: Mapping[str, str]) -> None:
     # Google's clients read emulator hosts from the process environment only.
     os.environ.update(environment)
+
+
+def pubsub_push(data: bytes, attributes: dict[str, str], message_id: str = "42") -> dict[str, Any]:
+    """The body a Pub/Sub push subscription POSTs to its endpoint."""
+    return {
+        "subscription": "projects/test/subscriptions/test",
+        "message": {
+            "data": base64.b64encode(data).decode(),
+            "attributes": attributes,
+            "messageId": message_id,
+            "publishTime": "2026-01-01T00:00:00Z",
+        },
+    }

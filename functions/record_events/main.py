@@ -35,5 +35,6 @@ def record_events(message: PushedMessage) -> None:
             "parked": sum(len(p.parked) for p in payloads),
             "writes": recorded.writes,
             "commits": recorded.commits,
+            "reads": recorded.reads,
         },
     )

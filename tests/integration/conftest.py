@@ -3,9 +3,7 @@ servers, push subscriptions, and the Business Messages stand-in."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +19,7 @@ from tools import bm_payloads
 from tools.bm_standin import BusinessMessagesStandIn
 from tools.procs import wait_until
 from tools.stack import LocalStack, StackSettings
+from tools.stack import pubsub_push as pubsub_push  # the body a push subscription POSTs
 
 PROCESSING_TIMEOUT = 90  # contended transactions in the emulator take seconds each
 
@@ -118,13 +117,7 @@ def spy(stack: LocalStack) -> Spy:
 
 
 def function_log(stack: LocalStack, target: str) -> list[dict[str, Any]]:
-    entries = []
-    for line in (stack.log_dir / f"{target}.log").read_text(errors="replace").splitlines():
-        with contextlib.suppress(ValueError):
-            entry = json.loads(line)
-            if isinstance(entry, dict):
-                entries.append(entry)
-    return entries
+    return stack.log_entries(target)
 
 
 Delivery = tuple[str, str]  # (Pub/Sub message id, SHA-256 of the body)
@@ -174,16 +167,3 @@ def recorded(stack: LocalStack, *responses: requests.Response) -> list[dict[str,
 
 def documents(collection: firestore.CollectionReference) -> dict[str, dict[str, Any]]:
     return {snap.id: snap.to_dict() or {} for snap in collection.stream()}
-
-
-def pubsub_push(data: bytes, attributes: dict[str, str], message_id: str = "42") -> dict[str, Any]:
-    """The body a Pub/Sub push subscription POSTs to its endpoint."""
-    return {
-        "subscription": "projects/test/subscriptions/test",
-        "message": {
-            "data": base64.b64encode(data).decode(),
-            "attributes": attributes,
-            "messageId": message_id,
-            "publishTime": "2026-01-01T00:00:00Z",
-        },
-    }

@@ -1,0 +1,44 @@
+"""`make bench` in a tiny configuration, so the benchmark cannot rot. Counts are asserted;
+timings are not (they belong to `make bench`, as ratios, never to a test)."""
+
+import pytest
+
+from tools.bench import measure
+from tools.bench.report import markdown
+from tools.bench.run import benchmark
+from tools.stack import LocalStack
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_benchmark_runs_and_counts_one_commit_per_payload(stack: LocalStack) -> None:
+    results = benchmark(stack, measure.TINY)
+
+    assert [row.server for row in results.throughput] == [
+        "empty function (ceiling)",
+        "naive webhook (each publish alone)",
+        "webhook",
+        "webhook, publish confirmed at once (no Pub/Sub)",
+    ]
+    assert all(row.load.ok and not row.load.errors for row in results.throughput)
+    assert all(row.alone and row.alone.ok for row in results.throughput)
+    assert [row.function for row in results.cold_starts] == [
+        "empty",
+        "webhook",
+        "record_events",
+        "agent_read_receipts",
+        "drain_spool",
+    ]
+    by_payload = {row.payload: row for row in results.costs}
+    for n in (1, 3, 10):
+        for provider in ("Business Messages", "Chat App"):
+            row = by_payload[measure.payload_name(provider, n)]
+            # n receipts, their n messages and the conversation: read once, one commit
+            assert (row.reads, row.writes, row.commits) == (2 * n + 1, 2 * n + 1, 1)
+            assert (row.publishes, row.deliveries, row.invocations) == (1, 1, 2)
+    assert [row.receipts for row in results.drain] == [100, 100]
+
+    report = markdown(results)
+    for heading in ("**1. Webhook", "**2. Cold start", "**3. Cost", "**4. End-to-end", "**5. Cost"):
+        assert heading in report
+    assert "Target: one commit per payload: **met**" in report

@@ -1,0 +1,378 @@
+"""The measurements, each beside the baseline it is judged against, taken in the same run."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from google.api_core.exceptions import AlreadyExists
+from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.pubsub_v1 import PublisherClient
+
+from shared import records
+from shared.events import payload_key
+from shared.providers import bm
+from shared.times import utc_now
+from tools import bm_payloads
+from tools import chatapp_payloads as ca
+from tools.bench import load as loadgen
+from tools.bench import prices
+from tools.procs import free_port, wait_until
+from tools.stack import LocalStack, pubsub_push
+from tools.topology import AGENT_READ_RECEIPTS, FUNCTIONS, RECORD_EVENTS, WEBHOOK, Function
+
+HERE = Path(__file__).resolve().parent
+# Topics without subscriptions: the webhook under load publishes into them, so no subscriber
+# competes with it for the machine's two cores.
+BENCH_TOPICS = {"EVENTS_TOPIC": "bench-events", "READABLE_TOPIC": "bench-readable"}
+EMPTY = Function("bench-empty", "empty", "http", WEBHOOK.settings)
+NAIVE = Function("bench-naive", "naive_webhook", "http", WEBHOOK.settings)
+UNPUBLISHED = Function("bench-unpublished", "unpublished_webhook", "http", WEBHOOK.settings)
+SOURCES = {f.target: HERE / f"{f.target}.py" for f in (EMPTY, NAIVE, UNPUBLISHED)}
+DRAIN_RECEIPTS_PER_PAYLOAD = 10
+SETTLE_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    load_seconds: float = 3.0  # per server and round
+    rounds: int = 4  # servers take turns, so a noisy moment hits each of them
+    cold_starts: int = 5  # the median is reported
+    thread_counts: tuple[int, ...] = (10, 20, 40, 80)  # THREADS (= concurrency) tried
+    payload_sizes: tuple[int, ...] = (1, 3, 10)  # receipts per payload
+    drain_receipts: int = 10_000
+
+
+FULL = Settings()
+TINY = Settings(load_seconds=0.3, rounds=1, cold_starts=1, thread_counts=(), drain_receipts=100)
+
+
+def create_bench_topics(stack: LocalStack) -> None:
+    publisher = PublisherClient()
+    for topic in BENCH_TOPICS.values():
+        with contextlib.suppress(AlreadyExists):  # from an earlier run
+            publisher.create_topic(name=publisher.topic_path(stack.settings.project, topic))
+    publisher.transport.close()
+
+
+@contextlib.contextmanager
+def serving(stack: LocalStack, function: Function, overrides: Mapping[str, str]) -> Iterator[str]:
+    """One more server of `function` on a free port, stopped (by its process group) after."""
+    port = free_port()
+    process = stack.function_process(function, port, overrides, SOURCES.get(function.target))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        process.start(f"{url}/")
+        yield url
+    finally:
+        process.stop()
+
+
+def signed_requests(url: str, key: str, count: int, prefix: str) -> list[loadgen.Request]:
+    """Distinct signed Business Messages receipts, one receipt each (the common push)."""
+    bodies = [
+        bm_payloads.encode(bm_payloads.receipts(f"{prefix}-{i}", (f"m{i}", "DELIVERED")))
+        for i in range(count)
+    ]
+    return [loadgen.Request(url, body, bm_payloads.signed_headers(body, key)) for body in bodies]
+
+
+# --- 1. throughput and latency per instance ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Throughput:
+    server: str
+    threads: int
+    load: loadgen.Load
+    alone: loadgen.Load | None  # one request at a time: the acknowledgement a lone push sees
+
+
+def throughput(stack: LocalStack, settings: Settings) -> list[Throughput]:
+    """The webhook, the empty function (ceiling), the naive webhook and the webhook without
+    Pub/Sub, in turns, at the webhook's own concurrency; then the webhook at each THREADS of
+    the sweep."""
+    threads = int(WEBHOOK.settings["concurrency"])
+    servers = [
+        ("empty function (ceiling)", EMPTY, threads),
+        ("naive webhook (each publish alone)", NAIVE, threads),
+        ("webhook", WEBHOOK, threads),
+        ("webhook, publish confirmed at once (no Pub/Sub)", UNPUBLISHED, threads),
+    ]
+    compared = len(servers)
+    servers += [(f"webhook, THREADS={n}", WEBHOOK, n) for n in settings.thread_counts]
+    with contextlib.ExitStack() as running:
+        urls = [
+            running.enter_context(serving(stack, function, {**BENCH_TOPICS, "THREADS": str(n)}))
+            for _, function, n in servers
+        ]
+        rounds: list[list[loadgen.Load]] = [[] for _ in servers]
+        for _ in range(settings.rounds):
+            for index, ((_, _, n), url) in enumerate(zip(servers, urls, strict=True)):
+                batch = signed_requests(url, stack.signing_key, 500, "bench")
+                loadgen.run(_cycle(batch), n, min(0.5, settings.load_seconds))  # warm-up
+                rounds[index].append(loadgen.run(_cycle(batch), n, settings.load_seconds))
+        alone = [
+            loadgen.run(
+                signed_requests(url, stack.signing_key, 100, "alone"),
+                1,
+                min(2.0, settings.load_seconds),
+            )
+            for url in urls[:compared]
+        ]
+    return [
+        Throughput(name, n, loadgen.Load.combined(loads), alone[i] if i < compared else None)
+        for i, ((name, _, n), loads) in enumerate(zip(servers, rounds, strict=True))
+    ]
+
+
+def _cycle(batch: list[loadgen.Request]) -> Iterator[loadgen.Request]:
+    while True:
+        yield from batch
+
+
+# --- 2. cold start -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    function: str
+    seconds: float  # median, process start to first successful response
+
+
+def cold_starts(stack: LocalStack, settings: Settings) -> list[ColdStart]:
+    first_requests: dict[str, Callable[[str], requests.Response]] = {
+        WEBHOOK.target: lambda url: _send(signed_requests(url, stack.signing_key, 1, _run_id())[0]),
+        RECORD_EVENTS.target: lambda url: _push(url, _receipt_body(_run_id())),
+        AGENT_READ_RECEIPTS.target: lambda url: _push(url, _user_message_body(_run_id())),
+    }
+    functions = [EMPTY, *FUNCTIONS]
+    return [
+        ColdStart(
+            function.target,
+            statistics.median(
+                _cold_start(stack, function, first_requests.get(function.target, _plain_post))
+                for _ in range(settings.cold_starts)
+            ),
+        )
+        for function in functions
+    ]
+
+
+def _cold_start(
+    stack: LocalStack, function: Function, first: Callable[[str], requests.Response]
+) -> float:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = stack.function_process(function, port, BENCH_TOPICS, SOURCES.get(function.target))
+    started = time.perf_counter()
+    try:
+        process.start(f"{url}/", interval=0.005)  # listening: the module is imported
+        wait_until(lambda: first(url).status_code == 200, 60, f"{function.target} to answer")
+        return time.perf_counter() - started
+    finally:
+        process.stop()
+
+
+def _plain_post(url: str) -> requests.Response:  # the empty function and the drainer
+    return requests.post(url, timeout=60)
+
+
+def _send(request: loadgen.Request) -> requests.Response:
+    return requests.post(request.url, data=request.body, headers=request.headers, timeout=60)
+
+
+def _push(url: str, body: bytes) -> requests.Response:
+    attributes = bm.describe(json.loads(body)).attributes
+    return requests.post(url, json=pubsub_push(body, dict(attributes)), timeout=60)
+
+
+def _receipt_body(conversation: str) -> bytes:
+    return bm_payloads.encode(bm_payloads.receipts(conversation, ("m1", "DELIVERED")))
+
+
+def _user_message_body(conversation: str) -> bytes:
+    return bm_payloads.encode(bm_payloads.user_text(conversation, "u1", "hello"))
+
+
+def _run_id() -> str:
+    return f"bench-{uuid.uuid4().hex[:10]}"
+
+
+# --- 3. cost per receipt, counted ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cost:
+    payload: str
+    receipts: int
+    reads: int  # Firestore documents read
+    writes: int  # Firestore document writes
+    commits: int
+    publishes: int
+    deliveries: int  # Pub/Sub pushes, each a subscriber invocation
+    invocations: int  # webhook requests (each logs its publish) + deliveries
+    pubsub_bytes: int  # billable: publish and each delivery, at least 1,000 bytes each
+
+
+def costs(stack: LocalStack, settings: Settings) -> list[Cost]:
+    """One payload of each size per provider through the whole stack, counted from the logs."""
+    run = _run_id()
+    bodies: list[tuple[str, int, bytes, str]] = []
+    for n in settings.payload_sizes:  # each payload in a conversation of its own
+        receipts = [(f"a{i}", "DELIVERED") for i in range(n)]
+        body = bm_payloads.encode(bm_payloads.receipts(f"{run}-{n}", *receipts))
+        bodies.append((payload_name("Business Messages", n), n, body, stack.webhook_url))
+        user = "86139" + str(uuid.uuid4().int)[:8]
+        batch = ca.encode([ca.status(f"{run}-{n}-{i}", "Delivered", user) for i in range(n)])
+        bodies.append((payload_name("Chat App", n), n, batch, stack.chatapp_url("status")))
+    marks = {name: len(stack.log_entries(name)) for name in _LOGGED}
+    deliveries = []
+    for _, _, body, url in bodies:
+        headers = bm_payloads.signed_headers(body, stack.signing_key)  # Chat App ignores it
+        answer = requests.post(url, data=body, headers=headers, timeout=60)
+        assert answer.status_code == 200, answer.text
+        deliveries.append((answer.json()["messageId"], payload_key(body)))
+    recorded = _settled(stack, marks[RECORD_EVENTS.target], deliveries)
+    published = _new_entries(stack, WEBHOOK.target, marks, "event published")
+    read_senders = _new_entries(stack, AGENT_READ_RECEIPTS.target, marks, None)
+    result = []
+    for (name, n, body, _), (message_id, key) in zip(bodies, deliveries, strict=True):
+        publishes = [e for e in published if e.get("pubsubMessageId") == message_id]
+        pushes = [recorded[(message_id, key)]]
+        pushes += [e for e in read_senders if e.get("pubsubMessageId") == message_id]
+        size = len(body) + sum(len(k) + len(v) for k, v in _attributes(publishes[0]).items())
+        billable = max(prices.PUBSUB_MINIMUM_BYTES, size + 20 + len(message_id))
+        record = recorded[(message_id, key)]
+        result.append(
+            Cost(
+                payload=name,
+                receipts=n,
+                reads=int(record["reads"]),
+                writes=int(record["writes"]),
+                commits=int(record["commits"]),
+                publishes=len(publishes),
+                deliveries=len(pushes),
+                invocations=len(publishes) + len(pushes),
+                pubsub_bytes=billable * (len(publishes) + len(pushes)),
+            )
+        )
+    return result
+
+
+def payload_name(provider: str, receipts: int) -> str:
+    return f"{provider}, {receipts} receipt{'' if receipts == 1 else 's'}"
+
+
+_LOGGED = (WEBHOOK.target, RECORD_EVENTS.target, AGENT_READ_RECEIPTS.target)
+# Fields the webhook's log line carries besides the message's attributes.
+_LOG_FIELDS = frozenset({"severity", "message", "logger", "pubsubMessageId"})
+
+
+def _attributes(entry: Mapping[str, Any]) -> dict[str, str]:
+    return {k: str(v) for k, v in entry.items() if k not in _LOG_FIELDS}
+
+
+def _new_entries(
+    stack: LocalStack, name: str, marks: Mapping[str, int], message: str | None
+) -> list[dict[str, Any]]:
+    entries = stack.log_entries(name)[marks[name] :]
+    return [e for e in entries if message is None or e.get("message") == message]
+
+
+def _settled(
+    stack: LocalStack, mark: int, deliveries: list[tuple[str, str]]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The recorder's log entry for each delivery, once it has logged all of them."""
+    wanted = set(deliveries)
+
+    def found() -> dict[tuple[str, str], dict[str, Any]] | None:
+        entries = {
+            key: entry
+            for entry in stack.log_entries(RECORD_EVENTS.target)[mark:]
+            if entry.get("message") == "event recorded"
+            and (key := (str(entry.get("pubsubMessageId")), str(entry.get("payloadKey")))) in wanted
+        }
+        return entries if len(entries) == len(wanted) else None
+
+    result = wait_until(found, SETTLE_TIMEOUT, "the recorder to record every delivery", 0.2)
+    assert isinstance(result, dict)
+    return result
+
+
+# --- 4. end-to-end drain -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Drain:
+    path: str
+    receipts: int
+    seconds: float
+
+
+def drain(stack: LocalStack, settings: Settings) -> list[Drain]:
+    """`drain_receipts` receipts through webhook, Pub/Sub and recorder until all are persisted,
+    against a plain loop committing the same documents straight to the emulator."""
+    payloads = max(1, settings.drain_receipts // DRAIN_RECEIPTS_PER_PAYLOAD)
+    receipts = payloads * DRAIN_RECEIPTS_PER_PAYLOAD
+    run = _run_id()
+    db = stack.firestore_client()
+
+    plain_bodies = [_drain_body(f"{run}-plain-{i}") for i in range(payloads)]
+    now = utc_now()
+    plans = [records.plan(bm.normalise(body), {}, now) for body in plain_bodies]
+    started = time.perf_counter()
+    for plan in plans:
+        batch = db.batch()
+        for write in plan:
+            batch.set(db.document(write.path), dict(write.data))
+        batch.commit()
+    plain_seconds = time.perf_counter() - started
+
+    batch_requests = [
+        loadgen.Request(
+            stack.webhook_url, body, bm_payloads.signed_headers(body, stack.signing_key)
+        )
+        for body in (_drain_body(f"{run}-{i}") for i in range(payloads))
+    ]
+    mark = len(stack.log_entries(RECORD_EVENTS.target))
+    started = time.perf_counter()
+    sent = loadgen.run(batch_requests, int(WEBHOOK.settings["concurrency"]))
+    assert len(sent.ok) == payloads, f"{payloads - len(sent.ok)} pushes were refused"
+    _settled(
+        stack,
+        mark,
+        [(json.loads(a.body)["messageId"], payload_key(a.request.body)) for a in sent.ok],
+    )
+    pipeline_seconds = time.perf_counter() - started
+    persisted = _receipts_stored(db, f"{run}-", f"{run}-plain")
+    assert persisted == receipts, f"persisted {persisted} of {receipts} receipts"
+    return [
+        Drain(
+            "plain loop: one commit per payload, straight to the emulator", receipts, plain_seconds
+        ),
+        Drain("pipeline: webhook → Pub/Sub → recorder", receipts, pipeline_seconds),
+    ]
+
+
+def _drain_body(conversation: str) -> bytes:
+    entries = [(f"m{i}", "DELIVERED") for i in range(DRAIN_RECEIPTS_PER_PAYLOAD)]
+    return bm_payloads.encode(bm_payloads.receipts(conversation, *entries))
+
+
+def _receipts_stored(db: Any, low: str, high: str) -> int:
+    """Receipts of the conversations whose ids lie in [low, high)."""
+    query = (
+        db.collection_group("receipts")
+        .where(filter=FieldFilter("conversationId", ">=", low))
+        .where(filter=FieldFilter("conversationId", "<", high))
+    )
+    return int(query.count().get()[0][0].value)

@@ -1,0 +1,60 @@
+"""`make bench`: starts its own local stack, measures, writes and prints the report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from tools.bench import measure
+from tools.bench.report import Results, markdown
+from tools.stack import LocalStack, StackSettings
+from tools.topology import ROOT
+
+OUTPUT = ROOT / ".local" / "bench.md"
+T = TypeVar("T")
+
+
+def benchmark(stack: LocalStack, settings: measure.Settings) -> Results:
+    measure.create_bench_topics(stack)
+    return Results(
+        settings=settings,
+        throughput=_timed("throughput", measure.throughput, stack, settings),
+        cold_starts=_timed("cold starts", measure.cold_starts, stack, settings),
+        costs=_timed("counted cost", measure.costs, stack, settings),
+        drain=_timed("drain", measure.drain, stack, settings),
+    )
+
+
+def _timed(
+    section: str,
+    measurement: Callable[[LocalStack, measure.Settings], T],
+    stack: LocalStack,
+    settings: measure.Settings,
+) -> T:
+    started = time.perf_counter()
+    result = measurement(stack, settings)
+    print(f"bench: {section} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tiny", action="store_true", help="seconds, not minutes: a smoke run")
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    arguments = parser.parse_args()
+    settings = measure.TINY if arguments.tiny else measure.FULL
+    with tempfile.TemporaryDirectory(prefix="bench-") as work_dir:
+        stack = LocalStack(StackSettings(work_dir=Path(work_dir))).start()
+        try:
+            report = markdown(benchmark(stack, settings))
+        finally:
+            stack.stop()
+    arguments.output.parent.mkdir(parents=True, exist_ok=True)
+    arguments.output.write_text(report)
+    print(report)
+    print(f"(written to {arguments.output})")
