@@ -221,10 +221,14 @@ def _cost_model(rows: list[Cost], webhook_rate: float) -> str:
                 table_rows,
             ),
             "",
-            "Firestore: multi-region $0.06 per 100k reads, $0.18 per 100k writes. Pub/Sub: $40 "
-            "per TiB, 1,000 bytes at least per publish and per push. Invocations: $0.40 per "
-            "million. Compute: $0.000024 per vCPU-s and $0.0000025 per GiB-s of a 1 vCPU, "
-            "512 MiB instance; *busy*: the webhook instance saturated at the measured "
+            f"Firestore: multi-region ${prices.FIRESTORE_READ * 100_000:.2f} per 100k reads, "
+            f"${prices.FIRESTORE_WRITE * 100_000:.2f} per 100k writes. Pub/Sub: "
+            f"${prices.PUBSUB_PER_BYTE * 2**40:.0f} per TiB, "
+            f"{prices.PUBSUB_MINIMUM_BYTES:,} bytes at least per publish and per push. "
+            f"Invocations: ${prices.INVOCATION * 1_000_000:.2f} per million. Compute: "
+            f"${prices.VCPU_SECOND:.6f} per vCPU-s and ${prices.GIB_SECOND:.7f} per GiB-s of a "
+            f"{WEBHOOK.settings['cpu']} vCPU, {WEBHOOK.settings['memory']}B instance; "
+            "*busy*: the webhook instance saturated at the measured "
             "requests/s (the recorder's compute is left out: not measured per instance); "
             "*quiet*: every invocation alone on its instance, billed Cloud Run's 100 ms minimum.",
         ]
