@@ -94,6 +94,10 @@ class ManagedProcess:
         except FileNotFoundError:
             return ""
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the processes alive in this group."""
+        return 0.0 if self._process is None else group_cpu_seconds(self._process.pid)
+
     def kill(self) -> None:
         """SIGKILL, as a crashed instance: no clean-up runs."""
         self.thaw()
@@ -144,3 +148,15 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU time of the live processes of a process group, from /proc (Linux)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # The command name (field 2) may hold spaces: the fields after its ")" are fixed.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:  # field 5, the process group
+                ticks += int(fields[11]) + int(fields[12])  # fields 14 and 15, utime and stime
+    return ticks / os.sysconf("SC_CLK_TCK")

@@ -22,6 +22,9 @@ def test_the_benchmark_runs_and_counts_one_commit_per_payload(stack: LocalStack)
     ]
     assert all(row.load.ok and not row.load.errors for row in results.throughput)
     assert all(row.alone and row.alone.ok for row in results.throughput)
+    assert all(row.cpu_seconds > 0 for row in results.throughput)  # the server's own CPU
+    webhook = results.throughput[2]
+    assert webhook.pubsub_cpu_seconds > 0  # the emulator took its publishes
     assert [row.function for row in results.cold_starts] == [
         "empty",
         "webhook",

@@ -25,7 +25,7 @@ from tools import bm_payloads
 from tools import chatapp_payloads as ca
 from tools.bench import load as loadgen
 from tools.bench import prices
-from tools.procs import free_port, wait_until
+from tools.procs import ManagedProcess, free_port, wait_until
 from tools.stack import LocalStack, pubsub_push
 from tools.topology import AGENT_READ_RECEIPTS, FUNCTIONS, RECORD_EVENTS, WEBHOOK, Function
 
@@ -64,14 +64,16 @@ def create_bench_topics(stack: LocalStack) -> None:
 
 
 @contextlib.contextmanager
-def serving(stack: LocalStack, function: Function, overrides: Mapping[str, str]) -> Iterator[str]:
+def serving(
+    stack: LocalStack, function: Function, overrides: Mapping[str, str]
+) -> Iterator[tuple[str, ManagedProcess]]:
     """One more server of `function` on a free port, stopped (by its process group) after."""
     port = free_port()
     process = stack.function_process(function, port, overrides, SOURCES.get(function.target))
     url = f"http://127.0.0.1:{port}"
     try:
         process.start(f"{url}/")
-        yield url
+        yield url, process
     finally:
         process.stop()
 
@@ -94,6 +96,11 @@ class Throughput:
     threads: int
     load: loadgen.Load
     alone: loadgen.Load | None  # one request at a time: the acknowledgement a lone push sees
+    cpu_seconds: float  # used by the server (gunicorn and its worker) under load
+    pubsub_cpu_seconds: float  # used meanwhile by the Pub/Sub emulator, on the same cores
+
+    def cpu_ms_per_request(self, cpu_seconds: float) -> float:
+        return cpu_seconds * 1000 / len(self.load.ok) if self.load.ok else float("nan")
 
 
 def throughput(stack: LocalStack, settings: Settings) -> list[Throughput]:
@@ -110,16 +117,22 @@ def throughput(stack: LocalStack, settings: Settings) -> list[Throughput]:
     compared = len(servers)
     servers += [(f"webhook, THREADS={n}", WEBHOOK, n) for n in settings.thread_counts]
     with contextlib.ExitStack() as running:
-        urls = [
+        started = [
             running.enter_context(serving(stack, function, {**BENCH_TOPICS, "THREADS": str(n)}))
             for _, function, n in servers
         ]
+        urls = [url for url, _ in started]
         rounds: list[list[loadgen.Load]] = [[] for _ in servers]
+        cpu = [[0.0, 0.0] for _ in servers]  # seconds: the server's, the Pub/Sub emulator's
         for _ in range(settings.rounds):
-            for index, ((_, _, n), url) in enumerate(zip(servers, urls, strict=True)):
+            for index, ((_, _, n), (url, process)) in enumerate(zip(servers, started, strict=True)):
                 batch = signed_requests(url, stack.signing_key, 500, "bench")
                 loadgen.run(_cycle(batch), n, min(0.5, settings.load_seconds))  # warm-up
+                before = (process.cpu_seconds(), stack.pubsub.cpu_seconds())
                 rounds[index].append(loadgen.run(_cycle(batch), n, settings.load_seconds))
+                after = (process.cpu_seconds(), stack.pubsub.cpu_seconds())
+                for used, (start, end) in enumerate(zip(before, after, strict=True)):
+                    cpu[index][used] += end - start
         alone = [
             loadgen.run(
                 signed_requests(url, stack.signing_key, 100, "alone"),
@@ -129,7 +142,9 @@ def throughput(stack: LocalStack, settings: Settings) -> list[Throughput]:
             for url in urls[:compared]
         ]
     return [
-        Throughput(name, n, loadgen.Load.combined(loads), alone[i] if i < compared else None)
+        Throughput(
+            name, n, loadgen.Load.combined(loads), alone[i] if i < compared else None, *cpu[i]
+        )
         for i, ((name, _, n), loads) in enumerate(zip(servers, rounds, strict=True))
     ]
 
