@@ -28,6 +28,8 @@ from tools.bm_standin import BusinessMessagesStandIn
 from tools.procs import ManagedProcess, answers_http, free_port, wait_until
 from tools.topology import FUNCTIONS, ROOT, SUBSCRIPTIONS, WEBHOOK, Function
 
+Delivery = tuple[str, str]  # (Pub/Sub message id, SHA-256 of the body)
+
 LOCAL_PROJECT = "receipt-pipeline-local"
 # Variables the stack sets for its functions; inherited values must not leak in.
 _STACK_VARIABLES = (
@@ -251,6 +253,31 @@ class LocalStack:
                 if isinstance(entry, dict):
                     entries.append(entry)
         return entries
+
+    def logged_for(
+        self, target: str, message: str, deliveries: list[Delivery], timeout: float, since: int = 0
+    ) -> dict[Delivery, dict[str, Any]]:
+        """Waits until `target` has logged `message` for every one of these deliveries (in its
+        lines after the first `since`), and returns those entries by delivery.
+
+        Matching on the body's hash as well as the message id keeps it right across an emulator
+        restart, which numbers messages from 1 again.
+        """
+        wanted = set(deliveries)
+
+        def found() -> dict[Delivery, dict[str, Any]] | None:
+            entries = {
+                key: entry
+                for entry in self.log_entries(target)[since:]
+                if entry.get("message") == message
+                and (key := (str(entry.get("pubsubMessageId")), str(entry.get("payloadKey"))))
+                in wanted
+            }
+            return entries if len(entries) == len(wanted) else None
+
+        result = wait_until(found, timeout, f"{target} to log {message!r} for {deliveries}")
+        assert isinstance(result, dict)
+        return result
 
     def firestore_client(self) -> firestore.Client:
         _set_emulator_hosts(self.client_environment())

@@ -17,9 +17,7 @@ from google.cloud.pubsub_v1 import SubscriberClient
 from shared.events import payload_key
 from tools import bm_payloads
 from tools.bm_standin import BusinessMessagesStandIn
-from tools.procs import wait_until
-from tools.stack import LocalStack, StackSettings
-from tools.stack import pubsub_push as pubsub_push  # the body a push subscription POSTs
+from tools.stack import Delivery, LocalStack, StackSettings
 
 PROCESSING_TIMEOUT = 90  # contended transactions in the emulator take seconds each
 
@@ -116,36 +114,12 @@ def spy(stack: LocalStack) -> Spy:
     return Spy(stack)
 
 
-def function_log(stack: LocalStack, target: str) -> list[dict[str, Any]]:
-    return stack.log_entries(target)
-
-
-Delivery = tuple[str, str]  # (Pub/Sub message id, SHA-256 of the body)
-
-
 def settled(
     stack: LocalStack, target: str, message: str, deliveries: list[Delivery]
 ) -> list[dict[str, Any]]:
-    """Waits until `target` logged `message` for every one of these deliveries.
-
-    Matching on the body's hash as well as the message id keeps it right across an emulator
-    restart, which numbers messages from 1 again.
-    """
-
-    def entries() -> list[dict[str, Any]] | None:
-        found = {
-            key: entry
-            for entry in function_log(stack, target)
-            if entry.get("message") == message
-            and (key := (entry.get("pubsubMessageId"), entry.get("payloadKey"))) in deliveries
-        }
-        return [found[d] for d in deliveries] if len(found) == len(set(deliveries)) else None
-
-    result = wait_until(
-        entries, PROCESSING_TIMEOUT, f"{target} to log {message!r} for {deliveries}"
-    )
-    assert isinstance(result, list)
-    return result
+    """`target`'s log entries saying `message` for these deliveries, once it logged them all."""
+    found = stack.logged_for(target, message, deliveries, PROCESSING_TIMEOUT)
+    return [found[d] for d in deliveries]
 
 
 def send(stack: LocalStack, body: bytes, key: str | None = None) -> requests.Response:

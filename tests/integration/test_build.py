@@ -8,12 +8,12 @@ import pytest
 import requests
 from google.cloud import firestore
 
-from tests.integration.conftest import pubsub_push, recorded
+from tests.integration.conftest import recorded
 from tools import bm_payloads as bm
 from tools import build
 from tools.bm_standin import BusinessMessagesStandIn
 from tools.procs import free_port, wait_until
-from tools.stack import LocalStack
+from tools.stack import LocalStack, pubsub_push
 from tools.topology import AGENT_READ_RECEIPTS, RECORD_EVENTS, WEBHOOK, Function
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from google.cloud import firestore
 
 from shared.events import payload_key
 from shared.providers import chatapp
-from tests.integration.conftest import PROCESSING_TIMEOUT, documents, function_log, recorded, send
+from tests.integration.conftest import PROCESSING_TIMEOUT, documents, recorded, send
 from tools import bm_payloads as bm
 from tools import chatapp_payloads as ca
 from tools.bm_standin import BusinessMessagesStandIn
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 def writes_by_payload(stack: LocalStack, bodies: list[bytes]) -> Counter[str]:
     """How many deliveries of each payload wrote something."""
     keys = {payload_key(body) for body in bodies}
-    entries = function_log(stack, RECORD_EVENTS.target)
+    entries = stack.log_entries(RECORD_EVENTS.target)
     return Counter(
         e["payloadKey"] for e in entries if e.get("payloadKey") in keys and e.get("writes")
     )

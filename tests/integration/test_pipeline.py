@@ -13,7 +13,6 @@ from tests.integration.conftest import (
     Spy,
     delivery,
     documents,
-    pubsub_push,
     recorded,
     send,
     settled,
@@ -21,7 +20,7 @@ from tests.integration.conftest import (
 from tools import bm_payloads as bm
 from tools.bm_standin import BusinessMessagesStandIn
 from tools.procs import free_port, wait_until
-from tools.stack import LocalStack
+from tools.stack import LocalStack, pubsub_push
 from tools.topology import AGENT_READ_RECEIPTS
 
 pytestmark = pytest.mark.integration

@@ -12,11 +12,11 @@ import pytest
 import requests
 from google.cloud import firestore
 
-from tests.integration.conftest import PROCESSING_TIMEOUT, documents, pubsub_push
+from tests.integration.conftest import PROCESSING_TIMEOUT, documents
 from tools import bm_payloads as bm
 from tools.bm_standin import BusinessMessagesStandIn
 from tools.procs import ManagedProcess, free_port, wait_until
-from tools.stack import LocalStack
+from tools.stack import LocalStack, pubsub_push
 from tools.topology import AGENT_READ_RECEIPTS, RECORD_EVENTS, Function
 
 pytestmark = pytest.mark.integration

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from shared.metrics import Distribution
+
 
 @dataclass(frozen=True)
 class Request:
@@ -51,12 +53,10 @@ class Load:
         """Successful requests per second."""
         return len(self.ok) / self.seconds if self.seconds else 0.0
 
-    def latency(self, fraction: float) -> float:
-        """The latency below which `fraction` of the successful requests were answered."""
-        latencies = sorted(answer.seconds for answer in self.ok)
-        if not latencies:
-            return float("nan")
-        return latencies[min(len(latencies) - 1, int(fraction * len(latencies)))]
+    @property
+    def latencies(self) -> Distribution:
+        """Of the successful requests, in seconds."""
+        return Distribution.of(answer.seconds for answer in self.ok)
 
 
 def run(requests: Iterable[Request], concurrency: int, seconds: float | None = None) -> Load:

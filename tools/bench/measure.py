@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import statistics
 import time
@@ -26,7 +27,7 @@ from tools import chatapp_payloads as ca
 from tools.bench import load as loadgen
 from tools.bench import prices
 from tools.procs import ManagedProcess, free_port, wait_until
-from tools.stack import LocalStack, pubsub_push
+from tools.stack import Delivery, LocalStack, pubsub_push
 from tools.topology import AGENT_READ_RECEIPTS, FUNCTIONS, RECORD_EVENTS, WEBHOOK, Function
 
 HERE = Path(__file__).resolve().parent
@@ -99,7 +100,16 @@ class Throughput:
     cpu_seconds: float  # used by the server (gunicorn and its worker) under load
     pubsub_cpu_seconds: float  # used meanwhile by the Pub/Sub emulator, on the same cores
 
-    def cpu_ms_per_request(self, cpu_seconds: float) -> float:
+    @property
+    def cpu_ms(self) -> float:
+        """The server's CPU time per successful request, in milliseconds."""
+        return self._per_request_ms(self.cpu_seconds)
+
+    @property
+    def pubsub_cpu_ms(self) -> float:
+        return self._per_request_ms(self.pubsub_cpu_seconds)
+
+    def _per_request_ms(self, cpu_seconds: float) -> float:
         return cpu_seconds * 1000 / len(self.load.ok) if self.load.ok else float("nan")
 
 
@@ -127,9 +137,9 @@ def throughput(stack: LocalStack, settings: Settings) -> list[Throughput]:
         for _ in range(settings.rounds):
             for index, ((_, _, n), (url, process)) in enumerate(zip(servers, started, strict=True)):
                 batch = signed_requests(url, stack.signing_key, 500, "bench")
-                loadgen.run(_cycle(batch), n, min(0.5, settings.load_seconds))  # warm-up
+                loadgen.run(itertools.cycle(batch), n, min(0.5, settings.load_seconds))  # warm-up
                 before = (process.cpu_seconds(), stack.pubsub.cpu_seconds())
-                rounds[index].append(loadgen.run(_cycle(batch), n, settings.load_seconds))
+                rounds[index].append(loadgen.run(itertools.cycle(batch), n, settings.load_seconds))
                 after = (process.cpu_seconds(), stack.pubsub.cpu_seconds())
                 for used, (start, end) in enumerate(zip(before, after, strict=True)):
                     cpu[index][used] += end - start
@@ -147,11 +157,6 @@ def throughput(stack: LocalStack, settings: Settings) -> list[Throughput]:
         )
         for i, ((name, _, n), loads) in enumerate(zip(servers, rounds, strict=True))
     ]
-
-
-def _cycle(batch: list[loadgen.Request]) -> Iterator[loadgen.Request]:
-    while True:
-        yield from batch
 
 
 # --- 2. cold start -------------------------------------------------------------------------
@@ -256,7 +261,7 @@ def costs(stack: LocalStack, settings: Settings) -> list[Cost]:
         answer = requests.post(url, data=body, headers=headers, timeout=60)
         assert answer.status_code == 200, answer.text
         deliveries.append((answer.json()["messageId"], payload_key(body)))
-    recorded = _settled(stack, marks[RECORD_EVENTS.target], deliveries)
+    recorded = _recorded(stack, deliveries, marks[RECORD_EVENTS.target])
     published = _new_entries(stack, WEBHOOK.target, marks, "event published")
     read_senders = _new_entries(stack, AGENT_READ_RECEIPTS.target, marks, None)
     result = []
@@ -296,31 +301,19 @@ def _attributes(entry: Mapping[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in entry.items() if k not in _LOG_FIELDS}
 
 
+def _recorded(
+    stack: LocalStack, deliveries: list[Delivery], since: int
+) -> dict[Delivery, dict[str, Any]]:
+    return stack.logged_for(
+        RECORD_EVENTS.target, "event recorded", deliveries, SETTLE_TIMEOUT, since
+    )
+
+
 def _new_entries(
     stack: LocalStack, name: str, marks: Mapping[str, int], message: str | None
 ) -> list[dict[str, Any]]:
     entries = stack.log_entries(name)[marks[name] :]
     return [e for e in entries if message is None or e.get("message") == message]
-
-
-def _settled(
-    stack: LocalStack, mark: int, deliveries: list[tuple[str, str]]
-) -> dict[tuple[str, str], dict[str, Any]]:
-    """The recorder's log entry for each delivery, once it has logged all of them."""
-    wanted = set(deliveries)
-
-    def found() -> dict[tuple[str, str], dict[str, Any]] | None:
-        entries = {
-            key: entry
-            for entry in stack.log_entries(RECORD_EVENTS.target)[mark:]
-            if entry.get("message") == "event recorded"
-            and (key := (str(entry.get("pubsubMessageId")), str(entry.get("payloadKey")))) in wanted
-        }
-        return entries if len(entries) == len(wanted) else None
-
-    result = wait_until(found, SETTLE_TIMEOUT, "the recorder to record every delivery", 0.2)
-    assert isinstance(result, dict)
-    return result
 
 
 # --- 4. end-to-end drain -------------------------------------------------------------------
@@ -362,10 +355,10 @@ def drain(stack: LocalStack, settings: Settings) -> list[Drain]:
     started = time.perf_counter()
     sent = loadgen.run(batch_requests, int(WEBHOOK.settings["concurrency"]))
     assert len(sent.ok) == payloads, f"{payloads - len(sent.ok)} pushes were refused"
-    _settled(
+    _recorded(
         stack,
-        mark,
         [(json.loads(a.body)["messageId"], payload_key(a.request.body)) for a in sent.ok],
+        mark,
     )
     pipeline_seconds = time.perf_counter() - started
     persisted = _receipts_stored(db, f"{run}-", f"{run}-plain")

@@ -49,7 +49,6 @@ def _header(settings: Settings) -> str:
 def _throughput(rows: list[Throughput]) -> str:
     empty, naive, webhook, unpublished = rows[:4]
     ratio = webhook.load.rate / empty.load.rate
-    empty_cpu = empty.cpu_ms_per_request(empty.cpu_seconds)
     met = ratio >= THROUGHPUT_TARGET and webhook.load.rate > naive.load.rate
     return "\n".join(
         [
@@ -77,13 +76,13 @@ def _throughput(rows: list[Throughput]) -> str:
                         str(row.threads),
                         f"{row.load.rate:,.0f}",
                         f"{row.load.rate / empty.load.rate:.2f}x",
-                        f"{row.load.latency(0.5) * 1000:.1f}",
-                        f"{row.load.latency(0.99) * 1000:.1f}",
+                        _ms(row.load.latencies.p50),
+                        _ms(row.load.latencies.p99),
                         str(len(row.load.answers) - len(row.load.ok) + row.load.errors),
-                        f"{row.alone.latency(0.5) * 1000:.1f}" if row.alone else "",
-                        f"{row.cpu_ms_per_request(row.cpu_seconds):.2f}",
-                        f"{empty_cpu / row.cpu_ms_per_request(row.cpu_seconds):.2f}x",
-                        f"{row.cpu_ms_per_request(row.pubsub_cpu_seconds):.2f}",
+                        _ms(row.alone.latencies.p50) if row.alone else "",
+                        f"{row.cpu_ms:.2f}",
+                        f"{empty.cpu_ms / row.cpu_ms:.2f}x",
+                        f"{row.pubsub_cpu_ms:.2f}",
                     ]
                     for row in rows
                 ],
@@ -97,8 +96,8 @@ def _throughput(rows: list[Throughput]) -> str:
             "THREADS row of the same setting are the same server measured side by side: "
             "their difference is this run's noise. *Per CPU-second*: requests per second of "
             "the server's own CPU time, what one instance would serve on a vCPU of its own "
-            f"({webhook.cpu_ms_per_request(webhook.cpu_seconds):.2f} ms per request against "
-            f"the empty function's {empty_cpu:.2f}); here the load generator and the Pub/Sub "
+            f"({webhook.cpu_ms:.2f} ms per request against "
+            f"the empty function's {empty.cpu_ms:.2f}); here the load generator and the Pub/Sub "
             "emulator share the machine's cores with it, as in production they would not.",
         ]
     )
@@ -250,6 +249,10 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _ms(seconds: float | None) -> str:
+    return "" if seconds is None else f"{seconds * 1000:.1f}"
 
 
 def _verdict(met: bool) -> str:
