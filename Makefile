@@ -27,11 +27,11 @@ local: $(INSTALLED)
 
 ## demo: plays a signed conversation through the local stack and prints what landed
 demo: $(INSTALLED)
-	$(BIN)/python -m tools.demo
+	$(BIN)/python -m tools.local.demo
 
 ## report: receipt metrics as tables and charts (.local/report/); ARGS="--since 2026-11-01 --agent A"
 report: $(INSTALLED)
-	$(BIN)/python -m tools.local_report $(ARGS)
+	$(BIN)/python -m tools.local.report $(ARGS)
 
 ## test: lint, type-check, unit and integration tests (real emulators)
 test: lint
@@ -56,15 +56,15 @@ bench: $(INSTALLED)
 ## replay: dead letters, parked payloads, spool; ARGS="list" or "redrive dead-letters|parked|spool [ids]"
 replay: $(INSTALLED)
 	@if [ -z "$$GOOGLE_CLOUD_PROJECT" ] && [ -f .local/env ]; then set -a; . ./.local/env; set +a; fi; \
-	$(BIN)/python -m shared.replay $(or $(ARGS),list)
+	$(BIN)/python -m shared.ops.replay $(or $(ARGS),list)
 
 ## build: each function's deployable source (function + shared/ + pinned requirements) in build/
 build: $(INSTALLED)
-	$(BIN)/python -m tools.build
+	$(BIN)/python -m tools.deploy.bundle
 
 ## deploy: gcloud functions deploy --gen2 for each bundle, as Terraform sets them (DRY_RUN=1 prints)
 deploy: build
-	$(BIN)/python -m tools.deploy
+	$(BIN)/python -m tools.deploy.gcloud
 
 ## secrets: add a secret's value from FILE or stdin, e.g. make secrets SECRET=bm-signing-key FILE=key.txt
 secrets:

@@ -1,4 +1,2 @@
-"""Developer tooling: the local stack, the Business Messages stand-in, the demo.
-
-Not part of any deployed function.
-"""
+"""Developer tooling, never deployed: the local stack and demo (`local/`), the providers'
+API stand-ins (`standins/`) and payload builders (`payloads/`), `bench/`, and `deploy/`."""

@@ -6,8 +6,8 @@ import functions_framework
 from flask import Request, Response, jsonify
 from google.cloud import firestore
 
-from shared import logs
-from shared.spool import DrainConfig, FirestoreSpool
+from shared.adapters import logs
+from shared.adapters.spool import DrainConfig, FirestoreSpool
 
 logs.setup()
 log = logging.getLogger("drain_spool")

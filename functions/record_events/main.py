@@ -5,9 +5,10 @@ import logging
 import functions_framework
 from google.cloud import firestore
 
-from shared import logs, providers
-from shared.pubsub_push import PushedMessage, subscriber
-from shared.store import FirestoreRecorder, RecorderConfig
+from shared import providers
+from shared.adapters import logs
+from shared.adapters.pubsub_push import PushedMessage, subscriber
+from shared.adapters.store import FirestoreRecorder, RecorderConfig
 
 logs.setup()
 log = logging.getLogger("record_events")

@@ -3,11 +3,12 @@
 import functions_framework
 from flask import Request, Response
 
-from shared import logs
-from shared.webhook import Webhook, WebhookConfig
+from shared import providers
+from shared.adapters import logs
+from shared.adapters.webhook import Webhook, WebhookConfig
 
 logs.setup()
-config = WebhookConfig.from_env()
+config = WebhookConfig.from_env(providers.REGISTRY)
 pipeline_webhook = Webhook(config, config.pubsub.publisher())
 
 

@@ -1,6 +1,8 @@
-"""One module per messaging provider: authentication, envelope parsing, normalisation.
+"""The providers' registry: the one way into a provider.
 
-Everything after `normalise` is shared by all providers.
+One folder per provider holds its webhook half, its normaliser and its API client; its
+package's `PROVIDER` (a `shared.core.provider.Provider`) is registered below. Nothing
+outside `shared/providers/` names a provider: it asks this registry.
 """
 
 from __future__ import annotations
@@ -8,21 +10,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from shared import routing
-from shared.events import UNKNOWN_KIND, Payload, StatusScale, parked_whole, payload_key
+from shared.core import routing
+from shared.core.events import UNKNOWN_KIND, Payload, StatusScale, parked_whole, payload_key
+from shared.core.provider import Provider
+from shared.core.read_receipts import ReadTarget
 from shared.providers import bm, chatapp
 
-SCALES = {bm.PROVIDER: bm.SCALE, chatapp.PROVIDER: chatapp.SCALE}
-# The status a business's own send record takes: Chat App reports "Sent" itself; Business
-# Messages has no such receipt, so a send record only dates the message.
-SENT_STATUS = {bm.PROVIDER: "SENT", chatapp.PROVIDER: "Sent"}
+REGISTRY: tuple[Provider, ...] = (bm.PROVIDER, chatapp.PROVIDER)
+
+_BY_NAME = {provider.name: provider for provider in REGISTRY}
+
+
+def named(name: str) -> Provider | None:
+    return _BY_NAME.get(name)
 
 
 def topic_key(attributes: Mapping[str, str]) -> str:
     """The topic an event was published to, from its attributes: where a replay sends it."""
-    if attributes.get("provider") == bm.PROVIDER:
-        return bm.topic_key(attributes.get("kind", ""))
-    return routing.EVENTS
+    provider = named(attributes.get("provider", ""))
+    return provider.topic_key(attributes.get("kind", "")) if provider else routing.EVENTS
 
 
 def normalise(attributes: Mapping[str, str], raw: bytes, received: datetime) -> list[Payload]:
@@ -30,16 +36,24 @@ def normalise(attributes: Mapping[str, str], raw: bytes, received: datetime) -> 
 
     `received` is when the webhook published it, for events that carry no time of their own.
     """
-    provider = attributes.get("provider", "")
-    if provider == bm.PROVIDER:
-        return [bm.normalise(raw)]
-    if provider == chatapp.PROVIDER:
-        return chatapp.normalise(raw, attributes.get("kind", ""), received)
+    name = attributes.get("provider", "")
+    provider = named(name)
+    if provider is not None:
+        return provider.normaliser.normalise(raw, attributes, received)
     unknown = Payload(
-        provider=provider or "unknown",
+        provider=name or "unknown",
         kind="unknown",
         key=payload_key(raw),
         scale=StatusScale({}),
         raw=raw,
     )
-    return [parked_whole(unknown, UNKNOWN_KIND, f"no parser for provider {provider!r}")]
+    return [parked_whole(unknown, UNKNOWN_KIND, f"no parser for provider {name!r}")]
+
+
+def read_targets(attributes: Mapping[str, str], raw: bytes, received: datetime) -> list[ReadTarget]:
+    """The user messages of a published body that get the agent's READ receipt."""
+    provider = named(attributes.get("provider", ""))
+    half = provider.read_receipts if provider else None
+    if half is None:
+        return []
+    return half.read_targets(normalise(attributes, raw, received))

@@ -14,10 +14,10 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 from google.cloud.pubsub_v1 import SubscriberClient
 
-from shared.events import payload_key
-from tools import bm_payloads
-from tools.bm_standin import BusinessMessagesStandIn
-from tools.stack import Delivery, LocalStack, StackSettings
+from shared.core.events import payload_key
+from tools.local.stack import Delivery, LocalStack, StackSettings
+from tools.payloads import bm as bm_payloads
+from tools.standins.bm_api import BusinessMessagesStandIn
 
 PROCESSING_TIMEOUT = 90  # contended transactions in the emulator take seconds each
 

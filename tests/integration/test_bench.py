@@ -6,7 +6,7 @@ import pytest
 from tools.bench import measure
 from tools.bench.report import markdown
 from tools.bench.run import benchmark
-from tools.stack import LocalStack
+from tools.local.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 from google.oauth2 import service_account
 
-from shared.bm_api import SCOPE, BusinessMessagesApi
-from tools.bm_standin import BusinessMessagesStandIn
+from shared.core.read_receipts import ReadTarget
+from shared.providers.bm.read_receipts import SCOPE, BusinessMessagesApi
+from tools.standins.bm_api import BusinessMessagesStandIn
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def api(standin: BusinessMessagesStandIn, tmp_path: Path) -> BusinessMessagesApi
 def test_read_receipt_is_accepted_with_a_token_from_the_key(
     api: BusinessMessagesApi, standin: BusinessMessagesStandIn
 ) -> None:
-    outcome = api.send_read_receipt("conv/with slash", "m1")
+    outcome = api.send_read_receipt(ReadTarget("conv/with slash", "m1"))
     assert (outcome.attempts, outcome.error) == (1, None)
     assert standin.accepted()[0].conversation_id == "conv/with slash"  # escaped in the path
     assert standin.token_grants == 1
@@ -40,7 +41,7 @@ def test_transient_errors_are_retried_until_accepted(
     api: BusinessMessagesApi, standin: BusinessMessagesStandIn, transient: int
 ) -> None:
     standin.script("m1", [transient, transient])
-    outcome = api.send_read_receipt("c", "m1")
+    outcome = api.send_read_receipt(ReadTarget("c", "m1"))
     assert (outcome.attempts, outcome.error) == (3, None)
     assert [call.status for call in standin.calls_for("m1")] == [transient, transient, 200]
 
@@ -52,7 +53,7 @@ def test_other_client_errors_are_permanent_and_not_retried(
     api: BusinessMessagesApi, standin: BusinessMessagesStandIn, status: int, name: str
 ) -> None:
     standin.script("m1", [status])
-    outcome = api.send_read_receipt("c", "m1")
+    outcome = api.send_read_receipt(ReadTarget("c", "m1"))
     assert (outcome.attempts, outcome.permanent, outcome.error) == (
         1,
         True,
@@ -66,7 +67,7 @@ def test_retries_stop_at_the_deadline_as_a_transient_failure(
 ) -> None:
     short = BusinessMessagesApi(standin.endpoint, api._session, retry_deadline=1)
     standin.script("m1", [503] * 20)
-    outcome = short.send_read_receipt("c", "m1")
+    outcome = short.send_read_receipt(ReadTarget("c", "m1"))
     assert not outcome.permanent
     assert outcome.error == "HTTP 503 UNAVAILABLE"
     assert 1 < outcome.attempts < 20
@@ -76,6 +77,6 @@ def test_an_unreachable_api_is_transient(
     api: BusinessMessagesApi, standin: BusinessMessagesStandIn
 ) -> None:
     unreachable = BusinessMessagesApi("http://127.0.0.1:9", api._session, retry_deadline=0.5)
-    outcome = unreachable.send_read_receipt("c", "m1")
+    outcome = unreachable.send_read_receipt(ReadTarget("c", "m1"))
     assert not outcome.permanent
     assert outcome.error is not None

@@ -9,11 +9,11 @@ import requests
 from google.cloud import firestore
 
 from tests.integration.conftest import recorded
-from tools import bm_payloads as bm
-from tools import build
-from tools.bm_standin import BusinessMessagesStandIn
-from tools.procs import free_port, wait_until
-from tools.stack import LocalStack, pubsub_push
+from tools.deploy import bundle as build
+from tools.local.procs import free_port, wait_until
+from tools.local.stack import LocalStack, pubsub_push
+from tools.payloads import bm as bm
+from tools.standins.bm_api import BusinessMessagesStandIn
 from tools.topology import AGENT_READ_RECEIPTS, RECORD_EVENTS, WEBHOOK, Function
 
 pytestmark = pytest.mark.integration
@@ -50,7 +50,7 @@ def test_a_bundle_holds_the_function_shared_and_pinned_requirements(bundles: Pat
     for function in (WEBHOOK, RECORD_EVENTS, AGENT_READ_RECEIPTS):
         bundle = bundles / function.name
         assert (bundle / "main.py").exists()
-        assert (bundle / "shared" / "providers" / "bm.py").exists()
+        assert (bundle / "shared" / "providers" / "bm" / "webhook.py").exists()
         assert "-c constraints.txt" in (bundle / "requirements.txt").read_text()
         assert "functions-framework==" in (bundle / "constraints.txt").read_text()
         assert not list(bundle.rglob("__pycache__"))

@@ -9,11 +9,11 @@ import pytest
 import requests
 from google.cloud import firestore
 
-from shared.providers import chatapp
+from shared.providers.chatapp.normalise import conversation_id as chatapp_conversation
 from tests.integration.conftest import Spy, documents, recorded
-from tools import chatapp_payloads as ca
-from tools.bm_standin import BusinessMessagesStandIn
-from tools.stack import LocalStack
+from tools.local.stack import LocalStack
+from tools.payloads import chatapp as ca
+from tools.standins.bm_api import BusinessMessagesStandIn
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ def push(stack: LocalStack, kind: str, events: list[dict[str, Any]]) -> requests
 
 
 def history(db: firestore.Client, user: str) -> dict[str, Any]:
-    root = db.document(f"conversations/{chatapp.conversation_id(ca.BUSINESS, user)}")
+    root = db.document(f"conversations/{chatapp_conversation(ca.BUSINESS, user)}")
     return {
         "conversation": root.get().to_dict() or {},
         "messages": documents(root.collection("messages")),

@@ -9,15 +9,15 @@ import pytest
 from google.cloud import firestore
 from google.cloud.pubsub_v1 import SubscriberClient
 
-from shared.config import DEFAULT_DEAD_LETTER
-from shared.publisher import PubSubSettings
-from shared.replay import Replay
+from shared.adapters.publisher import PubSubSettings
+from shared.core.config import DEFAULT_DEAD_LETTER
+from shared.ops.replay import Replay
 from tests.integration.conftest import PROCESSING_TIMEOUT, delivery, send
 from tests.python_process import run_python
-from tools import bm_payloads as bm
-from tools.bm_standin import BusinessMessagesStandIn
-from tools.procs import wait_until
-from tools.stack import LocalStack
+from tools.local.procs import wait_until
+from tools.local.stack import LocalStack
+from tools.payloads import bm as bm
+from tools.standins.bm_api import BusinessMessagesStandIn
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +55,7 @@ def test_a_poison_message_is_dead_lettered_then_replayed_once(
 
     # The operator sees it, fixes the cause, and re-drives it.
     listed = run_python(
-        ["-m", "shared.replay", "list"], {**os.environ, **stack.client_environment()}
+        ["-m", "shared.ops.replay", "list"], {**os.environ, **stack.client_environment()}
     )
     assert listed.returncode == 0, listed.stderr
     assert f"{parked.message_id}" in listed.stdout

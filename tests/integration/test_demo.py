@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from tools import demo
-from tools.stack import LocalStack
+from tools.local import demo
+from tools.local.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 

@@ -15,14 +15,14 @@ import pytest
 import requests
 from google.cloud import firestore
 
-from shared.events import payload_key
-from shared.providers import chatapp
+from shared.core.events import payload_key
+from shared.providers.chatapp.normalise import conversation_id as chatapp_conversation
 from tests.integration.conftest import PROCESSING_TIMEOUT, documents, recorded, send
-from tools import bm_payloads as bm
-from tools import chatapp_payloads as ca
-from tools.bm_standin import BusinessMessagesStandIn
-from tools.procs import wait_until
-from tools.stack import LocalStack
+from tools.local.procs import wait_until
+from tools.local.stack import LocalStack
+from tools.payloads import bm as bm
+from tools.payloads import chatapp as ca
+from tools.standins.bm_api import BusinessMessagesStandIn
 from tools.topology import RECORD_EVENTS
 
 pytestmark = pytest.mark.integration
@@ -163,7 +163,7 @@ def test_sustained_load_with_a_pubsub_outage_part_way(
 
     total_acknowledged = sum(acknowledged.values())
     conversations = {f"load-{run}-{w}" for w in range(3)} | {
-        chatapp.conversation_id(ca.BUSINESS, user)
+        chatapp_conversation(ca.BUSINESS, user)
     }
     wait_until(lambda: receipt_count(db, conversations) == total_acknowledged, PROCESSING_TIMEOUT,
                "every acknowledged event to be persisted")  # fmt: skip

@@ -17,10 +17,10 @@ from tests.integration.conftest import (
     send,
     settled,
 )
-from tools import bm_payloads as bm
-from tools.bm_standin import BusinessMessagesStandIn
-from tools.procs import free_port, wait_until
-from tools.stack import LocalStack, pubsub_push
+from tools.local.procs import free_port, wait_until
+from tools.local.stack import LocalStack, pubsub_push
+from tools.payloads import bm as bm
+from tools.standins.bm_api import BusinessMessagesStandIn
 from tools.topology import AGENT_READ_RECEIPTS
 
 pytestmark = pytest.mark.integration

@@ -13,10 +13,10 @@ import requests
 from google.cloud import firestore
 
 from tests.integration.conftest import PROCESSING_TIMEOUT, documents
-from tools import bm_payloads as bm
-from tools.bm_standin import BusinessMessagesStandIn
-from tools.procs import ManagedProcess, free_port, wait_until
-from tools.stack import LocalStack, pubsub_push
+from tools.local.procs import ManagedProcess, free_port, wait_until
+from tools.local.stack import LocalStack, pubsub_push
+from tools.payloads import bm as bm
+from tools.standins.bm_api import BusinessMessagesStandIn
 from tools.topology import AGENT_READ_RECEIPTS, RECORD_EVENTS, Function
 
 pytestmark = pytest.mark.integration

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 from google.cloud import firestore
 
-from shared import report
-from shared.sends import SentMessage, record_sent
+from shared.ops import report
+from shared.ops.sends import SentMessage, record_sent
 from tests.integration.conftest import documents, recorded, send
-from tools import bm_payloads as bm
-from tools import chatapp_payloads as ca
-from tools.bm_standin import BusinessMessagesStandIn
-from tools.procs import wait_until
-from tools.stack import LocalStack
+from tools.local.procs import wait_until
+from tools.local.stack import LocalStack
+from tools.payloads import bm as bm
+from tools.payloads import chatapp as ca
+from tools.standins.bm_api import BusinessMessagesStandIn
 
 pytestmark = pytest.mark.integration
 

@@ -14,12 +14,12 @@ import pytest
 import requests
 from google.cloud import firestore
 
-from shared.providers import chatapp
+from shared.providers.chatapp.normalise import conversation_id as chatapp_conversation
 from tests.integration.conftest import PROCESSING_TIMEOUT, documents, send
-from tools import bm_payloads as bm
-from tools import chatapp_payloads as ca
-from tools.procs import free_port, wait_until
-from tools.stack import LocalStack
+from tools.local.procs import free_port, wait_until
+from tools.local.stack import LocalStack
+from tools.payloads import bm as bm
+from tools.payloads import chatapp as ca
 from tools.topology import WEBHOOK
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ def pubsub_frozen(stack: LocalStack) -> Iterator[None]:
 
 
 def receipts_of(db: firestore.Client, user: str) -> dict[str, Any]:
-    cid = chatapp.conversation_id(ca.BUSINESS, user)
+    cid = chatapp_conversation(ca.BUSINESS, user)
     return documents(db.collection(f"conversations/{cid}/receipts"))
 
 

@@ -8,11 +8,12 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from shared.providers import bm as provider
+from shared.core import credentials
+from shared.providers.bm import webhook as bm_webhook
 from tests.integration.conftest import Spy, documents, recorded, send
 from tests.python_process import run_python
-from tools import bm_payloads as bm
-from tools.stack import LocalStack
+from tools.local.stack import LocalStack
+from tools.payloads import bm as bm
 from tools.topology import ROOT
 
 pytestmark = pytest.mark.integration
@@ -48,7 +49,7 @@ def test_handshake_with_a_wrong_token_is_refused_without_the_secret(stack: Local
         "",
         "garbage!!",
         "c2hvcnQ=",
-        provider.signature_header(b"another body", "local-signing-key"),
+        credentials.hmac_sha512_header(b"another body", "local-signing-key"),
     ],
     ids=["missing", "empty", "garbage", "short", "forged"],
 )
@@ -59,7 +60,7 @@ def test_unsigned_or_forged_requests_are_401_and_nothing_is_published_or_stored(
     body = bm.encode(bm.user_text(cid, "m1", "hello"))
     headers = {"Content-Type": "application/json"}
     if signature is not None:
-        headers[provider.SIGNATURE_HEADER] = signature
+        headers[bm_webhook.SIGNATURE_HEADER] = signature
     response = requests.post(stack.webhook_url, data=body, headers=headers, timeout=10)
     assert response.status_code == 401
     # A signed event after it is published and recorded: the rejected one never was.
@@ -128,7 +129,7 @@ def test_oversized_bodies_are_413_by_length_or_by_stream(stack: LocalStack, spy:
         for start in range(0, len(big), 8192):
             yield big[start : start + 8192]
 
-    headers = {provider.SIGNATURE_HEADER: provider.signature_header(big, stack.signing_key)}
+    headers = {bm_webhook.SIGNATURE_HEADER: credentials.hmac_sha512_header(big, stack.signing_key)}
     response = requests.post(stack.webhook_url, data=chunks(), headers=headers, timeout=10)
     assert response.status_code == 413
     recorded(stack, send(stack, bm.encode(bm.user_status(cid, isTyping=False))))
@@ -161,10 +162,10 @@ def test_the_webhook_never_imports_firestore_or_subscriber_code() -> None:
         "google.cloud.firestore",
         "tenacity",
         "shared.bm_api",
-        "shared.store",
-        "shared.records",
+        "shared.adapters.store",
+        "shared.core.records",
         "shared.read_receipt",
-        "shared.spool",  # only on a failed publish
+        "shared.adapters.spool",  # only on a failed publish
     )
     result = import_webhook(
         f"print(sorted(m for m in sys.modules if m.startswith({subscriber_only!r})))",

@@ -4,8 +4,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.events import MALFORMED, NOT_JSON, REJECTED_RECEIPT, UNKNOWN_KIND
-from shared.providers import bm
+from shared.core.events import MALFORMED, NOT_JSON, REJECTED_RECEIPT, UNKNOWN_KIND
+from shared.core.read_receipts import ReadTarget
+from shared.providers.bm.normalise import normalise_one
+from shared.providers.bm.read_receipts import read_targets
 
 CID = "conv-1"
 
@@ -19,7 +21,7 @@ def name(message_id: str, conversation_id: str = CID) -> str:
 
 
 def test_every_receipt_of_a_payload_is_kept_with_its_time() -> None:
-    payload = bm.normalise(
+    payload = normalise_one(
         body(
             sendTime="2024-05-01T10:00:01Z",
             receipts={
@@ -43,7 +45,7 @@ def test_every_receipt_of_a_payload_is_kept_with_its_time() -> None:
 
 
 def test_bad_receipts_are_parked_with_a_reason_beside_the_good_ones() -> None:
-    payload = bm.normalise(
+    payload = normalise_one(
         body(
             receipts={
                 "receipts": [
@@ -69,18 +71,18 @@ def test_bad_receipts_are_parked_with_a_reason_beside_the_good_ones() -> None:
 
 
 def test_payloads_that_cannot_be_used_are_parked_whole() -> None:
-    assert bm.normalise(b"not json").parked[0].category == NOT_JSON
-    assert bm.normalise(body(newKind={})).parked[0].category == UNKNOWN_KIND
-    assert bm.normalise(json.dumps({"message": {}}).encode()).parked[0].category == MALFORMED
-    assert bm.normalise(body(receipts={"receipts": []})).parked[0].category == MALFORMED
-    assert bm.normalise(body(message={"text": "no name"})).parked[0].category == MALFORMED
-    unknown = bm.normalise(body(newKind={}))
+    assert normalise_one(b"not json").parked[0].category == NOT_JSON
+    assert normalise_one(body(newKind={})).parked[0].category == UNKNOWN_KIND
+    assert normalise_one(json.dumps({"message": {}}).encode()).parked[0].category == MALFORMED
+    assert normalise_one(body(receipts={"receipts": []})).parked[0].category == MALFORMED
+    assert normalise_one(body(message={"text": "no name"})).parked[0].category == MALFORMED
+    unknown = normalise_one(body(newKind={}))
     assert unknown.raw == body(newKind={})
     assert unknown.key
 
 
 def test_a_text_message_keeps_its_text_and_context() -> None:
-    payload = bm.normalise(
+    payload = normalise_one(
         body(
             requestId="r1",
             message={
@@ -112,12 +114,14 @@ def test_a_text_message_keeps_its_text_and_context() -> None:
     kept = {"entryPoint", "placeId", "nearPlaceId", "resolvedLocale", "userInfo", "widget"}
     assert set(message.context) == kept | {"customContext"}
     assert payload.request_id == "r1"
-    assert bm.read_receipt_target(body(message={"name": name("m1"), "text": "x"})) == (CID, "m1")
+    assert read_targets([normalise_one(body(message={"name": name("m1"), "text": "x"}))]) == [
+        ReadTarget(CID, "m1")
+    ]
 
 
 def test_an_image_arrives_as_a_signed_url_in_text() -> None:
     url = "https://storage.googleapis.com/business-messages-us/936640919331/abc?x-goog-signature=f"
-    message = bm.normalise(body(message={"name": name("m1"), "text": url})).user_messages[0]
+    message = normalise_one(body(message={"name": name("m1"), "text": url})).user_messages[0]
     assert message is not None
     assert message.content == {"text": url, "imageUrl": url}
 
@@ -131,21 +135,21 @@ def test_suggestion_response_is_readable_and_keeps_its_postback() -> None:
             "type": "REPLY",
         }
     )
-    message = bm.normalise(raw).user_messages[0]
+    message = normalise_one(raw).user_messages[0]
     assert message is not None
     assert message.content == {"text": "Hours", "postbackData": "hours", "suggestionType": "REPLY"}
-    assert bm.read_receipt_target(raw) == (CID, "s1")
+    assert read_targets([normalise_one(raw)]) == [ReadTarget(CID, "s1")]
 
 
 def test_events_without_a_message_name_are_keyed_by_request_id_and_get_no_read_receipt() -> None:
     raw = body(
         requestId="r9", userStatus={"isTyping": "true", "createTime": "2024-05-01T10:00:00Z"}
     )
-    message = bm.normalise(raw).user_messages[0]
+    message = normalise_one(raw).user_messages[0]
     assert message is not None
     assert (message.message_id, message.content) == ("request-r9", {"isTyping": True})
-    assert bm.read_receipt_target(raw) is None
-    survey = bm.normalise(
+    assert read_targets([normalise_one(raw)]) == []
+    survey = normalise_one(
         body(surveyResponse={"rating": "VERY_SATISFIED", "survey": "s"})
     ).user_messages[0]
     assert survey is not None
@@ -157,7 +161,7 @@ def test_the_oauth_code_of_an_authentication_response_is_never_kept() -> None:
     raw = body(
         requestId="r", authenticationResponse={"code": "SECRET-CODE", "redirectUri": "https://r"}
     )
-    message = bm.normalise(raw).user_messages[0]
+    message = normalise_one(raw).user_messages[0]
     assert message is not None
     assert message.content == {"codeReceived": True, "redirectUri": "https://r"}
     assert "SECRET-CODE" not in repr(message)
@@ -166,6 +170,6 @@ def test_the_oauth_code_of_an_authentication_response_is_never_kept() -> None:
 def test_odd_receipt_types_are_rejected_never_an_error() -> None:
     odd_types: list[object] = [[], {}, 3, None, ["READ"]]
     entries = [{"message": name("m1"), "receiptType": odd} for odd in odd_types]
-    payload = bm.normalise(body(receipts={"receipts": entries}))
+    payload = normalise_one(body(receipts={"receipts": entries}))
     assert payload.receipts == ()
     assert [p.reason for p in payload.parked] == ["receiptType is missing or unknown"] * 5

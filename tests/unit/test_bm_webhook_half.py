@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from shared import routing
-from shared.ingress import parse_json
-from shared.providers import bm
+from shared.core import credentials, routing
+from shared.core.ingress import parse_json
+from shared.providers.bm import webhook as bm_webhook
 
 BODY = b'{"conversationId": "c1", "requestId": "r1", "message": {"text": "hi"}}'
 
@@ -20,13 +20,15 @@ def google_signature(body: bytes, key: str) -> str:
 
 
 def test_signature_of_the_raw_body_with_the_key_is_valid() -> None:
-    assert bm.signature_valid(BODY, google_signature(BODY, "partner-key"), ["partner-key"])
+    assert credentials.hmac_sha512_valid(
+        BODY, google_signature(BODY, "partner-key"), ["partner-key"]
+    )
 
 
 def test_any_configured_key_verifies_so_keys_can_rotate() -> None:
     header = google_signature(BODY, "new-key")
-    assert bm.signature_valid(BODY, header, ["old-key", "new-key"])
-    assert not bm.signature_valid(BODY, header, ["old-key"])
+    assert credentials.hmac_sha512_valid(BODY, header, ["old-key", "new-key"])
+    assert not credentials.hmac_sha512_valid(BODY, header, ["old-key"])
 
 
 @pytest.mark.parametrize(
@@ -42,26 +44,28 @@ def test_any_configured_key_verifies_so_keys_can_rotate() -> None:
     ],
 )
 def test_missing_malformed_or_wrong_signatures_are_refused(header: str | None) -> None:
-    assert not bm.signature_valid(BODY, header, ["partner-key"])
+    assert not credentials.hmac_sha512_valid(BODY, header, ["partner-key"])
 
 
 def test_re_serialised_json_does_not_verify() -> None:
     reserialised = json.dumps(json.loads(BODY), separators=(",", ":")).encode()
-    assert not bm.signature_valid(reserialised, google_signature(BODY, "k"), ["k"])
+    assert not credentials.hmac_sha512_valid(reserialised, google_signature(BODY, "k"), ["k"])
 
 
 def test_handshake_is_exactly_client_token_and_secret() -> None:
-    assert bm.handshake({"clientToken": "t", "secret": "s"}) == bm.Handshake("t", "s")
-    assert bm.handshake({"clientToken": "t", "secret": "s", "message": {}}) is None
-    assert bm.handshake({"clientToken": "t"}) is None
-    assert bm.handshake({"clientToken": 1, "secret": "s"}) is None
-    assert bm.handshake(["clientToken", "secret"]) is None
+    assert credentials.handshake({"clientToken": "t", "secret": "s"}) == credentials.Handshake(
+        "t", "s"
+    )
+    assert credentials.handshake({"clientToken": "t", "secret": "s", "message": {}}) is None
+    assert credentials.handshake({"clientToken": "t"}) is None
+    assert credentials.handshake({"clientToken": 1, "secret": "s"}) is None
+    assert credentials.handshake(["clientToken", "secret"]) is None
 
 
 def test_token_comparison() -> None:
-    assert bm.token_matches("token", "token")
-    assert not bm.token_matches("token", "tokeN")
-    assert not bm.token_matches("", "token")
+    assert credentials.matches_any("token", ["token"])
+    assert not credentials.matches_any("token", ["tokeN"])
+    assert not credentials.matches_any("", ["token"])
 
 
 @pytest.mark.parametrize(
@@ -79,21 +83,25 @@ def test_token_comparison() -> None:
     ],
 )
 def test_describe_names_the_kind_and_routes_it(document: object, kind: str, topic: str) -> None:
-    description = bm.describe(document)
+    description = bm_webhook.describe(document)
     assert (description.kind, description.topic_key) == (kind, topic)
     assert description.attributes["provider"] == "bm"
     assert description.attributes["kind"] == kind
 
 
 def test_attributes_carry_ids_where_present_and_usable() -> None:
-    attributes = bm.describe({"conversationId": "c", "requestId": "r", "message": {}}).attributes
+    attributes = bm_webhook.describe(
+        {"conversationId": "c", "requestId": "r", "message": {}}
+    ).attributes
     assert attributes == {
         "provider": "bm",
         "kind": "message",
         "conversationId": "c",
         "requestId": "r",
     }
-    odd = bm.describe({"conversationId": "x" * 2000, "requestId": 7, "receipts": {}}).attributes
+    odd = bm_webhook.describe(
+        {"conversationId": "x" * 2000, "requestId": 7, "receipts": {}}
+    ).attributes
     assert "conversationId" not in odd  # over Pub/Sub's 1024-byte limit: the body still has it
     assert "requestId" not in odd
 

@@ -6,15 +6,20 @@ from typing import Any
 
 import pytest
 
-from shared import routing
-from shared.config import ConfigError, Env
-from shared.events import MALFORMED, REJECTED_RECEIPT
-from shared.ingress import Incoming, Publish, Reply
-from shared.providers import chatapp
-from shared.webhook import WebhookConfig
-from tools import chatapp_payloads as ca
+from shared.adapters.webhook import WebhookConfig
+from shared.core import routing
+from shared.core.config import ConfigError, Env
+from shared.core.events import MALFORMED, REJECTED_RECEIPT
+from shared.core.ingress import Incoming, Publish, Reply
+from shared.core.provider import Receiver
+from shared.providers import REGISTRY, chatapp
+from shared.providers.chatapp import shape as chatapp_shape
+from shared.providers.chatapp import webhook as chatapp_webhook
+from shared.providers.chatapp.normalise import conversation_id as chatapp_conversation
+from shared.providers.chatapp.normalise import normalise_batch
+from tools.payloads import chatapp as ca
 
-CONFIG = chatapp.Config(tokens=("current-token", "previous-token"))
+RECEIVE = chatapp_webhook.receiver(Env({"CHATAPP_CALLBACK_TOKENS": "current-token,previous-token"}))
 RECEIVED = datetime(2024, 5, 1, 12, tzinfo=UTC)
 USER = "8613900000001"
 
@@ -24,10 +29,10 @@ class Headers(dict[str, str]):
 
 
 def push(
-    path: tuple[str, ...], events: Any, config: chatapp.Config = CONFIG, ip: str = "203.0.113.9"
+    path: tuple[str, ...], events: Any, receive: Receiver = RECEIVE, ip: str = "203.0.113.9"
 ) -> Reply | Publish:
     body = events if isinstance(events, bytes) else json.dumps(events).encode()
-    return chatapp.receive(Incoming(path, Headers(), body, ip), config)
+    return receive(Incoming(path, Headers(), body, ip))
 
 
 def test_each_callback_type_has_its_own_path_and_kind() -> None:
@@ -63,10 +68,9 @@ def test_a_previous_token_still_works_while_tokens_rotate() -> None:
 
 
 def test_the_ip_allow_list_when_configured() -> None:
-    config = chatapp.config_from_env(
+    config = chatapp_webhook.receiver(
         Env({"CHATAPP_CALLBACK_TOKENS": "t", "CHATAPP_ALLOWED_IPS": "203.0.113.0/24, 2001:db8::1"})
     )
-    assert config is not None
     event = [ca.status("m1", "Sent", USER)]
     assert isinstance(push(("status", "t"), event, config, ip="203.0.113.77"), Publish)
     assert isinstance(push(("status", "t"), event, config, ip="2001:db8::1"), Publish)
@@ -79,7 +83,7 @@ def test_the_ip_allow_list_when_configured() -> None:
         "CHATAPP_ALLOWED_IPS": "x",
     }
     with pytest.raises(ConfigError, match="CHATAPP_ALLOWED_IPS holds 'x', not an address"):
-        WebhookConfig.from_env(Env(wrong))
+        WebhookConfig.from_env(REGISTRY, Env(wrong))
 
 
 def test_a_body_that_is_not_an_array_is_a_clear_400() -> None:
@@ -128,15 +132,15 @@ def test_the_answer_names_malformed_elements_and_still_hands_the_batch_off() -> 
     ],
 )
 def test_element_shapes(kind: str, event: Any, problem: str | None) -> None:
-    found = chatapp.event_problem(kind, event)
+    found = chatapp_shape.event_problem(kind, event)
     assert (found is None) if problem is None else (found is not None and problem in found)
 
 
 def test_the_timestamp_key_with_a_trailing_space_is_understood() -> None:
     event = ca.status("m1", "Read", USER, at=1714557600000)
     event["Timestamp "] = event.pop("Timestamp")
-    assert chatapp.event_problem(chatapp.STATUS, event) is None
-    [payload] = chatapp.normalise(ca.encode([event]), chatapp.STATUS, RECEIVED)
+    assert chatapp_shape.event_problem(chatapp.STATUS, event) is None
+    [payload] = normalise_batch(ca.encode([event]), chatapp.STATUS, RECEIVED)
     assert payload.receipts[0].time == datetime(2024, 5, 1, 10, tzinfo=UTC)
 
 
@@ -149,7 +153,7 @@ def test_a_status_batch_becomes_one_payload_per_conversation() -> None:
         ca.failed("m3", USER, "131026", "Receiver is incapable of receiving this message"),
         {"MessageId": "broken"},
     ]
-    payloads = chatapp.normalise(ca.encode(batch), chatapp.STATUS, RECEIVED)
+    payloads = normalise_batch(ca.encode(batch), chatapp.STATUS, RECEIVED)
     by_conversation = {p.conversation_id: p for p in payloads}
     mine = by_conversation[f"chatapp:{ca.BUSINESS}:{USER}"]
     assert [(r.message_id, r.status) for r in mine.receipts] == [
@@ -170,13 +174,13 @@ def test_a_status_batch_becomes_one_payload_per_conversation() -> None:
 
 
 def test_one_user_and_business_number_is_one_conversation_however_written() -> None:
-    assert chatapp.conversation_id("+86 138-0000-0000", "8613900000001") == chatapp.conversation_id(
+    assert chatapp_conversation("+86 138-0000-0000", "8613900000001") == chatapp_conversation(
         "8613800000000", "+8613900000001"
     )
-    inbound = chatapp.normalise(
+    inbound = normalise_batch(
         ca.encode([ca.inbound_text("u1", USER, "hi")]), chatapp.INBOUND, RECEIVED
     )
-    status = chatapp.normalise(ca.encode([ca.status("m1", "Sent", USER)]), chatapp.STATUS, RECEIVED)
+    status = normalise_batch(ca.encode([ca.status("m1", "Sent", USER)]), chatapp.STATUS, RECEIVED)
     assert inbound[0].conversation_id == status[0].conversation_id
 
 
@@ -186,7 +190,7 @@ def test_inbound_messages_decode_text_and_media() -> None:
         ca.inbound_text("u1", USER, "Is my order shipped?"),
         ca.inbound_image("u2", USER, url, "my receipt"),
     ]
-    [payload] = chatapp.normalise(ca.encode(batch), chatapp.INBOUND, RECEIVED)
+    [payload] = normalise_batch(ca.encode(batch), chatapp.INBOUND, RECEIVED)
     text, image = payload.user_messages
     assert (text.message_id, text.kind, dict(text.content)) == (
         "u1",
@@ -204,7 +208,7 @@ def test_template_reviews_are_keyed_per_template_and_language() -> None:
         ca.audit("welcome", "en", "fail", "Wrong variable format"),
         ca.audit("welcome", "en", "pass"),
     ]
-    [payload] = chatapp.normalise(ca.encode(batch), chatapp.AUDIT, RECEIVED)
+    [payload] = normalise_batch(ca.encode(batch), chatapp.AUDIT, RECEIVED)
     first, second = payload.reviews
     assert first.template == second.template == ("waba-1", "welcome", "en")
     assert (first.status, first.fields, first.time) == (
@@ -213,12 +217,12 @@ def test_template_reviews_are_keyed_per_template_and_language() -> None:
         RECEIVED,
     )
     assert first.key != second.key
-    [again] = chatapp.normalise(ca.encode(batch[:1]), chatapp.AUDIT, RECEIVED)
+    [again] = normalise_batch(ca.encode(batch[:1]), chatapp.AUDIT, RECEIVED)
     assert again.reviews[0].key == first.key  # a re-pushed review is the same review
 
 
 def test_a_tampered_batch_is_parked_whole() -> None:
-    [payload] = chatapp.normalise(b'{"not": "an array"}', chatapp.STATUS, RECEIVED)
+    [payload] = normalise_batch(b'{"not": "an array"}', chatapp.STATUS, RECEIVED)
     assert payload.parked[0].category == MALFORMED
     assert payload.raw == b'{"not": "an array"}'
 
@@ -228,7 +232,7 @@ def test_unhashable_or_odd_values_are_malformed_never_an_error(odd: Any) -> None
     for field in ("Status", "MessageId", "From", "Timestamp", "Type", "Message"):
         event = {**ca.status("m1", "Sent", USER), **ca.inbound_text("u1", USER, "x"), field: odd}
         for kind in (chatapp.STATUS, chatapp.INBOUND, chatapp.AUDIT):
-            problem = chatapp.event_problem(kind, event)
+            problem = chatapp_shape.event_problem(kind, event)
             assert problem is None or isinstance(problem, str)
-        payloads = chatapp.normalise(ca.encode([event]), chatapp.STATUS, RECEIVED)
+        payloads = normalise_batch(ca.encode([event]), chatapp.STATUS, RECEIVED)
         assert sum(len(p.receipts) + len(p.parked) for p in payloads) == 1

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from tests.python_process import run_python
-from tools import deploy
+from tools.deploy import gcloud as deploy
 from tools.topology import FUNCTIONS
 
 
@@ -18,7 +18,7 @@ def run_deploy(tmp_path: Path, **environment: str) -> tuple[subprocess.Completed
     fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
     fake.chmod(0o755)
     env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}", **environment}
-    result = run_python(["-m", "tools.deploy"], env)
+    result = run_python(["-m", "tools.deploy.gcloud"], env)
     return result, calls
 
 

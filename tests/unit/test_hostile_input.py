@@ -9,15 +9,20 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared import records
-from shared.events import Payload
-from shared.ingress import Incoming, Publish, Reply, parse_json
-from shared.providers import bm, chatapp
-from tools import chatapp_payloads as ca
+from shared.core import credentials, records
+from shared.core.events import Payload
+from shared.core.ingress import Incoming, Publish, Reply, parse_json
+from shared.providers import chatapp
+from shared.providers.bm import webhook as bm_webhook
+from shared.providers.bm.normalise import normalise_one
+from shared.providers.bm.read_receipts import read_targets
+from shared.providers.chatapp import webhook as chatapp_webhook
+from shared.providers.chatapp.normalise import normalise_batch
+from tools.payloads import chatapp as ca
 
 KEYS = ("current-key", "previous-key")
-BM_CONFIG = bm.Config(signing_keys=KEYS, client_token="client-token")
-CHATAPP_CONFIG = chatapp.Config(tokens=("callback-token",))
+BM_CONFIG = bm_webhook.Config(signing_keys=KEYS, client_token="client-token")
+CHATAPP_CONFIG = chatapp_webhook.Config(tokens=("callback-token",))
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -104,7 +109,7 @@ bodies = st.one_of(
 
 
 def headers(signature: str | None) -> dict[str, str]:
-    return {} if signature is None else {bm.SIGNATURE_HEADER: signature}
+    return {} if signature is None else {bm_webhook.SIGNATURE_HEADER: signature}
 
 
 def plan_everything(payloads: list[Payload]) -> int:
@@ -121,19 +126,19 @@ def plan_everything(payloads: list[Payload]) -> int:
 def test_an_unsigned_or_wrongly_signed_body_is_never_handed_off(
     body: bytes, signature: str | None
 ) -> None:
-    decision = bm.receive(Incoming((), headers(signature), body, "203.0.113.1"), BM_CONFIG)
+    decision = bm_webhook.receive(Incoming((), headers(signature), body, "203.0.113.1"), BM_CONFIG)
     assert isinstance(decision, Reply)
     assert decision.status in (200, 401, 403)  # 200 and 403 only for the handshake shape
     if decision.status == 200:
-        assert bm.handshake(parse_json(body)) is not None
+        assert credentials.handshake(parse_json(body)) is not None
 
 
 @FUZZ
 @given(body=bodies)
 def test_any_correctly_signed_body_is_handed_off_whole(body: bytes) -> None:
-    signature = bm.signature_header(body, KEYS[1])
-    decision = bm.receive(Incoming((), headers(signature), body, None), BM_CONFIG)
-    if bm.handshake(parse_json(body)) is not None:
+    signature = credentials.hmac_sha512_header(body, KEYS[1])
+    decision = bm_webhook.receive(Incoming((), headers(signature), body, None), BM_CONFIG)
+    if credentials.handshake(parse_json(body)) is not None:
         return  # the handshake is answered, never published
     assert isinstance(decision, Publish)
     assert all(len(value.encode()) <= 1024 for value in decision.attributes.values())
@@ -142,10 +147,10 @@ def test_any_correctly_signed_body_is_handed_off_whole(body: bytes) -> None:
 @FUZZ
 @given(body=bodies)
 def test_every_business_messages_body_normalises_and_plans_without_error(body: bytes) -> None:
-    payload = bm.normalise(body)
+    payload = normalise_one(body)
     written = plan_everything([payload])
     assert written > 0 or payload.receipts or payload.user_messages  # nothing silently dropped
-    bm.read_receipt_target(body)
+    read_targets([payload])
 
 
 @FUZZ
@@ -158,11 +163,13 @@ def test_chatapp_callbacks_never_error_and_need_the_token(
     events: list[Any], kind: str, token: str
 ) -> None:
     body = json.dumps(events).encode()
-    wrong = chatapp.receive(Incoming((kind, token), headers(None), body, None), CHATAPP_CONFIG)
+    wrong = chatapp_webhook.receive(
+        Incoming((kind, token), headers(None), body, None), CHATAPP_CONFIG
+    )
     if token != "callback-token":
         assert isinstance(wrong, Reply)
         assert wrong.status == 401
-    decision = chatapp.receive(
+    decision = chatapp_webhook.receive(
         Incoming((kind, "callback-token"), headers(None), body, None), CHATAPP_CONFIG
     )
     assert isinstance(decision, Publish) if events else isinstance(decision, Reply)
@@ -171,7 +178,7 @@ def test_chatapp_callbacks_never_error_and_need_the_token(
 @FUZZ
 @given(events=chatapp_events, kind=st.sampled_from(sorted(chatapp.KIND_BY_PATH.values())))
 def test_every_chatapp_element_is_recorded_or_parked(events: list[Any], kind: str) -> None:
-    payloads = chatapp.normalise(json.dumps(events).encode(), kind, NOW)
+    payloads = normalise_batch(json.dumps(events).encode(), kind, NOW)
     kept = sum(
         len(p.receipts) + len(p.user_messages) + len(p.reviews) + len(p.parked) for p in payloads
     )
@@ -182,7 +189,7 @@ def test_every_chatapp_element_is_recorded_or_parked(events: list[Any], kind: st
 @FUZZ
 @given(body=st.binary(max_size=300))
 def test_chatapp_bodies_that_are_not_arrays_are_refused_cleanly(body: bytes) -> None:
-    decision = chatapp.receive(
+    decision = chatapp_webhook.receive(
         Incoming(("status", "callback-token"), headers(None), body, None), CHATAPP_CONFIG
     )
     if not isinstance(parse_json(body), list):
@@ -192,10 +199,10 @@ def test_chatapp_bodies_that_are_not_arrays_are_refused_cleanly(body: bytes) -> 
 
 def test_deep_nesting_and_huge_arrays_are_bounded() -> None:
     deep = b"[" * 200_000 + b"]" * 200_000
-    assert bm.normalise(deep).parked[0].category == "NOT_JSON"
-    assert chatapp.normalise(deep, chatapp.STATUS, NOW)[0].parked
+    assert normalise_one(deep).parked[0].category == "NOT_JSON"
+    assert normalise_batch(deep, chatapp.STATUS, NOW)[0].parked
     huge = ca.encode([ca.status(f"m{i}", "Sent", "8613900000000") for i in range(5000)])
-    payloads = chatapp.normalise(huge, chatapp.STATUS, NOW)
+    payloads = normalise_batch(huge, chatapp.STATUS, NOW)
     groups = records.commit_groups(payloads)
     assert all(
         sum(p.most_writes() for p in group) <= records.MAX_WRITES_PER_COMMIT for group in groups

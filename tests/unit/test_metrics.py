@@ -5,9 +5,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shared import metrics
-from shared.metrics import Distribution
-from shared.report_render import Report, duration
+from shared.core import metrics
+from shared.core.metrics import Distribution
+from shared.ops.report_render import Report, duration
 
 T = datetime(2026, 3, 2, 9, tzinfo=UTC)
 BM_AGENT = "brands/b/agents/a"

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from shared.publisher import PubSubPublisher
+from shared.adapters.publisher import PubSubPublisher
 
 
 class Recording(PubSubPublisher):

@@ -6,11 +6,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared import records, sends
-from shared.events import Payload
-from shared.providers import bm
-from shared.records import Write
-from shared.sends import SentMessage
+from shared.core import records
+from shared.core.events import Payload
+from shared.core.records import Write
+from shared.ops import sends
+from shared.ops.sends import SentMessage
+from shared.providers.bm.normalise import normalise_one
 
 CID = "c1"
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
@@ -18,7 +19,7 @@ T0 = datetime(2024, 5, 1, 10, tzinfo=UTC)
 
 
 def receipts(*entries: tuple[str, str], at: datetime = T0) -> Payload:
-    return bm.normalise(
+    return normalise_one(
         json.dumps(
             {
                 "conversationId": CID,
@@ -145,7 +146,7 @@ def test_delivered_then_read_moves_up() -> None:
 
 
 def user_message(message_id: str, at: datetime, place: str) -> Payload:
-    return bm.normalise(
+    return normalise_one(
         json.dumps(
             {
                 "conversationId": CID,
@@ -192,7 +193,7 @@ def test_parked_parts_are_created_once() -> None:
 
 def test_a_whole_unusable_payload_is_parked_with_its_bytes() -> None:
     state: dict[str, dict[str, Any]] = {}
-    payload = bm.normalise(b"\x00 not json")
+    payload = normalise_one(b"\x00 not json")
     run(state, payload)
     assert state[records.parked_path(payload.key, None)]["rawBody"] == b"\x00 not json"
 
@@ -208,7 +209,7 @@ def test_huge_receipt_payloads_split_into_commits_that_fit() -> None:
 
 
 def test_the_newest_template_review_replaces_the_last_one() -> None:
-    from shared.events import StatusScale, TemplateReview
+    from shared.core.events import StatusScale, TemplateReview
 
     def review(status: str, minute: int, **fields: Any) -> Payload:
         template = ("waba", "welcome", "en")

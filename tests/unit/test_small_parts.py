@@ -4,12 +4,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared import read_receipts
-from shared.config import ConfigError, Env
-from shared.docids import doc_id
-from shared.read_receipt_sender import ReadReceiptConfig
-from shared.read_receipts import Step
-from shared.webhook import WebhookConfig
+from shared.adapters.read_receipt_sender import ReadReceiptConfig
+from shared.adapters.webhook import WebhookConfig
+from shared.core import credentials, read_receipts
+from shared.core.config import ConfigError, Env
+from shared.core.docids import doc_id
+from shared.core.ingress import Incoming, Publish
+from shared.core.read_receipts import Step
+from shared.providers import REGISTRY
+from shared.providers.bm import webhook as bm_webhook
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -25,7 +28,7 @@ def test_document_ids_are_deterministic_and_always_valid() -> None:
 
 def test_missing_configuration_fails_at_start_naming_every_problem() -> None:
     with pytest.raises(ConfigError) as failure:
-        WebhookConfig.from_env(Env({"MAX_BODY_BYTES": "lots"}))
+        WebhookConfig.from_env(REGISTRY, Env({"MAX_BODY_BYTES": "lots"}))
     message = str(failure.value)
     for problem in ("GOOGLE_CLOUD_PROJECT", "BM_SIGNING_KEY", "BM_CLIENT_TOKEN", "MAX_BODY_BYTES"):
         assert problem in message
@@ -33,11 +36,15 @@ def test_missing_configuration_fails_at_start_naming_every_problem() -> None:
 
 def test_configuration_with_rotating_keys() -> None:
     config = WebhookConfig.from_env(
-        Env({"GOOGLE_CLOUD_PROJECT": "p", "BM_SIGNING_KEY": " new , old ", "BM_CLIENT_TOKEN": "t"})
+        REGISTRY,
+        Env({"GOOGLE_CLOUD_PROJECT": "p", "BM_SIGNING_KEY": " new , old ", "BM_CLIENT_TOKEN": "t"}),
     )
-    assert config.bm is not None
-    assert config.bm.signing_keys == ("new", "old")
-    assert config.chatapp is None
+    assert set(config.receivers) == {""}  # Business Messages only, at the root
+    body = b'{"conversationId": "c", "receipts": {}}'
+    for key in ("new", "old", "other"):
+        headers = {bm_webhook.SIGNATURE_HEADER: credentials.hmac_sha512_header(body, key)}
+        decision = config.receivers[""](Incoming((), headers, body, None))
+        assert isinstance(decision, Publish) == (key != "other")
     assert config.max_body_bytes == 1024 * 1024
     assert config.pubsub.topics == {
         "events": "receipt-pipeline-events",
@@ -47,17 +54,17 @@ def test_configuration_with_rotating_keys() -> None:
 
 def test_read_receipt_configuration() -> None:
     config = ReadReceiptConfig.from_env(
-        Env({"GOOGLE_CLOUD_PROJECT": "p", "AUTO_READ_RECEIPTS": "off"})
+        REGISTRY, Env({"GOOGLE_CLOUD_PROJECT": "p", "AUTO_READ_RECEIPTS": "off"})
     )
     assert not config.enabled
-    assert config.api_endpoint == "https://businessmessages.googleapis.com"
+    assert config.apis["bm"].endpoint == "https://businessmessages.googleapis.com"  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match="READ_RECEIPT_LEASE_SECONDS"):
         ReadReceiptConfig.from_env(
-            Env({"GOOGLE_CLOUD_PROJECT": "p", "READ_RECEIPT_LEASE_SECONDS": "5"})
+            REGISTRY, Env({"GOOGLE_CLOUD_PROJECT": "p", "READ_RECEIPT_LEASE_SECONDS": "5"})
         )
     with pytest.raises(ConfigError, match="AUTO_READ_RECEIPTS"):
         ReadReceiptConfig.from_env(
-            Env({"GOOGLE_CLOUD_PROJECT": "p", "AUTO_READ_RECEIPTS": "maybe"})
+            REGISTRY, Env({"GOOGLE_CLOUD_PROJECT": "p", "AUTO_READ_RECEIPTS": "maybe"})
         )
 
 

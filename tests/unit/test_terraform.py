@@ -7,6 +7,7 @@ what Terraform deploys is what the code needs.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,21 +16,23 @@ from typing import Any
 import hcl2
 import pytest
 
-from shared import report, routing
-from shared.config import DEFAULT_TOPICS, Env
-from shared.read_receipt_sender import ReadReceiptConfig
-from shared.spool import DrainConfig
-from shared.store import RecorderConfig
-from shared.webhook import WebhookConfig
-from tools import deploy
+from shared.adapters.read_receipt_sender import ReadReceiptConfig
+from shared.adapters.spool import DrainConfig
+from shared.adapters.store import RecorderConfig
+from shared.adapters.webhook import WebhookConfig
+from shared.core import routing
+from shared.core.config import DEFAULT_TOPICS, Env
+from shared.ops import report
+from shared.providers import REGISTRY
+from tools.deploy import gcloud as deploy
 from tools.topology import FUNCTIONS, ROOT, SUBSCRIPTIONS, load
 
 TERRAFORM = ROOT / "terraform"
 BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 CONFIG_LOADERS: dict[str, Callable[[Env], object]] = {
-    "webhook": WebhookConfig.from_env,
+    "webhook": functools.partial(WebhookConfig.from_env, REGISTRY),
     "record-events": RecorderConfig.from_env,
-    "agent-read-receipts": ReadReceiptConfig.from_env,
+    "agent-read-receipts": functools.partial(ReadReceiptConfig.from_env, REGISTRY),
     "drain-spool": DrainConfig.from_env,
 }
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from shared.metrics import Distribution
+from shared.core.metrics import Distribution
 
 
 @dataclass(frozen=True)

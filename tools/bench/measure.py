@@ -18,16 +18,17 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.pubsub_v1 import PublisherClient
 
-from shared import records
-from shared.events import payload_key
-from shared.providers import bm
-from shared.times import utc_now
-from tools import bm_payloads
-from tools import chatapp_payloads as ca
+from shared.core import records
+from shared.core.events import payload_key
+from shared.core.times import utc_now
+from shared.providers.bm import webhook as bm_webhook
+from shared.providers.bm.normalise import normalise_one
 from tools.bench import load as loadgen
 from tools.bench import prices
-from tools.procs import ManagedProcess, free_port, wait_until
-from tools.stack import Delivery, LocalStack, pubsub_push
+from tools.local.procs import ManagedProcess, free_port, wait_until
+from tools.local.stack import Delivery, LocalStack, pubsub_push
+from tools.payloads import bm as bm_payloads
+from tools.payloads import chatapp as ca
 from tools.topology import AGENT_READ_RECEIPTS, FUNCTIONS, RECORD_EVENTS, WEBHOOK, Function
 
 HERE = Path(__file__).resolve().parent
@@ -211,7 +212,7 @@ def _send(request: loadgen.Request) -> requests.Response:
 
 
 def _push(url: str, body: bytes) -> requests.Response:
-    attributes = bm.describe(json.loads(body)).attributes
+    attributes = bm_webhook.describe(json.loads(body)).attributes
     return requests.post(url, json=pubsub_push(body, dict(attributes)), timeout=60)
 
 
@@ -336,7 +337,7 @@ def drain(stack: LocalStack, settings: Settings) -> list[Drain]:
 
     plain_bodies = [_drain_body(f"{run}-plain-{i}") for i in range(payloads)]
     now = utc_now()
-    plans = [records.plan(bm.normalise(body), {}, now) for body in plain_bodies]
+    plans = [records.plan(normalise_one(body), {}, now) for body in plain_bodies]
     started = time.perf_counter()
     for plan in plans:
         batch = db.batch()

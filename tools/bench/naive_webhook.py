@@ -3,9 +3,10 @@ and waited for alone, never batched with others, as a first version might do."""
 
 from flask import Request, Response
 
-from shared import logs
-from shared.publisher import PubSubPublisher
-from shared.webhook import Webhook, WebhookConfig
+from shared import providers
+from shared.adapters import logs
+from shared.adapters.publisher import PubSubPublisher
+from shared.adapters.webhook import Webhook, WebhookConfig
 
 
 class AlwaysAlone(PubSubPublisher):
@@ -13,7 +14,7 @@ class AlwaysAlone(PubSubPublisher):
 
 
 logs.setup()
-config = WebhookConfig.from_env()
+config = WebhookConfig.from_env(providers.REGISTRY)
 settings = config.pubsub
 naive = Webhook(config, AlwaysAlone(settings.project, settings.topics, settings.timeout))
 

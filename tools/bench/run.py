@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from tools.bench import measure
 from tools.bench.report import Results, markdown
-from tools.stack import LocalStack, StackSettings
+from tools.local.stack import LocalStack, StackSettings
 from tools.topology import ROOT
 
 OUTPUT = ROOT / ".local" / "bench.md"

@@ -4,8 +4,9 @@ from collections.abc import Mapping
 
 from flask import Request, Response
 
-from shared import logs
-from shared.webhook import Webhook, WebhookConfig
+from shared import providers
+from shared.adapters import logs
+from shared.adapters.webhook import Webhook, WebhookConfig
 
 
 class ConfirmedAtOnce:
@@ -14,7 +15,7 @@ class ConfirmedAtOnce:
 
 
 logs.setup()
-unpublished = Webhook(WebhookConfig.from_env(), ConfirmedAtOnce())
+unpublished = Webhook(WebhookConfig.from_env(providers.REGISTRY), ConfirmedAtOnce())
 
 
 def unpublished_webhook(request: Request) -> Response:

@@ -1,0 +1,155 @@
+"""The webhook: routes each request to its provider, and hands authenticated events off.
+
+A request's first path segment names its provider's route. One public function serves
+every provider: the bounds, the publish and the rule "acknowledge only what Pub/Sub
+confirmed" live here once; a provider only decides (ingress.Reply or ingress.Publish).
+An event is acknowledged only once Pub/Sub has confirmed the publish (or, for providers
+that spool, the spool holds it); everything authenticated is published unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from flask import Request, Response, jsonify
+
+from shared.adapters.publisher import Publisher, PublishFailed, PubSubSettings
+from shared.core.config import Env
+from shared.core.ingress import Incoming, Publish, Reply
+from shared.core.provider import Provider, Receiver
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# A healthy publish confirms in milliseconds; Alibaba wants an answer within ~3 s.
+DEFAULT_PUBLISH_TIMEOUT_SECONDS = 2.0
+NOT_FOUND = Reply(404, {"error": "no such endpoint"})
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    pubsub: PubSubSettings
+    max_body_bytes: int
+    receivers: Mapping[str, Receiver]  # by route: the providers switched on
+    spool_providers: frozenset[str]  # whose events go to the spool when Pub/Sub fails
+
+    @classmethod
+    def from_env(cls, providers: Sequence[Provider], env: Env | None = None) -> WebhookConfig:
+        env = env or Env()
+        default_spool = tuple(p.name for p in providers if p.spools_by_default)
+        config = cls(
+            pubsub=PubSubSettings.from_env(env, DEFAULT_PUBLISH_TIMEOUT_SECONDS),
+            max_body_bytes=int(env.number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1)),
+            receivers={p.route: p.receiver(env) for p in providers if env.present(*p.switch)},
+            spool_providers=frozenset(env.names("SPOOL_PROVIDERS", default_spool)),
+        )
+        unknown = config.spool_providers - {p.name for p in providers}
+        if unknown:
+            env.problem(f"SPOOL_PROVIDERS names unknown providers: {', '.join(sorted(unknown))}")
+        if not config.receivers:
+            choices = " and/or ".join(f"{' and '.join(p.switch)} ({p.title})" for p in providers)
+            env.problem(f"no provider is configured: set {choices}")
+        env.check("webhook")
+        return config
+
+
+class Spool(Protocol):
+    def add(self, data: bytes, topic_key: str, attributes: Mapping[str, str]) -> str: ...
+
+
+def firestore_spool(project: str) -> Spool:
+    """Imported on the first failed publish only: the cold start never loads Firestore."""
+    from google.cloud import firestore
+
+    from shared.adapters.spool import FirestoreSpool
+
+    return FirestoreSpool(firestore.Client(project=project))
+
+
+class Webhook:
+    def __init__(
+        self,
+        config: WebhookConfig,
+        publisher: Publisher,
+        spool: Callable[[], Spool] | None = None,
+    ) -> None:
+        self._config = config
+        self._publisher = publisher
+        self._make_spool = spool or (lambda: firestore_spool(config.pubsub.project))
+        self._spool: Spool | None = None
+        self._spool_lock = threading.Lock()
+
+    def __call__(self, request: Request) -> Response:
+        prefix, *rest = request.path.strip("/").split("/")
+        receive = self._config.receivers.get(prefix)
+        if receive is None:
+            return _respond(NOT_FOUND)
+        if request.method != "POST":
+            return _respond(Reply(405, {"error": "only POST is accepted"}, {"Allow": "POST"}))
+        body = read_bounded(request, self._config.max_body_bytes)
+        if body is None:
+            return _respond(
+                Reply(413, {"error": f"body exceeds {self._config.max_body_bytes} bytes"})
+            )
+        decision = receive(Incoming(tuple(rest), request.headers, body, _client_ip(request)))
+        if isinstance(decision, Reply):
+            return _respond(decision)
+        return self._hand_off(body, decision)
+
+    def _hand_off(self, body: bytes, publish: Publish) -> Response:
+        try:
+            message_id = self._publisher.publish(publish.topic_key, body, publish.attributes)
+        except PublishFailed as failure:
+            return self._spool_or_refuse(body, publish, failure)
+        log.info("event published", extra={**publish.attributes, "pubsubMessageId": message_id})
+        return _respond(Reply(200, {**publish.accepted, "messageId": message_id}))
+
+    def _spool_or_refuse(self, body: bytes, publish: Publish, failure: PublishFailed) -> Response:
+        fields = dict(publish.attributes)
+        if publish.attributes.get("provider") not in self._config.spool_providers:
+            log.error("event not acknowledged: %s", failure, extra=fields)
+            return _respond(publish.refused)
+        from shared.adapters.spool import SpoolFailed
+
+        try:
+            spool_id = self._spool_instance().add(body, publish.topic_key, publish.attributes)
+        except SpoolFailed as spool_failure:
+            log.error("event not acknowledged: %s; %s", failure, spool_failure, extra=fields)
+            return _respond(publish.refused)
+        log.warning("event spooled: %s", failure, extra={**fields, "spoolId": spool_id})
+        return _respond(Reply(200, {**publish.accepted, "spoolId": spool_id}))
+
+    def _spool_instance(self) -> Spool:
+        with self._spool_lock:
+            if self._spool is None:
+                self._spool = self._make_spool()
+            return self._spool
+
+
+def read_bounded(request: Request, limit: int) -> bytes | None:
+    """The body, or None when it is over the limit; never reads more than limit + 1 bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    body: bytes = request.stream.read(limit + 1)
+    return None if len(body) > limit else body
+
+
+def _client_ip(request: Request) -> str | None:
+    # Google's front end appends the address it saw to X-Forwarded-For: the last entry is
+    # the one a client cannot forge. Locally there is no front end.
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    return forwarded.rsplit(",", 1)[-1].strip() or request.remote_addr
+
+
+def _respond(reply: Reply) -> Response:
+    if isinstance(reply.body, str):
+        response = Response(reply.body, status=reply.status, mimetype="text/plain")
+    else:
+        response = jsonify(reply.body)
+        response.status_code = reply.status
+    response.headers.update(reply.headers)
+    return response

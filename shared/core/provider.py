@@ -1,0 +1,90 @@
+"""The one interface every messaging provider satisfies (pure types, no I/O).
+
+A provider is one `Provider` value, registered in `shared.providers`. It brings everything
+that differs between platforms; everything else (the webhook's bounds and hand-off, the
+recorder, the READ receipt's claim, metrics, report, replay) is the pipeline's own and
+works on the events a provider normalises into.
+
+A provider's parts live in modules of its own package, named here and imported when first
+used: the webhook imports only the webhook half of the providers that are switched on,
+never a normaliser or an API client.
+
+- webhook half: `receiver(env) -> Receiver` reads its configuration (reporting problems to
+  the Env) and returns its receive step: authenticate, bound, decide a Reply or a Publish.
+- normaliser: `normalise(raw, attributes, received) -> list[Payload]`.
+- agent READ receipt, for a provider that has one: `read_targets(payloads)`, the user
+  messages to mark READ, and `api_settings(env)`, whose `connect()` builds the API adapter.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, cast
+
+from shared.core.config import Env
+from shared.core.events import Payload, StatusScale
+from shared.core.ingress import Incoming, Publish, Reply
+from shared.core.read_receipts import ReadTarget, ReceiptApi
+
+# A provider's receive step, bound to its configuration.
+Receiver = Callable[[Incoming], Reply | Publish]
+
+
+class ApiSettings(Protocol):
+    """A READ receipt API's settings, read from the environment when the sender starts."""
+
+    @property
+    def longest_send(self) -> float:
+        """Seconds one send may take, retries included: a READ claim's lease must outlast it."""
+        ...
+
+    def connect(self) -> ReceiptApi:
+        """The adapter calling the API, with credentials."""
+        ...
+
+
+class WebhookHalf(Protocol):
+    def receiver(self, env: Env) -> Receiver: ...
+
+
+class Normaliser(Protocol):
+    def normalise(
+        self, raw: bytes, attributes: Mapping[str, str], received: datetime
+    ) -> list[Payload]: ...
+
+
+class ReadReceiptHalf(Protocol):
+    def read_targets(self, payloads: Sequence[Payload]) -> list[ReadTarget]: ...
+
+    def api_settings(self, env: Env) -> ApiSettings: ...
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str  # the `provider` attribute of every message and field of every document
+    title: str  # for people: messages, the README, the report
+    route: str  # the webhook's first path segment ("" is the root)
+    switch: tuple[str, ...]  # environment variables whose presence turns its webhook on
+    topic_key: Callable[[str], str]  # the topic a kind of its events goes to
+    scale: StatusScale  # the order of its receipts' statuses
+    sent_status: str  # the status a business's own send record takes
+    spools_by_default: bool  # its events go to the spool when Pub/Sub fails
+    webhook_module: str
+    normaliser_module: str
+    read_receipt_module: str | None = None  # None: the provider has no agent READ receipt
+
+    def receiver(self, env: Env) -> Receiver:
+        return cast(WebhookHalf, importlib.import_module(self.webhook_module)).receiver(env)
+
+    @property
+    def normaliser(self) -> Normaliser:
+        return cast(Normaliser, importlib.import_module(self.normaliser_module))
+
+    @property
+    def read_receipts(self) -> ReadReceiptHalf | None:
+        if self.read_receipt_module is None:
+            return None
+        return cast(ReadReceiptHalf, importlib.import_module(self.read_receipt_module))

@@ -1,0 +1,316 @@
+"""The data contract: document paths, and the writes one payload makes (pure).
+
+`plan` sees the current state of every document a payload touches (the adapter commits
+the writes only if none of those documents changed since) and returns only the writes that
+change something: a duplicate payload writes nothing, a late DELIVERED never downgrades a
+READ, and each unique receipt is created exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.core.docids import doc_id
+from shared.core.events import (
+    AGENT,
+    USER,
+    Parked,
+    Payload,
+    StatusReport,
+    StatusScale,
+    TemplateReview,
+)
+
+CONVERSATIONS = "conversations"
+PARKED = "parked"
+TEMPLATE_REVIEWS = "templateReviews"
+MAX_RAW_BODY_BYTES = 900 * 1024  # a Firestore document holds at most 1 MiB
+MAX_WRITES_PER_COMMIT = 500  # Firestore's limit for one batch
+
+Document = Mapping[str, Any]
+
+
+def conversation_path(conversation_id: str) -> str:
+    return f"{CONVERSATIONS}/{doc_id(conversation_id)}"
+
+
+def message_path(conversation_id: str, message_id: str) -> str:
+    return f"{conversation_path(conversation_id)}/messages/{doc_id(message_id)}"
+
+
+def receipt_path(conversation_id: str, message_id: str, status: str) -> str:
+    return f"{conversation_path(conversation_id)}/receipts/{doc_id(message_id, status)}"
+
+
+def parked_path(payload_key: str, index: int | None) -> str:
+    return f"{PARKED}/{doc_id(payload_key, 'payload' if index is None else str(index))}"
+
+
+def template_review_path(template: tuple[str, str, str]) -> str:
+    return f"{TEMPLATE_REVIEWS}/{doc_id(*template)}"
+
+
+def review_history_path(review: TemplateReview) -> str:
+    return f"{template_review_path(review.template)}/history/{doc_id(review.key)}"
+
+
+# When a message entered its conversation: its first known status time (agent messages) or its
+# create time (user messages). Reports choose a message's day and time window by it.
+FIRST_TIME = "firstTime"
+
+
+def time_field(status: str) -> str:
+    """DELIVERED -> deliveredTime, READ -> readTime."""
+    return status.lower() + "Time"
+
+
+@dataclass(frozen=True)
+class Write:
+    """Create a document that did not exist, or update fields of one that did."""
+
+    path: str
+    data: Mapping[str, Any]
+    exists: bool
+
+
+def commit_groups(payloads: list[Payload]) -> list[list[Payload]]:
+    """Packs payloads into as few commits as Firestore allows, splitting any that are too big.
+
+    Payloads of one batch touch disjoint documents (one conversation each), so their plans
+    can share a commit.
+    """
+    groups: list[list[Payload]] = []
+    size = MAX_WRITES_PER_COMMIT
+    for part in (chunk for p in payloads for chunk in p.chunks(MAX_WRITES_PER_COMMIT)):
+        if size + part.most_writes() > MAX_WRITES_PER_COMMIT:
+            groups.append([])
+            size = 0
+        groups[-1].append(part)
+        size += part.most_writes()
+    return groups
+
+
+def paths_to_read(payload: Payload) -> list[str]:
+    paths = [parked_path(payload.key, parked.index) for parked in payload.parked]
+    for review in payload.reviews:
+        paths += [template_review_path(review.template), review_history_path(review)]
+    cid = payload.conversation_id
+    if cid is not None:
+        paths.append(conversation_path(cid))
+        for report in payload.receipts:
+            paths.append(receipt_path(cid, report.message_id, report.status))
+            paths.append(message_path(cid, report.message_id))
+        paths += [message_path(cid, message.message_id) for message in payload.user_messages]
+    return list(dict.fromkeys(paths))
+
+
+def plan(
+    payload: Payload,
+    existing: Mapping[str, Document | None],
+    now: datetime,
+    receipt_ttl: timedelta | None = None,
+) -> list[Write]:
+    """The writes that record the payload; receipts expire after receipt_ttl when it is set."""
+    writes = [
+        Write(path, _parked_document(payload, parked, now), exists=False)
+        for parked in payload.parked
+        if existing.get(path := parked_path(payload.key, parked.index)) is None
+    ]
+    writes += _review_writes(payload, existing, now)
+    if payload.conversation_id is None:
+        return writes
+    writes += _receipt_writes(payload, existing, now, receipt_ttl)
+    writes += _user_message_writes(payload, existing, now)
+    if payload.receipts or payload.user_messages:
+        writes += _conversation_writes(payload, existing, now)
+    return writes
+
+
+def status_changes(
+    current: Document, reports: list[StatusReport], scale: StatusScale, now: datetime
+) -> dict[str, Any]:
+    """The fields a message's new receipts change: the status only ever moves up the scale,
+    each status keeps the time it was first reported, and firstTime is the earliest of them.
+
+    A receipt without a time of its own is dated when it is recorded.
+    """
+    changes: dict[str, Any] = {}
+    status = current.get("status")
+    for report in reports:
+        if scale.rank(report.status) > scale.rank(status):
+            status = changes["status"] = report.status
+        field = time_field(report.status)
+        if current.get(field) is None and field not in changes:
+            changes[field] = report.time or now
+        changes.update(report.message_fields)
+    first = min(report.time or now for report in reports)
+    if current.get(FIRST_TIME) is None or first < current[FIRST_TIME]:
+        changes[FIRST_TIME] = first
+    return changes
+
+
+def _common(payload: Payload, now: datetime) -> dict[str, Any]:
+    return {
+        "provider": payload.provider,
+        "agent": payload.agent,
+        "conversationId": payload.conversation_id,
+        "recordTime": now,
+    }
+
+
+def _receipt_writes(
+    payload: Payload,
+    existing: Mapping[str, Document | None],
+    now: datetime,
+    receipt_ttl: timedelta | None,
+) -> list[Write]:
+    cid = payload.conversation_id
+    assert cid is not None
+    writes: list[Write] = []
+    new_reports: dict[str, list[StatusReport]] = {}
+    created: set[str] = set()
+    for report in payload.receipts:
+        path = receipt_path(cid, report.message_id, report.status)
+        if existing.get(path) is not None or path in created:
+            continue  # this receipt is already recorded: a redelivery or a repeat in the payload
+        created.add(path)
+        new_reports.setdefault(report.message_id, []).append(report)
+        receipt = {
+            **_common(payload, now),
+            "messageId": report.message_id,
+            "receiptType": report.status,
+            "createTime": report.time,
+            "requestId": payload.request_id,
+            "sendTime": payload.send_time,
+            **report.details,
+        }
+        if receipt_ttl is not None:
+            receipt["expireTime"] = now + receipt_ttl  # Firestore's TTL policy deletes it
+        writes.append(Write(path, receipt, exists=False))
+    for message_id, reports in new_reports.items():
+        path = message_path(cid, message_id)
+        current = existing.get(path)
+        changes = status_changes(current or {}, reports, payload.scale, now)
+        if not changes:
+            continue
+        if current is None:
+            changes.update(_common(payload, now), direction=AGENT, messageId=message_id)
+        writes.append(Write(path, {**changes, "updateTime": now}, exists=current is not None))
+    return writes
+
+
+def _user_message_writes(
+    payload: Payload, existing: Mapping[str, Document | None], now: datetime
+) -> list[Write]:
+    assert payload.conversation_id is not None
+    writes = []
+    for message in payload.user_messages:
+        path = message_path(payload.conversation_id, message.message_id)
+        current = existing.get(path)
+        if current is not None and "kind" in current:
+            continue  # already recorded; the READ-receipt sender may have created the document
+        document = {
+            **_common(payload, now),
+            "direction": USER,
+            "messageId": message.message_id,
+            "kind": message.kind,
+            "createTime": message.create_time,
+            FIRST_TIME: message.create_time or now,
+            "requestId": payload.request_id,
+            "sendTime": payload.send_time,
+            "context": dict(message.context),
+            **message.content,
+        }
+        writes.append(Write(path, document, exists=current is not None))
+    return writes
+
+
+def _conversation_writes(
+    payload: Payload, existing: Mapping[str, Document | None], now: datetime
+) -> list[Write]:
+    assert payload.conversation_id is not None
+    path = conversation_path(payload.conversation_id)
+    current = existing.get(path) or {}
+    changes = {k: v for k, v in payload.conversation.items() if current.get(k) != v}
+    activity = _activity_time(payload) or now
+    if _later(activity, current.get("lastActivityTime")):
+        changes["lastActivityTime"] = activity
+    for message in payload.user_messages:
+        time = message.create_time or activity
+        if message.context and _later(time, changes.get("contextTime", current.get("contextTime"))):
+            changes.update(context=dict(message.context), contextTime=time)  # latest wins
+    if not changes:
+        return []
+    if not current:
+        changes.update(_common(payload, now))
+    return [Write(path, {**changes, "updateTime": now}, exists=bool(current))]
+
+
+def _review_writes(
+    payload: Payload, existing: Mapping[str, Document | None], now: datetime
+) -> list[Write]:
+    """Each review joins its template's history once; the newest one is the template's status."""
+    writes: list[Write] = []
+    latest: dict[str, dict[str, Any]] = {}
+    created: set[str] = set()
+    for review in sorted(payload.reviews, key=lambda r: r.time):
+        history = review_history_path(review)
+        if existing.get(history) is not None or history in created:
+            continue  # already in the history: a re-push or a repeat in the batch
+        created.add(history)
+        account, code, language = review.template
+        document = {
+            "provider": payload.provider,
+            "account": account,
+            "templateCode": code,
+            "language": language,
+            "status": review.status,
+            "reviewTime": review.time,
+            **review.fields,
+        }
+        writes.append(Write(history, {**document, "recordTime": now}, exists=False))
+        path = template_review_path(review.template)
+        current: Document | None = latest.get(path) or existing.get(path)
+        if current is None or _later(review.time, current.get("reviewTime")):
+            latest[path] = {**document, "updateTime": now}
+    for path, document in latest.items():
+        current = existing.get(path)
+        if current is None:
+            writes.append(Write(path, {**document, "recordTime": now}, exists=False))
+        else:  # the newest review replaces the last: what it does not say is cleared
+            cleared = {name: None for name in current if name not in {*document, "recordTime"}}
+            writes.append(Write(path, {**cleared, **document}, exists=True))
+    return writes
+
+
+def _later(time: datetime, than: datetime | None) -> bool:
+    return than is None or time > than
+
+
+def _activity_time(payload: Payload) -> datetime | None:
+    times = [m.create_time for m in payload.user_messages if m.create_time is not None]
+    times += [report.time for report in payload.receipts if report.time is not None]
+    return max(times, default=None) or payload.send_time
+
+
+def _parked_document(payload: Payload, parked: Parked, now: datetime) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        **_common(payload, now),
+        "category": parked.category,
+        "reason": parked.reason,
+        "kind": payload.kind,
+        "requestId": payload.request_id,
+        "payloadKey": payload.key,
+        "index": parked.index,
+    }
+    if parked.item is not None:
+        document["item"] = json.dumps(parked.item, default=str)[:MAX_RAW_BODY_BYTES]
+    else:
+        # The whole payload could not be used: keep its bytes so it can be replayed.
+        document["rawBody"] = payload.raw[:MAX_RAW_BODY_BYTES]
+        document["rawBodyBytes"] = len(payload.raw)
+    return document

@@ -1,0 +1,1 @@
+"""Operators' tools: `make report`, `make replay`, the business's send records."""

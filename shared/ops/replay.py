@@ -1,0 +1,182 @@
+"""`make replay`: what the pipeline set aside, why, and re-driving it once the cause is fixed.
+
+    python -m shared.ops.replay list
+    python -m shared.ops.replay redrive dead-letters [MESSAGE_ID ...]   (all when none given)
+    python -m shared.ops.replay redrive parked PARKED_ID [PARKED_ID ...]
+    python -m shared.ops.replay redrive spool
+
+Works against Google Cloud (Application Default Credentials, GOOGLE_CLOUD_PROJECT) or the
+local emulators (PUBSUB_EMULATOR_HOST, FIRESTORE_EMULATOR_HOST). Re-driving publishes the
+event unchanged to the topic it came from, so the subscribers process it as new; they are
+idempotent, so a replay, even a repeated one, records each event once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.api_core.exceptions import DeadlineExceeded
+from google.cloud import firestore
+from google.cloud.pubsub_v1 import SubscriberClient
+
+from shared import providers
+from shared.adapters.publisher import Publisher, PubSubSettings
+from shared.adapters.spool import SPOOL, FirestoreSpool
+from shared.core import records
+from shared.core.config import DEFAULT_DEAD_LETTER, Env
+
+# Attributes Pub/Sub adds when it dead-letters a message; not the event's own.
+_PUBSUB_ADDED = "CloudPubSubDeadLetter"
+PULL_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    message_id: str
+    ack_id: str
+    data: bytes
+    attributes: dict[str, str]
+
+    @property
+    def own_attributes(self) -> dict[str, str]:
+        return {k: v for k, v in self.attributes.items() if not k.startswith(_PUBSUB_ADDED)}
+
+
+class Replay:
+    def __init__(
+        self,
+        publisher: Publisher,
+        subscriber: Any,
+        dead_letter_subscription: str,
+        db: firestore.Client,
+    ) -> None:
+        self._publisher = publisher
+        self._subscriber = subscriber
+        self._dead_letters = dead_letter_subscription
+        self._db = db
+
+    # --- dead letters ------------------------------------------------------------------
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """Everything on the dead-letter subscription, left there."""
+        held = list(self._pull_all())
+        self._release(held)
+        return held
+
+    def redrive_dead_letters(self, message_ids: Sequence[str] = ()) -> int:
+        held = list(self._pull_all())
+        chosen = [m for m in held if not message_ids or m.message_id in message_ids]
+        for message in chosen:
+            attributes = message.own_attributes
+            self._publisher.publish(providers.topic_key(attributes), message.data, attributes)
+            self._subscriber.acknowledge(subscription=self._dead_letters, ack_ids=[message.ack_id])
+        self._release([m for m in held if m not in chosen])
+        return len(chosen)
+
+    def _pull_all(self) -> Iterator[DeadLetter]:
+        while True:
+            try:
+                response = self._subscriber.pull(
+                    subscription=self._dead_letters, max_messages=100, timeout=PULL_TIMEOUT_SECONDS
+                )
+            except DeadlineExceeded:
+                return
+            if not response.received_messages:
+                return
+            for received in response.received_messages:
+                message = received.message
+                yield DeadLetter(
+                    message.message_id, received.ack_id, message.data, dict(message.attributes)
+                )
+
+    def _release(self, messages: list[DeadLetter]) -> None:
+        if messages:
+            self._subscriber.modify_ack_deadline(
+                subscription=self._dead_letters,
+                ack_ids=[m.ack_id for m in messages],
+                ack_deadline_seconds=0,
+            )
+
+    # --- parked payloads and the spool -------------------------------------------------
+
+    def parked(self) -> list[tuple[str, dict[str, Any]]]:
+        collection = self._db.collection(records.PARKED)
+        return [(s.id, s.to_dict() or {}) for s in collection.order_by("recordTime").stream()]
+
+    def redrive_parked(self, parked_ids: Sequence[str]) -> int:
+        """Republishes whole parked payloads (the ones holding their raw body)."""
+        for parked_id in parked_ids:
+            ref = self._db.collection(records.PARKED).document(parked_id)
+            document = ref.get().to_dict() or {}
+            if "rawBody" not in document:
+                raise ValueError(f"{parked_id} is part of a payload, not a whole one to re-drive")
+            attributes = {"provider": document["provider"], "kind": document["kind"]}
+            self._publisher.publish(
+                providers.topic_key(attributes), document["rawBody"], attributes
+            )
+            ref.update(
+                {"replayTime": firestore.SERVER_TIMESTAMP, "replays": firestore.Increment(1)}
+            )
+        return len(parked_ids)
+
+    def spooled(self) -> int:
+        return sum(1 for _ in self._db.collection(SPOOL).select([]).stream())
+
+    def drain_spool(self) -> int:
+        return FirestoreSpool(self._db).drain(self._publisher, limit=500).republished
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="replay", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="what is parked, dead-lettered or spooled, and why")
+    redrive = commands.add_parser("redrive", help="publish set-aside events to the pipeline again")
+    redrive.add_argument("what", choices=["dead-letters", "parked", "spool"])
+    redrive.add_argument("ids", nargs="*", help="message or parked ids (dead letters: all if none)")
+    args = parser.parse_args(argv)
+
+    env = Env()
+    pubsub = PubSubSettings.from_env(env, default_timeout=10.0)
+    dead_letters = env.optional("DEAD_LETTER_SUBSCRIPTION", DEFAULT_DEAD_LETTER)
+    env.check("replay")
+    subscriber = SubscriberClient()
+    replay = Replay(
+        pubsub.publisher(),
+        subscriber,
+        subscriber.subscription_path(pubsub.project, dead_letters),
+        firestore.Client(project=pubsub.project),
+    )
+    if args.command == "list":
+        show(replay)
+    elif args.what == "dead-letters":
+        print(f"re-drove {replay.redrive_dead_letters(args.ids)} dead letters")
+    elif args.what == "parked":
+        print(f"re-drove {replay.redrive_parked(args.ids)} parked payloads")
+    else:
+        print(f"republished {replay.drain_spool()} spooled events")
+
+
+def show(replay: Replay) -> None:
+    dead = replay.dead_letters()
+    print(f"Dead letters: {len(dead)} (redrive dead-letters [MESSAGE_ID ...])")
+    for message in dead:
+        a = message.attributes
+        attempts = a.get(f"{_PUBSUB_ADDED}SourceDeliveryCount", "?")
+        print(
+            f"  {message.message_id:<14} {a.get('provider', '?'):<8} {a.get('kind', '?'):<20}"
+            f" conversation {a.get('conversationId', '-')}  failed {attempts} deliveries"
+        )
+    parked = replay.parked()
+    print(f"Parked: {len(parked)} (redrive parked PARKED_ID ...: whole payloads only)")
+    for parked_id, d in parked:
+        whole = "whole payload" if "rawBody" in d else f"element {d.get('index')}"
+        print(f"  {parked_id:<40} {d.get('category', ''):<17} {whole:<14} {d.get('reason', '')}")
+    print(f"Spooled, waiting for the drainer: {replay.spooled()} (redrive spool: drain now)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

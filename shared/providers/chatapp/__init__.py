@@ -1,0 +1,45 @@
+"""Alibaba Cloud Chat App Message Service: status reports, user messages (MO) and template
+reviews of WhatsApp, Messenger, Instagram and Viber, by HTTP batch push.
+
+`webhook.py` checks the callback's URL token and source address, `shape.py` says which
+elements of a batch are usable, `normalise.py` turns a batch into the product's events.
+This module holds the provider's vocabulary and its registry entry, and imports none of
+them. Alibaba's callbacks document no way to send the agent's READ receipt.
+"""
+
+from __future__ import annotations
+
+from shared.core import routing
+from shared.core.events import StatusScale
+from shared.core.provider import Provider
+
+NAME = "chatapp"
+STATUS = "ChatAppStatus"
+INBOUND = "ChatAppInbound"
+AUDIT = "ChatAppAudit"
+KIND_BY_PATH = {"status": STATUS, "inbound": INBOUND, "audit": AUDIT}
+
+# The provider's own order. Failed and Deleted are terminal: nothing later undoes them.
+SCALE = StatusScale({"Sent": 1, "Delivered": 2, "Read": 3, "Failed": 4, "Deleted": 5})
+# Viber's subscription events are recorded as receipts but are no delivery status.
+UNRANKED_STATUSES = frozenset({"subscribe", "unsubscribe"})
+
+
+def topic_key(kind: str) -> str:
+    """Every Chat App event is only persisted: no agent READ receipt follows."""
+    return routing.EVENTS
+
+
+PROVIDER = Provider(
+    name=NAME,
+    title="Chat App",
+    route="chatapp",
+    switch=("CHATAPP_CALLBACK_TOKENS",),
+    topic_key=topic_key,
+    scale=SCALE,
+    sent_status="Sent",
+    # Alibaba re-pushes for about 6 minutes only: ride out a Pub/Sub outage in the spool.
+    spools_by_default=True,
+    webhook_module=f"{__name__}.webhook",
+    normaliser_module=f"{__name__}.normalise",
+)

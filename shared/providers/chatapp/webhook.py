@@ -1,0 +1,83 @@
+"""Chat App's webhook half: the callback URL's token, the source address, the batch's shape.
+
+Alibaba documents no signature for these callbacks, so each callback URL carries a secret
+token (several may be configured so one can rotate), optionally with a source-IP
+allow-list. Every body is a JSON array of events of one type, told by the URL's path.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from shared.core import routing
+from shared.core.config import Env
+from shared.core.credentials import matches_any
+from shared.core.ingress import Incoming, Publish, Reply, parse_json
+from shared.core.provider import Receiver
+from shared.providers.chatapp import KIND_BY_PATH, NAME
+from shared.providers.chatapp.shape import event_problem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Config:
+    tokens: tuple[str, ...]
+    allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+
+def receiver(env: Env) -> Receiver:
+    """Chat App is on when callback tokens are configured."""
+    networks = []
+    for entry in env.names("CHATAPP_ALLOWED_IPS", ()):
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            env.problem(f"CHATAPP_ALLOWED_IPS holds {entry!r}, not an address or network")
+    config = Config(env.secrets("CHATAPP_CALLBACK_TOKENS"), tuple(networks))
+    return functools.partial(receive, config=config)
+
+
+def receive(request: Incoming, config: Config) -> Reply | Publish:
+    """`/chatapp/{status|inbound|audit}/{token}`: a batch is handed off whole, unchanged."""
+    kind = KIND_BY_PATH.get(request.path[0]) if len(request.path) == 2 else None
+    if kind is None:
+        return Reply(404, {"code": 404, "msg": "no such callback"})
+    if not matches_any(request.path[1], config.tokens):
+        log.warning("refused a Chat App callback with a wrong token", extra={"kind": kind})
+        return Reply(401, {"code": 401, "msg": "unknown callback token"})
+    if config.allowed_networks and not ip_allowed(request.client_ip, config.allowed_networks):
+        log.warning("refused a Chat App callback from outside the allow-list")
+        return Reply(403, {"code": 403, "msg": "source address not allowed"})
+    events = parse_json(request.body)
+    if not isinstance(events, list):
+        return Reply(400, {"code": 400, "msg": "body must be a JSON array of events"})
+    if not events:
+        return Reply(200, {"code": 0, "msg": "no events"})
+    problems = [f"element {i}: {p}" for i, e in enumerate(events) if (p := event_problem(kind, e))]
+    summary = f"accepted {len(events)} event{'' if len(events) == 1 else 's'}"
+    if problems:
+        summary += (
+            f"; {len(problems)} malformed, kept aside with the reason ({'; '.join(problems[:3])})"
+        )
+    return Publish(
+        topic_key=routing.EVENTS,
+        attributes=routing.attributes(provider=NAME, kind=kind, events=str(len(events))),
+        accepted={"code": 0, "msg": summary},
+        refused=Reply(503, {"code": 503, "msg": "events could not be stored, push again"}),
+    )
+
+
+def ip_allowed(
+    client_ip: str | None,
+    networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> bool:
+    try:
+        address = ipaddress.ip_address(client_ip or "")
+    except ValueError:
+        return False
+    return any(address in network for network in networks)

@@ -1,0 +1,1 @@
+"""`make build` (bundle.py) and `make deploy` (gcloud.py)."""

@@ -1,0 +1,1 @@
+"""The whole pipeline on this machine: `make local`, `make demo`, `make report`."""

@@ -1,0 +1,3 @@
+from tools.local.main import main
+
+main()

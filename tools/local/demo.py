@@ -1,0 +1,300 @@
+"""`make demo`: a short signed Business Messages conversation and Chat App batches through the
+local stack, then a simulated week of history for `make report`.
+
+Plays against a running `make local` when there is one, otherwise starts a stack of its
+own (with its own loopback stand-in for the Business Messages API) and stops it after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+from google.cloud import firestore
+
+from shared.providers.chatapp.normalise import conversation_id as chatapp_conversation
+from tools.local.history import DAYS, simulate
+from tools.local.main import STATE_FILE
+from tools.local.procs import answers_http, wait_until
+from tools.local.stack import LocalStack, StackSettings
+from tools.payloads import bm as bm
+from tools.payloads import chatapp as ca
+
+CHATAPP_TYPES = ("status", "inbound", "audit")
+
+
+@dataclass(frozen=True)
+class Target:
+    webhook: str
+    signing_key: str
+    client_token: str
+    project: str
+    firestore_host: str
+    calls: Callable[[], list[dict[str, Any]]]  # the READ receipts the API received
+    chatapp: Mapping[str, str]  # Chat App callback URL by type: status, inbound, audit
+
+    @classmethod
+    def of(cls, stack: LocalStack) -> Target:
+        """A stack started in this process, with its stand-in."""
+        standin = stack.standin
+        assert standin is not None
+        return cls(
+            stack.webhook_url,
+            stack.signing_key,
+            stack.settings.client_token,
+            stack.settings.project,
+            stack.firestore_host,
+            lambda: standin.summary()["calls"],
+            {kind: stack.chatapp_url(kind) for kind in CHATAPP_TYPES},
+        )
+
+    def firestore(self) -> firestore.Client:
+        os.environ["FIRESTORE_EMULATOR_HOST"] = self.firestore_host  # clients read it only there
+        return firestore.Client(project=self.project)
+
+
+def running_stack() -> Target | None:
+    try:
+        state = json.loads(STATE_FILE.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    if not answers_http(state["webhook"]):
+        return None
+    calls_url = f"{state['apiEndpoint']}/_standin/calls"
+
+    def calls() -> list[dict[str, Any]]:
+        if not state["standin"]:
+            return []
+        found: list[dict[str, Any]] = requests.get(calls_url, timeout=5).json()["calls"]
+        return found
+
+    return Target(
+        state["webhook"],
+        state["signingKey"],
+        state["clientToken"],
+        state["GOOGLE_CLOUD_PROJECT"],
+        state["FIRESTORE_EMULATOR_HOST"],
+        calls,
+        {kind: state[f"chatapp{kind.title()}Url"] for kind in CHATAPP_TYPES},
+    )
+
+
+def play(target: Target) -> None:
+    play_business_messages(target)
+    play_chatapp(target)
+    play_history(target)
+
+
+def play_history(target: Target) -> None:
+    """A simulated week before today, so `make report` has days to compare."""
+    today = datetime.now(UTC).date()
+    print(f"\nA simulated week for `make report`: {DAYS} days before {today}...", flush=True)
+    messages = simulate(target.firestore(), today)
+    print(f"  recorded {messages} agent messages with their receipts, and users' messages")
+
+
+def play_business_messages(target: Target) -> None:
+    cid = f"demo-{uuid.uuid4().hex[:8]}"
+    hello = bm.encode(bm.user_text(cid, "user-1", "Hi! Are you open on Sunday?"))
+    delivered = bm.encode(
+        bm.receipts(
+            cid, ("agent-1", "DELIVERED"), ("agent-2", "DELIVERED"), ("agent-3", "DELIVERED")
+        )
+    )
+    # Each payload is built when it is sent, so its times are those of the moment.
+    steps: list[tuple[str, Callable[[], bytes]]] = [
+        ("user says hello", lambda: hello),
+        ("Google redelivers the same message", lambda: hello),
+        (
+            "agent's 3 messages DELIVERED (one payload)",
+            lambda: delivered,
+        ),
+        (
+            "user READs agent-1 and agent-2",
+            lambda: bm.encode(bm.receipts(cid, ("agent-1", "READ"), ("agent-2", "READ"))),
+        ),
+        ("Google redelivers the DELIVERED receipts late", lambda: delivered),
+        (
+            "user taps a suggestion",
+            lambda: bm.encode(bm.suggestion_response(cid, "user-2", "hours", "Opening hours")),
+        ),
+        ("user is typing", lambda: bm.encode(bm.user_status(cid, isTyping=True))),
+        (
+            "READ for agent-3 beside a RECEIPT_TYPE_UNSPECIFIED",
+            lambda: bm.encode(
+                bm.receipts(cid, ("agent-3", "READ"), ("agent-3", "RECEIPT_TYPE_UNSPECIFIED"))
+            ),
+        ),
+    ]
+    handshake = requests.post(
+        target.webhook,
+        json={"clientToken": target.client_token, "secret": "demo-secret"},
+        timeout=10,
+    )
+    print(f"\nGoogle Business Messages: conversation {cid}\n")
+    print(f"  {'webhook verification handshake':<52} -> {handshake.status_code} {handshake.text!r}")
+    for title, build in steps:
+        response = bm.post_signed(target.webhook, build(), target.signing_key)
+        print(f"  {title:<52} -> {response.status_code}")
+    forged = bm.post_signed(target.webhook, bm.encode(bm.user_text(cid, "x", "?")), "not-the-key")
+    print(f"  {'a request signed with the wrong key':<52} -> {forged.status_code}")
+    show(target, cid)
+
+
+def show(target: Target, cid: str) -> None:
+    db = target.firestore()
+    conversation = db.document(f"conversations/{cid}")
+    messages = conversation.collection("messages")
+
+    def settled() -> bool:
+        documents = [snap.to_dict() or {} for snap in messages.stream()]
+        users = [d for d in documents if d.get("kind") in ("message", "suggestionResponse")]
+        agent_3 = messages.document("agent-3").get().to_dict() or {}
+        return (
+            len(documents) == 6
+            and agent_3.get("status") == "READ"
+            and all(d.get("agentReadReceipt", {}).get("state") in ("SENT", "FAILED") for d in users)
+            and len(users) == 2
+        )
+
+    wait_until(settled, 60, "the demo conversation to be persisted")
+    print("\nFirestore: conversations/" + cid)
+    header = ("message", 24), ("direction", 10), ("kind / status", 20), ("delivered", 14)
+    print("  " + "".join(f"{name:<{width}}" for name, width in header) + f"{'read':<14}agent READ")
+    for snap in messages.order_by("recordTime").stream():
+        d = snap.to_dict() or {}
+        state = d.get("agentReadReceipt", {}).get("state", "")
+        print(
+            f"  {_short(snap.id):<24}{d.get('direction', ''):<10}"
+            f"{d.get('kind') or d.get('status', ''):<20}"
+            f"{_clock(d.get('deliveredTime')):<14}{_clock(d.get('readTime')):<14}{state}"
+        )
+    receipts = list(conversation.collection("receipts").stream())
+    print(f"\n  receipts: {len(receipts)} unique ({', '.join(sorted(s.id for s in receipts))})")
+    parked = (
+        db.collection("parked")
+        .where(filter=firestore.FieldFilter("conversationId", "==", cid))
+        .stream()
+    )
+    for snap in parked:
+        print(f"  parked: {snap.get('category')}: {snap.get('reason')}")
+    calls = [c for c in target.calls() if c["conversation_id"] == cid]
+    print("\nAgent READ receipts the Business Messages stand-in received:")
+    for call in calls:
+        print(
+            f"  PATCH conversations/{cid}/messages/{call['message_id']}/receipt -> {call['status']}"
+        )
+
+
+def play_chatapp(target: Target) -> None:
+    user = "86139" + str(uuid.uuid4().int)[:8]
+    template = f"demo_order_update_{uuid.uuid4().hex[:6]}"
+    t0 = ca.now_millis()
+    statuses = [
+        ca.status("wa-1", "Sent", user, at=t0),
+        ca.status("wa-1", "Delivered", user, at=t0 + 1_500),
+        ca.status("wa-1", "Read", user, at=t0 + 9_000),
+        ca.status("wa-2", "Sent", user, at=t0 + 100),
+        ca.failed("wa-2", user, "131026", "Receiver is incapable of receiving this message"),
+    ]
+    photo = "https://chatapp.example/media/parcel.jpg"
+    steps: list[tuple[str, str, list[dict[str, Any]]]] = [
+        ("5 status reports in one batch", "status", statuses),
+        ("Alibaba pushes the same batch again", "status", statuses),
+        ("a late Delivered for wa-1, after its Read", "status", [statuses[1]]),
+        (
+            "the user writes, and sends a photo",
+            "inbound",
+            [
+                ca.inbound_text("mo-1", user, "Has it shipped?"),
+                ca.inbound_image("mo-2", user, photo),
+            ],
+        ),
+        ("template review: fail", "audit", [ca.audit(template, "en_US", "fail", "Bad variable")]),
+        ("template review: pass", "audit", [ca.audit(template, "en_US", "pass")]),
+        (
+            "a batch with one malformed element",
+            "status",
+            [ca.status("wa-3", "Sent", user), {"MessageId": "wa-4", "Status": "Sent"}],
+        ),
+    ]
+    print(f"\nAlibaba Cloud Chat App: business {ca.BUSINESS}, user {user}\n")
+    for title, kind, events in steps:
+        answer = ca.push(target.chatapp[kind], ca.encode(events))
+        print(f"  {title:<52} -> {answer.status_code} {answer.json()['msg']}")
+    forged = ca.push(target.chatapp["status"].rsplit("/", 1)[0] + "/guessed", ca.encode(statuses))
+    print(f"  {'a push with a wrong callback token':<52} -> {forged.status_code}")
+    show_chatapp(target, user, template)
+
+
+def show_chatapp(target: Target, user: str, template: str) -> None:
+    db = target.firestore()
+    cid = chatapp_conversation(ca.BUSINESS, user)
+    messages = db.document(f"conversations/{cid}").collection("messages")
+    review = db.document(f"templateReviews/waba-1~{template}~en_US")
+
+    def settled() -> bool:
+        statuses = {snap.id: (snap.to_dict() or {}).get("status") for snap in messages.stream()}
+        latest = review.get().to_dict() or {}
+        return (
+            statuses.get("wa-1") == "Read"
+            and statuses.get("wa-2") == "Failed"
+            and {"wa-3", "mo-1", "mo-2"} <= set(statuses)
+            and latest.get("status") == "pass"
+        )
+
+    wait_until(settled, 60, "the Chat App batches to be persisted")
+    print(f"\nFirestore: conversations/{cid}")
+    header = ("message", 10), ("direction", 10), ("type / status", 15), ("sent", 14)
+    columns = "".join(f"{name:<{width}}" for name, width in header)
+    print(f"  {columns}{'delivered':<14}{'read':<14}error / text")
+    for snap in messages.order_by("messageId").stream():
+        d = snap.to_dict() or {}
+        detail = d.get("errorCode") or d.get("text") or d.get("imageUrl") or ""
+        print(
+            f"  {snap.id:<10}{d.get('direction', ''):<10}"
+            f"{d.get('status') or d.get('messageType', ''):<15}"
+            f"{_clock(d.get('sentTime')):<14}{_clock(d.get('deliveredTime')):<14}"
+            f"{_clock(d.get('readTime')):<14}{detail}"
+        )
+    receipts = db.document(f"conversations/{cid}").collection("receipts").stream()
+    print(f"\n  receipts: {len(list(receipts))} unique (MessageId, Status) pairs")
+    latest = review.get().to_dict() or {}
+    history = review.collection("history").order_by("reviewTime").stream()
+    trail = " -> ".join(f"{(s.to_dict() or {}).get('status')}" for s in history)
+    print(f"\nTemplate {template} (en_US): {latest.get('status')}   history: {trail}")
+
+
+def _clock(value: Any) -> str:
+    return value.strftime("%H:%M:%S.%f")[:-3] if value is not None else "-"
+
+
+def _short(document_id: str) -> str:
+    return document_id if len(document_id) <= 22 else document_id[:19] + "..."
+
+
+def main() -> None:
+    target = running_stack()
+    if target is not None:
+        print(f"playing against the running `make local` at {target.webhook}")
+        play(target)
+        return
+    print("no `make local` running: starting a stack for the demo...")
+    with tempfile.TemporaryDirectory(prefix="receipt-demo-") as work_dir:
+        stack = LocalStack(StackSettings(work_dir=Path(work_dir))).start()
+        try:
+            play(Target.of(stack))
+        finally:
+            stack.stop()
+
+
+if __name__ == "__main__":
+    main()

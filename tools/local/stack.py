@@ -1,0 +1,386 @@
+"""The whole pipeline on this machine: real emulators, functions-framework servers, push.
+
+Used by `make local`, `make demo` and the integration tests alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import json
+import os
+import sys
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from google.api_core.exceptions import AlreadyExists, NotFound
+from google.cloud import firestore
+from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+
+from shared.core.config import DEFAULT_DEAD_LETTER, DEFAULT_TOPICS, comma_list
+from tools.local.procs import ManagedProcess, answers_http, free_port, wait_until
+from tools.standins.bm_api import BusinessMessagesStandIn
+from tools.topology import FUNCTIONS, ROOT, SUBSCRIPTIONS, WEBHOOK, Function
+
+Delivery = tuple[str, str]  # (Pub/Sub message id, SHA-256 of the body)
+
+LOCAL_PROJECT = "receipt-pipeline-local"
+# Variables the stack sets for its functions; inherited values must not leak in.
+_STACK_VARIABLES = (
+    "GOOGLE_CLOUD_PROJECT",
+    "PUBSUB_EMULATOR_HOST",
+    "FIRESTORE_EMULATOR_HOST",
+    "BM_SIGNING_KEY",
+    "BM_CLIENT_TOKEN",
+    "CHATAPP_CALLBACK_TOKENS",
+    "CHATAPP_ALLOWED_IPS",
+    "BM_API_ENDPOINT",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    *DEFAULT_TOPICS,
+)
+
+
+@dataclass
+class StackSettings:
+    work_dir: Path
+    project: str = LOCAL_PROJECT
+    webhook_port: int = 0  # 0: any free port
+    pubsub_host: str | None = None  # an emulator already running; None: start one
+    firestore_host: str | None = None
+    bm_api_endpoint: str | None = None  # a real or other API; None: start the stand-in
+    credentials: str | None = None  # service-account key for that API
+    signing_keys: str = "local-signing-key"  # local development value; set BM_SIGNING_KEY
+    client_token: str = "local-client-token"  # noqa: S105 (a local development value)
+    chatapp_tokens: str = "local-chatapp-token"  # local development value
+    topics: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TOPICS))
+    function_env: dict[str, str] = field(default_factory=dict)  # e.g. AUTO_READ_RECEIPTS
+    ack_deadline_seconds: int = 60
+    drain_interval_seconds: float = 10.0  # Cloud Scheduler runs the drainer every minute
+    max_delivery_attempts: int = 10  # then a message moves to the dead-letter topic
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], work_dir: Path) -> StackSettings:
+        """`make local`: every documented variable is taken from the environment when set."""
+        settings = cls(
+            work_dir=work_dir,
+            project=environ.get("GOOGLE_CLOUD_PROJECT") or LOCAL_PROJECT,
+            webhook_port=int(environ.get("PORT") or 8080),
+            pubsub_host=environ.get("PUBSUB_EMULATOR_HOST") or None,
+            firestore_host=environ.get("FIRESTORE_EMULATOR_HOST") or None,
+            bm_api_endpoint=environ.get("BM_API_ENDPOINT") or None,
+            credentials=environ.get("GOOGLE_APPLICATION_CREDENTIALS") or None,
+        )
+        settings.signing_keys = environ.get("BM_SIGNING_KEY") or settings.signing_keys
+        settings.client_token = environ.get("BM_CLIENT_TOKEN") or settings.client_token
+        settings.chatapp_tokens = environ.get("CHATAPP_CALLBACK_TOKENS") or settings.chatapp_tokens
+        settings.topics = {
+            name: environ.get(name) or topic for name, topic in DEFAULT_TOPICS.items()
+        }
+        passed_through = (
+            "AUTO_READ_RECEIPTS",
+            "MAX_BODY_BYTES",
+            "PUBLISH_TIMEOUT_SECONDS",
+            "BM_API_RETRY_DEADLINE_SECONDS",
+            "READ_RECEIPT_LEASE_SECONDS",
+            "CHATAPP_ALLOWED_IPS",
+        )
+        settings.function_env = {
+            name: environ[name] for name in passed_through if environ.get(name)
+        }
+        return settings
+
+
+class LocalStack:
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.log_dir = settings.work_dir / "logs"
+        self._owned: list[ManagedProcess] = []
+        self.pubsub_host = settings.pubsub_host or f"127.0.0.1:{free_port()}"
+        self.firestore_host = settings.firestore_host or f"127.0.0.1:{free_port()}"
+        self.pubsub = self._emulator(
+            "pubsub",
+            ["beta", "emulators", "pubsub", "start", f"--project={settings.project}"],
+            self.pubsub_host,
+        )
+        self.firestore = self._emulator(
+            "firestore", ["emulators", "firestore", "start"], self.firestore_host
+        )
+        self.standin: BusinessMessagesStandIn | None = None
+        self._credentials = settings.credentials
+        self._scheduler_stop = threading.Event()
+        self._scheduler: threading.Thread | None = None
+        self._standin_key = settings.work_dir / "standin-service-account.json"
+        self.ports = {function.target: free_port() for function in FUNCTIONS}
+        if settings.webhook_port:
+            self.ports[WEBHOOK.target] = settings.webhook_port
+        self.functions = {function.target: self._function(function) for function in FUNCTIONS}
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        try:
+            self._start_emulators()
+            self._start_api()
+            self.provision_pubsub()
+            # Subscribers first, so the webhook never publishes into a push nobody answers.
+            for function in FUNCTIONS[::-1]:
+                self.start_function(function.target)
+            self._start_scheduler()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self._scheduler_stop.set()
+        if self._scheduler is not None:
+            self._scheduler.join(timeout=70)
+        for process in reversed(self._owned):
+            process.stop()
+        if self.standin is not None:
+            self.standin.stop()
+            self.standin = None
+            self._standin_key.unlink(missing_ok=True)
+
+    def _start_emulators(self) -> None:
+        emulators = (
+            (self.pubsub, self.pubsub_host, self.settings.pubsub_host),
+            (self.firestore, self.firestore_host, self.settings.firestore_host),
+        )
+        with ThreadPoolExecutor(max_workers=2) as pool:  # each takes seconds: start both at once
+            starts = [
+                pool.submit(process.start, f"http://{host}/", 90)
+                for process, host, given in emulators
+                if not given
+            ]
+            for start in starts:
+                start.result()
+        for process, host, given in emulators:
+            if given:
+                url = f"http://{host}/"
+                wait_until(functools.partial(answers_http, url), 10, f"the {process.name} at {url}")
+
+    def _start_api(self) -> None:
+        if self.settings.bm_api_endpoint:
+            return
+        self.standin = BusinessMessagesStandIn().start()
+        self._standin_key.parent.mkdir(parents=True, exist_ok=True)
+        self.standin.write_key(self._standin_key)
+        self._credentials = str(self._standin_key)
+
+    def start_function(self, target: str) -> None:
+        self.functions[target].start(f"{self.url(target)}/", timeout=60)
+
+    def _start_scheduler(self) -> None:
+        """Calls the scheduled functions (the spool's drainer) as Cloud Scheduler would."""
+        urls = [self.url(f.target) for f in FUNCTIONS if f.settings["trigger"] == "schedule"]
+
+        def run() -> None:
+            while not self._scheduler_stop.wait(self.settings.drain_interval_seconds):
+                for url in urls:
+                    with contextlib.suppress(requests.RequestException):
+                        requests.post(url, timeout=60)
+
+        self._scheduler = threading.Thread(target=run, name="scheduler", daemon=True)
+        self._scheduler.start()
+
+    def restart_pubsub(self) -> None:
+        """Starts the Pub/Sub emulator again after a stop; it keeps no state, so re-provision."""
+        self.pubsub.start(f"http://{self.pubsub_host}/", 90)
+        self.provision_pubsub()
+
+    # --- wiring -----------------------------------------------------------------------
+
+    def url(self, target: str) -> str:
+        return f"http://127.0.0.1:{self.ports[target]}"
+
+    @property
+    def webhook_url(self) -> str:
+        return self.url(WEBHOOK.target)
+
+    @property
+    def signing_key(self) -> str:
+        return comma_list(self.settings.signing_keys)[0]
+
+    def chatapp_url(self, kind: str) -> str:
+        """The callback URL to paste into Alibaba's console for `status`, `inbound`, `audit`."""
+        token = comma_list(self.settings.chatapp_tokens)[0]
+        return f"{self.webhook_url}/chatapp/{kind}/{token}"
+
+    @property
+    def api_endpoint(self) -> str:
+        if self.settings.bm_api_endpoint:
+            return self.settings.bm_api_endpoint
+        assert self.standin is not None
+        return self.standin.endpoint
+
+    def client_environment(self) -> dict[str, str]:
+        """What a Google client needs to reach this stack's emulators."""
+        return {
+            "GOOGLE_CLOUD_PROJECT": self.settings.project,
+            "PUBSUB_EMULATOR_HOST": self.pubsub_host,
+            "FIRESTORE_EMULATOR_HOST": self.firestore_host,
+        }
+
+    def function_environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _STACK_VARIABLES}
+        credentials = self._credentials
+        env.update(
+            self.client_environment(),
+            PYTHONPATH=str(ROOT),
+            BM_SIGNING_KEY=self.settings.signing_keys,
+            BM_CLIENT_TOKEN=self.settings.client_token,
+            CHATAPP_CALLBACK_TOKENS=self.settings.chatapp_tokens,
+            BM_API_ENDPOINT=self.api_endpoint,
+            **self.settings.topics,
+            **({"GOOGLE_APPLICATION_CREDENTIALS": credentials} if credentials else {}),
+            **self.settings.function_env,
+        )
+        return env
+
+    def log_entries(self, name: str) -> list[dict[str, Any]]:
+        """The structured (JSON) lines a server of this stack has logged so far."""
+        entries = []
+        for line in (self.log_dir / f"{name}.log").read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if isinstance(entry, dict):
+                    entries.append(entry)
+        return entries
+
+    def logged_for(
+        self, target: str, message: str, deliveries: list[Delivery], timeout: float, since: int = 0
+    ) -> dict[Delivery, dict[str, Any]]:
+        """Waits until `target` has logged `message` for every one of these deliveries (in its
+        lines after the first `since`), and returns those entries by delivery.
+
+        Matching on the body's hash as well as the message id keeps it right across an emulator
+        restart, which numbers messages from 1 again.
+        """
+        wanted = set(deliveries)
+
+        def found() -> dict[Delivery, dict[str, Any]] | None:
+            entries = {
+                key: entry
+                for entry in self.log_entries(target)[since:]
+                if entry.get("message") == message
+                and (key := (str(entry.get("pubsubMessageId")), str(entry.get("payloadKey"))))
+                in wanted
+            }
+            return entries if len(entries) == len(wanted) else None
+
+        result = wait_until(found, timeout, f"{target} to log {message!r} for {deliveries}")
+        assert isinstance(result, dict)
+        return result
+
+    def firestore_client(self) -> firestore.Client:
+        _set_emulator_hosts(self.client_environment())
+        return firestore.Client(project=self.settings.project)
+
+    def provision_pubsub(self) -> None:
+        _set_emulator_hosts(self.client_environment())
+        publisher = PublisherClient()
+        subscriber = SubscriberClient()
+        project = self.settings.project
+        topics = {
+            name.removesuffix("_TOPIC").lower(): publisher.topic_path(project, topic)
+            for name, topic in self.settings.topics.items()
+        }
+        dead_letter = publisher.topic_path(project, DEFAULT_DEAD_LETTER)
+        for topic in [*topics.values(), dead_letter]:
+            with contextlib.suppress(AlreadyExists):
+                publisher.create_topic(name=topic)
+        with contextlib.suppress(AlreadyExists):  # without it, dead letters would be lost
+            subscriber.create_subscription(
+                name=subscriber.subscription_path(project, DEFAULT_DEAD_LETTER), topic=dead_letter
+            )
+        for subscription in SUBSCRIPTIONS:
+            path = subscriber.subscription_path(project, subscription.id)
+            # Re-point a subscription left from an earlier run at this run's function.
+            with contextlib.suppress(NotFound):
+                subscriber.delete_subscription(subscription=path)
+            subscriber.create_subscription(
+                request={
+                    "name": path,
+                    "topic": topics[subscription.topic_key],
+                    "push_config": {"push_endpoint": f"{self.url(subscription.function)}/"},
+                    "ack_deadline_seconds": self.settings.ack_deadline_seconds,
+                    "retry_policy": {
+                        "minimum_backoff": {"seconds": 1},
+                        "maximum_backoff": {"seconds": 10},
+                    },
+                    "dead_letter_policy": {
+                        "dead_letter_topic": dead_letter,
+                        "max_delivery_attempts": self.settings.max_delivery_attempts,
+                    },
+                }
+            )
+        publisher.transport.close()
+        subscriber.close()
+
+    def _emulator(self, name: str, arguments: list[str], host: str) -> ManagedProcess:
+        command = ["gcloud", *arguments, f"--host-port={host}", "--quiet"]
+        env = {**os.environ, "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}
+        process = ManagedProcess(f"{name}-emulator", command, lambda: env, self.log_dir)
+        self._owned.append(process)
+        return process
+
+    def _function(self, function: Function) -> ManagedProcess:
+        process = self.function_process(function, self.ports[function.target])
+        self._owned.append(process)
+        return process
+
+    def function_process(
+        self,
+        function: Function,
+        port: int,
+        overrides: Mapping[str, str] | None = None,
+        source: Path | None = None,
+    ) -> ManagedProcess:
+        """A functions-framework server for one function, wired to this stack.
+
+        The stack starts one per function; a test may start another with other settings, or
+        from another source (a built bundle).
+        """
+        executable = Path(sys.executable).parent / "functions-framework"
+        command = [
+            str(executable),
+            f"--source={source or ROOT / function.source}",
+            f"--target={function.target}",
+            f"--signature-type={function.signature}",
+            "--host=127.0.0.1",
+            f"--port={port}",
+        ]
+        name = function.target if overrides is None else f"{function.target}-{port}"
+        # As deployed: gunicorn serves `concurrency` requests at once on that many threads.
+        threads = {"THREADS": str(function.settings["concurrency"])}
+        return ManagedProcess(
+            name,
+            command,
+            lambda: {**self.function_environment(), **threads, **(overrides or {})},
+            self.log_dir,
+        )
+
+
+def _set_emulator_hosts(environment: Mapping[str, str]) -> None:
+    # Google's clients read emulator hosts from the process environment only.
+    os.environ.update(environment)
+
+
+def pubsub_push(data: bytes, attributes: dict[str, str], message_id: str = "42") -> dict[str, Any]:
+    """The body a Pub/Sub push subscription POSTs to its endpoint."""
+    return {
+        "subscription": "projects/test/subscriptions/test",
+        "message": {
+            "data": base64.b64encode(data).decode(),
+            "attributes": attributes,
+            "messageId": message_id,
+            "publishTime": "2026-01-01T00:00:00Z",
+        },
+    }

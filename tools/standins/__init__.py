@@ -1,0 +1,1 @@
+"""Loopback stand-ins of the providers' APIs, honouring their documented contracts."""

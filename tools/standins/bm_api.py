@@ -1,0 +1,226 @@
+"""A loopback stand-in for the Business Messages API and Google's OAuth token endpoint.
+
+It honours the real contract: the service-account key it issues points `token_uri` at it,
+google-auth's real JWT-bearer flow signs an assertion that it verifies with the key's
+public half (audience, scope), and PATCH .../receipt needs a token it issued. Failures
+can be scripted per message to play outages.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from google.auth import jwt
+
+from shared.providers.bm.read_receipts import SCOPE
+
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# A service-account assertion is addressed to Google's token endpoint, wherever it is sent.
+ASSERTION_AUDIENCE = "https://oauth2.googleapis.com/token"
+RECEIPT_PATH = re.compile(
+    r"/v1/conversations/(?P<conversation>[^/]+)/messages/(?P<message>[^/]+)/receipt"
+)
+_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+
+
+@dataclass(frozen=True)
+class ReceiptCall:
+    conversation_id: str
+    message_id: str
+    status: int
+
+
+class BusinessMessagesStandIn:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._public_pem = self._key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        self._lock = threading.Lock()
+        self._tokens: set[str] = set()
+        self._scripts: dict[str, deque[int]] = defaultdict(deque)
+        self._stalls: dict[str, float] = {}
+        self.calls: list[ReceiptCall] = []
+        self.token_grants = 0
+        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def token_uri(self) -> str:
+        return f"{self.endpoint}/token"
+
+    def start(self) -> BusinessMessagesStandIn:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def write_key(self, path: Path) -> Path:
+        """A service-account key file, as the Google Cloud console would download it."""
+        private_pem = self._key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        info = {
+            "type": "service_account",
+            "project_id": "standin-project",
+            "private_key_id": secrets.token_hex(20),
+            "private_key": private_pem,
+            "client_email": "receipts@standin-project.iam.gserviceaccount.com",
+            "client_id": "100000000000000000000",
+            "token_uri": self.token_uri,
+        }
+        path.write_text(json.dumps(info))
+        path.chmod(0o600)
+        return path
+
+    def script(self, message_id: str, statuses: list[int]) -> None:
+        """The next receipts for message_id answer these statuses, then 200 again."""
+        with self._lock:
+            self._scripts[message_id].extend(statuses)
+
+    def stall(self, message_id: str, seconds: float) -> None:
+        """The next receipt for message_id hangs, then fails (503), as a gateway timing out."""
+        with self._lock:
+            self._stalls[message_id] = seconds
+
+    def heal(self, message_id: str) -> None:
+        """Drops what is left of message_id's script: the API answers 200 again."""
+        with self._lock:
+            self._scripts.pop(message_id, None)
+
+    def accepted(self) -> list[ReceiptCall]:
+        with self._lock:
+            return [call for call in self.calls if call.status == 200]
+
+    def calls_for(self, message_id: str) -> list[ReceiptCall]:
+        with self._lock:
+            return [call for call in self.calls if call.message_id == message_id]
+
+    # --- the contract -----------------------------------------------------------------
+
+    def grant_token(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        if form.get("grant_type") != [JWT_BEARER] or len(form.get("assertion", [])) != 1:
+            return 400, {"error": "unsupported_grant_type"}
+        try:
+            claims = jwt.decode(
+                form["assertion"][0], certs=self._public_pem, audience=ASSERTION_AUDIENCE
+            )
+        except ValueError as error:
+            return 400, {"error": "invalid_grant", "error_description": str(error)}
+        if SCOPE not in str(claims.get("scope", "")).split():
+            return 400, {"error": "invalid_scope"}
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            self._tokens.add(token)
+            self.token_grants += 1
+        return 200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"}
+
+    def update_receipt(
+        self, path: str, authorization: str | None, body: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        match = RECEIPT_PATH.fullmatch(path)
+        if match is None:
+            return _google_error(404)
+        conversation_id, message_id = unquote(match["conversation"]), unquote(match["message"])
+        with self._lock:
+            stall = self._stalls.pop(message_id, None)
+        if stall is not None:
+            time.sleep(stall)  # the stand-in playing a hung API, not a synchronisation
+            with self._lock:
+                self.calls.append(ReceiptCall(conversation_id, message_id, 503))
+            return _google_error(503)
+        with self._lock:
+            authorised = (authorization or "").removeprefix("Bearer ") in self._tokens
+            script = self._scripts.get(message_id)
+            status = script.popleft() if script else 200
+        if not authorised:
+            status = 401
+        else:
+            try:
+                request = json.loads(body)
+            except ValueError:
+                request = None
+            if not isinstance(request, dict) or request.get("receiptType") != "READ":
+                status = 400
+        with self._lock:
+            self.calls.append(ReceiptCall(conversation_id, message_id, status))
+        if status != 200:
+            return _google_error(status)
+        name = f"conversations/{conversation_id}/messages/{message_id}/receipt"
+        return 200, {"name": name, "receiptType": "READ"}
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            return {"calls": [vars(call) for call in self.calls], "tokenGrants": self.token_grants}
+
+
+def _google_error(status: int) -> tuple[int, dict[str, Any]]:
+    name = _STATUS_NAMES.get(status, "UNKNOWN")
+    return status, {"error": {"code": status, "message": f"stand-in {name}", "status": name}}
+
+
+def _handler_for(standin: BusinessMessagesStandIn) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            if self.path != "/token":
+                self._reply(*_google_error(404))
+                return
+            form = parse_qs(self._body().decode(errors="replace"))
+            self._reply(*standin.grant_token(form))
+
+        def do_PATCH(self) -> None:
+            self._reply(
+                *standin.update_receipt(self.path, self.headers.get("Authorization"), self._body())
+            )
+
+        def do_GET(self) -> None:
+            if self.path == "/_standin/calls":
+                self._reply(200, standin.summary())
+            else:
+                self._reply(*_google_error(404))
+
+        def _body(self) -> bytes:
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def _reply(self, status: int, document: dict[str, Any]) -> None:
+            body = json.dumps(document).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # the tests read calls, not access logs
+
+    return Handler
