@@ -47,6 +47,7 @@ lint: $(INSTALLED) $(CHECKOV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	PYTHONPATH=. $(BIN)/lint-imports --no-cache
 	$(CHECKOV) --directory terraform --framework terraform --quiet --compact --skip-download
 
 ## bench: throughput, cold starts, counted cost and drain against baselines (.local/bench.md)

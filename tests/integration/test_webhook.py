@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from shared.core import credentials
+from shared.providers import REGISTRY
 from shared.providers.bm import webhook as bm_webhook
 from tests.integration.conftest import Spy, documents, recorded, send
 from tests.python_process import run_python
@@ -157,22 +158,26 @@ def test_missing_configuration_stops_the_webhook_at_start_naming_it() -> None:
     assert "webhook cannot start: BM_CLIENT_TOKEN is required" in half.stderr
 
 
-def test_the_webhook_never_imports_firestore_or_subscriber_code() -> None:
+def test_the_webhook_imports_only_the_receive_side_of_the_providers_switched_on() -> None:
     subscriber_only = (
         "google.cloud.firestore",
         "tenacity",
-        "shared.bm_api",
+        "shared.adapters.google_api",
+        "shared.adapters.read_receipt_sender",
         "shared.adapters.store",
-        "shared.core.records",
-        "shared.read_receipt",
         "shared.adapters.spool",  # only on a failed publish
+        "shared.core.records",
+        *(p.normaliser_module for p in REGISTRY),
+        *(p.read_receipt_module for p in REGISTRY if p.read_receipt_module),
     )
+    switched_off = tuple(p.webhook_module for p in REGISTRY if p.name != "bm")
     result = import_webhook(
-        f"print(sorted(m for m in sys.modules if m.startswith({subscriber_only!r})))",
+        f"print(sorted(m for m in sys.modules if m.startswith({subscriber_only + switched_off!r})))"
+        "; print('shared.providers.bm.webhook' in sys.modules)",
         GOOGLE_CLOUD_PROJECT="p",
         BM_SIGNING_KEY="k",
         BM_CLIENT_TOKEN="t",
         PUBSUB_EMULATOR_HOST="127.0.0.1:9",
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    assert result.stdout.split() == ["[]", "True"]

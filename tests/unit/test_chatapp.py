@@ -52,7 +52,7 @@ def test_each_callback_type_has_its_own_path_and_kind() -> None:
     [
         (("status", "wrong-token"), 401),
         (("status", ""), 401),
-        (("status",), 404),
+        (("status",), 401),
         (("unknown", "current-token"), 404),
         (("status", "current-token", "extra"), 404),
     ],

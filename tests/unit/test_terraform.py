@@ -146,7 +146,7 @@ def test_each_function_starts_with_exactly_what_terraform_gives_it(
 
 
 def test_terraform_computes_the_environment_the_deploy_tool_does() -> None:
-    """locals.tf and tools/deploy.py build the same variables (tests above use the latter)."""
+    """locals.tf and tools/deploy/gcloud.py build the same variables (tests above use that)."""
     locals_ = HCL["locals"]
     functions, extra = locals_["functions"], locals_["extra_env"]
     for name in ("GOOGLE_CLOUD_PROJECT", "THREADS", "_TOPIC"):

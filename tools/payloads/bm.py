@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
 
 from shared.core import credentials
+from shared.providers import bm
 from shared.providers.bm import webhook as bm_webhook
+from tools.payloads.kit import Sample, WebhookRequest, first_secret
 
 AGENT = "brands/demo-brand/agents/demo-agent"
 
@@ -116,3 +120,27 @@ def post_signed(
 ) -> requests.Response:
     headers = signed_headers(body, key)
     return (session or requests).post(url, data=body, headers=headers, timeout=30)
+
+
+class _Kit:
+    """Business Messages for the providers' contract suite."""
+
+    name = bm.NAME
+
+    def receipt(self, env: Mapping[str, str], tag: str) -> Sample:
+        conversation_id, message_id = f"contract-{tag}", f"{tag}-m"
+        body = encode(receipts(conversation_id, (message_id, "DELIVERED")))
+        headers = signed_headers(body, first_secret(env, "BM_SIGNING_KEY"))
+        return Sample(WebhookRequest("/", body, headers), conversation_id, message_id)
+
+    def forged(self, env: Mapping[str, str], request: WebhookRequest) -> WebhookRequest:
+        return replace(request, headers=signed_headers(request.body, "not-the-signing-key"))
+
+    def unauthenticated(self, env: Mapping[str, str], request: WebhookRequest) -> WebhookRequest:
+        return replace(request, headers={"Content-Type": "application/json"})
+
+    def malformed(self, env: Mapping[str, str]) -> WebhookRequest | None:
+        return None  # a signed body that is not JSON is accepted, and parked with its reason
+
+
+KIT = _Kit()

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import requests
+
+from shared.providers import chatapp
+from shared.providers.chatapp.normalise import conversation_id
+from tools.payloads.kit import Sample, WebhookRequest, first_secret
 
 BUSINESS = "8613800000000"
 
@@ -80,3 +87,34 @@ def encode(events: list[dict[str, Any]]) -> bytes:
 def push(url: str, body: bytes, session: requests.Session | None = None) -> requests.Response:
     headers = {"Content-Type": "application/json"}
     return (session or requests).post(url, data=body, headers=headers, timeout=30)
+
+
+class _Kit:
+    """Chat App for the providers' contract suite."""
+
+    name = chatapp.NAME
+
+    def receipt(self, env: Mapping[str, str], tag: str) -> Sample:
+        user = "86" + str(int(hashlib.sha256(tag.encode()).hexdigest(), 16))[:11]
+        body = encode([status(f"{tag}-m", "Delivered", user)])
+        return Sample(
+            WebhookRequest(self._path(env), body, {"Content-Type": "application/json"}),
+            conversation_id(BUSINESS, user),
+            f"{tag}-m",
+        )
+
+    def forged(self, env: Mapping[str, str], request: WebhookRequest) -> WebhookRequest:
+        return replace(request, path=self._path(env, "not-the-callback-token"))
+
+    def unauthenticated(self, env: Mapping[str, str], request: WebhookRequest) -> WebhookRequest:
+        return replace(request, path=self._path(env, ""))
+
+    def malformed(self, env: Mapping[str, str]) -> WebhookRequest | None:
+        return WebhookRequest(self._path(env), b'{"MessageId": "not in an array"}')
+
+    def _path(self, env: Mapping[str, str], token: str | None = None) -> str:
+        token = first_secret(env, "CHATAPP_CALLBACK_TOKENS") if token is None else token
+        return f"/chatapp/status/{token}"
+
+
+KIT = _Kit()

@@ -44,10 +44,11 @@ def receiver(env: Env) -> Receiver:
 
 def receive(request: Incoming, config: Config) -> Reply | Publish:
     """`/chatapp/{status|inbound|audit}/{token}`: a batch is handed off whole, unchanged."""
-    kind = KIND_BY_PATH.get(request.path[0]) if len(request.path) == 2 else None
+    kind = KIND_BY_PATH.get(request.path[0]) if 1 <= len(request.path) <= 2 else None
     if kind is None:
         return Reply(404, {"code": 404, "msg": "no such callback"})
-    if not matches_any(request.path[1], config.tokens):
+    token = request.path[1] if len(request.path) == 2 else ""  # a missing token is a wrong one
+    if not matches_any(token, config.tokens):
         log.warning("refused a Chat App callback with a wrong token", extra={"kind": kind})
         return Reply(401, {"code": 401, "msg": "unknown callback token"})
     if config.allowed_networks and not ip_allowed(request.client_ip, config.allowed_networks):

@@ -1,0 +1,126 @@
+"""What every provider must do, on the real stack: each check runs for each registered provider.
+
+A provider gets these tests by being registered (`shared.providers.REGISTRY`) with a kit of
+requests (`tools.payloads.KITS`); its own tests stay beside them.
+"""
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import requests
+from google.cloud import firestore
+
+from shared.core import records
+from shared.core.events import payload_key
+from shared.providers import REGISTRY
+from tests.integration.conftest import PROCESSING_TIMEOUT, Spy
+from tools.local.procs import ManagedProcess, free_port
+from tools.local.stack import LocalStack
+from tools.payloads import KITS
+from tools.payloads.kit import ProviderKit, WebhookRequest
+from tools.topology import WEBHOOK
+
+pytestmark = pytest.mark.integration
+
+PROVIDERS = [pytest.param(KITS[p.name], id=p.name) for p in REGISTRY]
+
+
+def post(base_url: str, request: WebhookRequest) -> requests.Response:
+    return requests.post(
+        base_url + request.path, data=request.body, headers=dict(request.headers), timeout=30
+    )
+
+
+def published_with(spy: Spy, marker: bytes) -> list[dict[str, object]]:
+    spy.drain()
+    return [m for m in spy.seen if isinstance(m["data"], bytes) and marker in m["data"]]
+
+
+@pytest.fixture(scope="module")
+def webhook_without_pubsub(stack: LocalStack) -> Iterator[str]:
+    """A second webhook whose Pub/Sub never answers, with no provider spooling."""
+    port = free_port()
+    process: ManagedProcess = stack.function_process(
+        WEBHOOK,
+        port,
+        {
+            "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{free_port()}",
+            "SPOOL_PROVIDERS": "",
+            "PUBLISH_TIMEOUT_SECONDS": "0.5",
+        },
+    )
+    process.start(f"http://127.0.0.1:{port}/")
+    yield f"http://127.0.0.1:{port}"
+    process.stop()
+
+
+@pytest.mark.parametrize("kit", PROVIDERS)
+def test_a_forged_or_missing_credential_is_refused_and_nothing_published(
+    stack: LocalStack, spy: Spy, kit: ProviderKit
+) -> None:
+    env = stack.function_environment()
+    tag = uuid.uuid4().hex[:12]
+    genuine = kit.receipt(env, tag).request
+    for request in (kit.forged(env, genuine), kit.unauthenticated(env, genuine)):
+        response = post(stack.webhook_url, request)
+        assert response.status_code in (401, 403), response.text
+    assert published_with(spy, tag.encode()) == []
+
+
+@pytest.mark.parametrize("kit", PROVIDERS)
+def test_an_oversized_or_malformed_body_is_a_clear_4xx_and_nothing_published(
+    stack: LocalStack, spy: Spy, kit: ProviderKit
+) -> None:
+    env = stack.function_environment()
+    limit = int(env["MAX_BODY_BYTES"])
+    tag = uuid.uuid4().hex[:12]
+    genuine = kit.receipt(env, tag).request
+    oversized = WebhookRequest(genuine.path, genuine.body + b" " * limit, genuine.headers)
+    response = post(stack.webhook_url, oversized)
+    assert response.status_code == 413
+    assert str(limit) in response.json()["error"]
+    malformed = kit.malformed(env)
+    if malformed is not None:
+        response = post(stack.webhook_url, malformed)
+        assert response.status_code == 400
+        assert response.json()  # a JSON answer that says what is wrong
+    assert published_with(spy, tag.encode()) == []
+
+
+@pytest.mark.parametrize("kit", PROVIDERS)
+def test_an_accepted_request_is_acknowledged_only_once_pubsub_confirmed_it(
+    stack: LocalStack, spy: Spy, webhook_without_pubsub: str, kit: ProviderKit
+) -> None:
+    env = stack.function_environment()
+    unconfirmed = kit.receipt(env, uuid.uuid4().hex[:12]).request
+    response = post(webhook_without_pubsub, unconfirmed)
+    assert response.status_code == 503, response.text
+    tag = uuid.uuid4().hex[:12]
+    accepted = post(stack.webhook_url, kit.receipt(env, tag).request)
+    assert accepted.status_code == 200, accepted.text
+    [message] = published_with(spy, tag.encode())
+    assert message["messageId"] == accepted.json()["messageId"]
+    assert message["attributes"]["provider"] == kit.name  # type: ignore[index]
+
+
+@pytest.mark.parametrize("kit", PROVIDERS)
+def test_a_duplicate_payload_leaves_one_record(
+    stack: LocalStack, db: firestore.Client, kit: ProviderKit
+) -> None:
+    sample = kit.receipt(stack.function_environment(), uuid.uuid4().hex[:12])
+    deliveries = []
+    for _ in range(2):
+        response = post(stack.webhook_url, sample.request)
+        assert response.status_code == 200, response.text
+        deliveries.append((response.json()["messageId"], payload_key(sample.request.body)))
+    found = stack.logged_for("record_events", "event recorded", deliveries, PROCESSING_TIMEOUT)
+    writes = sorted(found[delivery]["writes"] for delivery in deliveries)
+    assert writes[0] == 0 < writes[1]  # whichever came second changed nothing
+    path = records.message_path(sample.conversation_id, sample.message_id)
+    message = db.document(path).get().to_dict()
+    assert message is not None
+    assert message["provider"] == kit.name
+    assert message["status"]
+    receipts = db.collection(f"{records.conversation_path(sample.conversation_id)}/receipts")
+    assert len(list(receipts.stream())) == 1
