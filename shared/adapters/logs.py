@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 _RESERVED = frozenset(vars(logging.makeLogRecord({})))
@@ -33,3 +36,38 @@ def setup(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+class RateLimit(logging.Filter):
+    """Lets `burst` records through at once and `per_second` after that; the rest are dropped
+    and counted, and the next record let through says how many (`suppressed`).
+
+    For lines an outsider can cause (refused requests): a flood of them must not flood the
+    logs, or the bill for them.
+    """
+
+    def __init__(
+        self, per_second: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self._per_second = per_second
+        self._burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._last = clock()
+        self._suppressed = 0
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self._burst, self._tokens + (now - self._last) * self._per_second)
+            self._last = now
+            if self._tokens < 1:
+                self._suppressed += 1
+                return False
+            self._tokens -= 1
+            if self._suppressed:
+                record.suppressed = self._suppressed
+                self._suppressed = 0
+            return True

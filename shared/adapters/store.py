@@ -14,7 +14,8 @@ from google.cloud import firestore
 from shared.adapters.firestore_retry import retry_on_conflict
 from shared.core import records
 from shared.core.config import Env
-from shared.core.events import UNSTORABLE, Payload, parked_whole
+from shared.core.events import UNSTORABLE, Payload
+from shared.core.screening import park_whole
 from shared.core.times import utc_now
 
 log = logging.getLogger(__name__)
@@ -67,13 +68,17 @@ class FirestoreRecorder:
     def _commit(self, payloads: list[Payload], now: datetime) -> Recorded:
         try:
             return retry_on_conflict(functools.partial(self._commit_once, payloads, now))
-        except InvalidArgument as refused:
+        except (InvalidArgument, ValueError) as refused:
+            # The server's refusal, or the client's before sending (a value it cannot encode):
+            # normalisation screens for these, so this is the backstop.
             if len(payloads) > 1:  # find the part Firestore refuses; store the others
                 return sum((self._commit([payload], now) for payload in payloads), Recorded())
             # Firestore would refuse it on every redelivery: keep the body and say why.
             log.warning("Firestore refused a payload; parking it", extra={"key": payloads[0].key})
-            reason = f"Firestore refused it: {refused.message}"[:500]
-            parked = parked_whole(payloads[0], UNSTORABLE, reason)
+            message = refused.message if isinstance(refused, InvalidArgument) else str(refused)
+            # The message may quote the refused value itself.
+            readable = message.encode("utf-8", "backslashreplace").decode()
+            parked = park_whole(payloads, UNSTORABLE, f"Firestore refused it: {readable}"[:500])
             return retry_on_conflict(functools.partial(self._commit_once, [parked], now))
 
     def _commit_once(self, payloads: list[Payload], now: datetime) -> Recorded:

@@ -17,17 +17,23 @@ from typing import Protocol
 
 from flask import Request, Response, jsonify
 
+from shared.adapters import logs
 from shared.adapters.publisher import Publisher, PublishFailed, PubSubSettings
 from shared.core.config import Env
 from shared.core.ingress import Incoming, Publish, Reply
 from shared.core.provider import Provider, Receiver
 
 log = logging.getLogger(__name__)
+# Refusals are what an outsider can cause at will: their lines are rate-limited.
+refusals = logging.getLogger(f"{__name__}.refusals")
+refusals.addFilter(logs.RateLimit(per_second=1.0, burst=20))
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 # A healthy publish confirms in milliseconds; Alibaba wants an answer within ~3 s.
 DEFAULT_PUBLISH_TIMEOUT_SECONDS = 2.0
-NOT_FOUND = Reply(404, {"error": "no such endpoint"})
+NOT_FOUND = Reply(404, {"error": "no such endpoint"}, reason="no such route")
+# Cloud Run's front end appends the address it saw to X-Forwarded-For: one trusted hop.
+DEFAULT_TRUSTED_PROXY_HOPS = 1
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class WebhookConfig:
     max_body_bytes: int
     receivers: Mapping[str, Receiver]  # by route: the providers switched on
     spool_providers: frozenset[str]  # whose events go to the spool when Pub/Sub fails
+    trusted_proxy_hops: int  # proxies that each append to X-Forwarded-For, ours last
 
     @classmethod
     def from_env(cls, providers: Sequence[Provider], env: Env | None = None) -> WebhookConfig:
@@ -46,6 +53,9 @@ class WebhookConfig:
             max_body_bytes=int(env.number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1)),
             receivers={p.route: p.receiver(env) for p in providers if env.present(*p.switch)},
             spool_providers=frozenset(env.names("SPOOL_PROVIDERS", default_spool)),
+            trusted_proxy_hops=int(
+                env.number("TRUSTED_PROXY_HOPS", DEFAULT_TRUSTED_PROXY_HOPS, minimum=1)
+            ),
         )
         unknown = config.spool_providers - {p.name for p in providers}
         if unknown:
@@ -86,19 +96,25 @@ class Webhook:
     def __call__(self, request: Request) -> Response:
         prefix, *rest = request.path.strip("/").split("/")
         receive = self._config.receivers.get(prefix)
+        limit = self._config.max_body_bytes
         if receive is None:
-            return _respond(NOT_FOUND)
-        if request.method != "POST":
-            return _respond(Reply(405, {"error": "only POST is accepted"}, {"Allow": "POST"}))
-        body = read_bounded(request, self._config.max_body_bytes)
-        if body is None:
-            return _respond(
-                Reply(413, {"error": f"body exceeds {self._config.max_body_bytes} bytes"})
+            decision = NOT_FOUND
+        elif request.method != "POST":
+            decision = Reply(405, {"error": "only POST is accepted"}, {"Allow": "POST"}, "method")
+        elif (body := read_bounded(request, limit)) is None:
+            decision = Reply(413, {"error": f"body exceeds {limit} bytes"}, reason="size")
+        else:
+            ip = client_ip(request, self._config.trusted_proxy_hops)
+            decided = receive(Incoming(tuple(rest), request.headers, body, ip))
+            if isinstance(decided, Publish):
+                return self._hand_off(body, decided)
+            decision = decided
+        if decision.status >= 400:
+            refusals.warning(
+                "refused a request",
+                extra={"status": decision.status, "route": prefix, "reason": decision.reason},
             )
-        decision = receive(Incoming(tuple(rest), request.headers, body, _client_ip(request)))
-        if isinstance(decision, Reply):
-            return _respond(decision)
-        return self._hand_off(body, decision)
+        return _respond(decision)
 
     def _hand_off(self, body: bytes, publish: Publish) -> Response:
         try:
@@ -138,11 +154,18 @@ def read_bounded(request: Request, limit: int) -> bytes | None:
     return None if len(body) > limit else body
 
 
-def _client_ip(request: Request) -> str | None:
-    # Google's front end appends the address it saw to X-Forwarded-For: the last entry is
-    # the one a client cannot forge. Locally there is no front end.
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    return forwarded.rsplit(",", 1)[-1].strip() or request.remote_addr
+def client_ip(request: Request, trusted_hops: int) -> str | None:
+    """The address the first of our trusted proxies saw; None when it cannot be known.
+
+    Each trusted proxy appends the address it saw to X-Forwarded-For, so the client is the
+    `trusted_hops`-th entry from the end; entries before it are the client's own claims.
+    Without the header there is no proxy (a local run) and the peer is the client.
+    """
+    forwarded = request.headers.get("X-Forwarded-For")
+    if not forwarded:
+        return request.remote_addr
+    entries = [entry.strip() for entry in forwarded.split(",")]
+    return entries[-trusted_hops] or None if len(entries) >= trusted_hops else None
 
 
 def _respond(reply: Reply) -> Response:

@@ -14,7 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from shared.core.ingress import Reply
+
 SHA512_BYTES = hashlib.sha512().digest_size
+# An unsigned body is parsed only when it is this small: only a handshake may come unsigned,
+# and a handshake is two short strings. Anything else is refused before any parsing.
+MAX_HANDSHAKE_BYTES = 4096
 
 
 def matches_any(offered: str, secrets: Iterable[str]) -> bool:
@@ -62,3 +67,14 @@ def handshake(document: Any) -> Handshake | None:
     ):
         return Handshake(document["clientToken"], document["secret"])
     return None
+
+
+def handshake_reply(document: Any, client_tokens: Iterable[str]) -> Reply | None:
+    """The answer to Google's webhook verification, or None when the document is none:
+    200 with exactly the secret as plain text for a configured token, 403 otherwise."""
+    shake = handshake(document)
+    if shake is None:
+        return None
+    if not matches_any(shake.client_token, client_tokens):
+        return Reply(403, {"error": "clientToken does not match"}, reason="handshake token")
+    return Reply(200, shake.secret)

@@ -15,7 +15,11 @@ SEPARATOR = "~"
 
 
 def doc_id(*parts: str) -> str:
-    escaped = SEPARATOR.join(quote(part, safe="-_.@:+=") for part in parts)
+    # The separator is escaped inside a part (quote leaves "~" alone), so that no two
+    # tuples of parts share an id: ("a~b", "c") and ("a", "b~c") differ.
+    escaped = SEPARATOR.join(
+        quote(part, safe="-_.@:+=").replace(SEPARATOR, "%7E") for part in parts
+    )
     if escaped in {"", ".", ".."} or (escaped.startswith("__") and escaped.endswith("__")):
         escaped = "%" + escaped
     if len(escaped.encode()) > MAX_ID_BYTES:

@@ -22,7 +22,8 @@ REJECTED_RECEIPT = "REJECTED_RECEIPT"
 UNKNOWN_KIND = "UNKNOWN_KIND"
 NOT_JSON = "NOT_JSON"
 MALFORMED = "MALFORMED"
-UNSTORABLE = "UNSTORABLE"  # Firestore refused it (too deep, too large, ...)
+UNSTORABLE = "UNSTORABLE"  # Firestore refused it, or would (too deep, not Unicode, ...)
+TOO_MANY = "TOO_MANY"  # more events in one request than the pipeline records from one
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class StatusReport:
     time: datetime | None
     details: Mapping[str, Any] = field(default_factory=dict)  # kept on the receipt
     message_fields: Mapping[str, Any] = field(default_factory=dict)  # set on the message, once
+    index: int | None = None  # its position in the provider's batch, where there is one
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class UserMessage:
     create_time: datetime | None
     content: Mapping[str, Any]
     context: Mapping[str, Any] = field(default_factory=dict)
+    index: int | None = None  # its position in the provider's batch, where there is one
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class TemplateReview:
     time: datetime
     key: str  # identity of this review across duplicate pushes
     fields: Mapping[str, Any] = field(default_factory=dict)
+    index: int | None = None  # its position in the provider's batch
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,8 @@ class Reply:
     status: int
     body: str | Mapping[str, Any]  # a string is sent as text/plain, a mapping as JSON
     headers: Mapping[str, str] = field(default_factory=dict)
+    # Why a request was refused, for the log only: the answer may be vaguer on purpose.
+    reason: str = ""
 
 
 @dataclass(frozen=True)

@@ -208,11 +208,14 @@ def _user_message_writes(
 ) -> list[Write]:
     assert payload.conversation_id is not None
     writes = []
+    planned: set[str] = set()
     for message in payload.user_messages:
         path = message_path(payload.conversation_id, message.message_id)
         current = existing.get(path)
-        if current is not None and "kind" in current:
-            continue  # already recorded; the READ-receipt sender may have created the document
+        if (current is not None and "kind" in current) or path in planned:
+            continue  # already recorded (the READ sender may have created the document), or
+            # a repeat within this payload: the first one is kept
+        planned.add(path)
         document = {
             **_common(payload, now),
             "direction": USER,

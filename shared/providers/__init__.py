@@ -14,6 +14,7 @@ from shared.core import routing
 from shared.core.events import UNKNOWN_KIND, Payload, StatusScale, parked_whole, payload_key
 from shared.core.provider import Provider
 from shared.core.read_receipts import ReadTarget
+from shared.core.screening import screen
 from shared.providers import bm, chatapp
 
 REGISTRY: tuple[Provider, ...] = (bm.PROVIDER, chatapp.PROVIDER)
@@ -35,11 +36,13 @@ def normalise(attributes: Mapping[str, str], raw: bytes, received: datetime) -> 
     """A published body as the product's own events; an unknown provider's body is parked.
 
     `received` is when the webhook published it, for events that carry no time of their own.
+    Every provider's events are screened alike: bounded, and with what Firestore would
+    refuse set aside (`shared.core.screening`).
     """
     name = attributes.get("provider", "")
     provider = named(name)
     if provider is not None:
-        return provider.normaliser.normalise(raw, attributes, received)
+        return screen(provider.normaliser.normalise(raw, attributes, received))
     unknown = Payload(
         provider=name or "unknown",
         kind="unknown",

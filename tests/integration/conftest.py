@@ -14,7 +14,10 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 from google.cloud.pubsub_v1 import SubscriberClient
 
+from shared.adapters.publisher import PubSubSettings
+from shared.core.config import DEFAULT_DEAD_LETTER
 from shared.core.events import payload_key
+from shared.ops.replay import Replay
 from tools.local.stack import Delivery, LocalStack, StackSettings
 from tools.payloads import bm as bm_payloads
 from tools.standins.bm_api import BusinessMessagesStandIn
@@ -141,3 +144,16 @@ def recorded(stack: LocalStack, *responses: requests.Response) -> list[dict[str,
 
 def documents(collection: firestore.CollectionReference) -> dict[str, dict[str, Any]]:
     return {snap.id: snap.to_dict() or {} for snap in collection.stream()}
+
+
+@pytest.fixture
+def replay(stack: LocalStack, db: firestore.Client) -> Replay:
+    settings = stack.settings
+    topics = {name.removesuffix("_TOPIC").lower(): topic for name, topic in settings.topics.items()}
+    subscriber = SubscriberClient()
+    return Replay(
+        PubSubSettings(settings.project, topics, timeout=10).publisher(),
+        subscriber,
+        subscriber.subscription_path(settings.project, DEFAULT_DEAD_LETTER),
+        db,
+    )

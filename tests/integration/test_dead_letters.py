@@ -7,10 +7,7 @@ import uuid
 
 import pytest
 from google.cloud import firestore
-from google.cloud.pubsub_v1 import SubscriberClient
 
-from shared.adapters.publisher import PubSubSettings
-from shared.core.config import DEFAULT_DEAD_LETTER
 from shared.ops.replay import Replay
 from tests.integration.conftest import PROCESSING_TIMEOUT, delivery, send
 from tests.python_process import run_python
@@ -20,19 +17,6 @@ from tools.payloads import bm as bm
 from tools.standins.bm_api import BusinessMessagesStandIn
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def replay(stack: LocalStack, db: firestore.Client) -> Replay:
-    settings = stack.settings
-    topics = {name.removesuffix("_TOPIC").lower(): topic for name, topic in settings.topics.items()}
-    subscriber = SubscriberClient()
-    return Replay(
-        PubSubSettings(settings.project, topics, timeout=10).publisher(),
-        subscriber,
-        subscriber.subscription_path(settings.project, DEFAULT_DEAD_LETTER),
-        db,
-    )
 
 
 def test_a_poison_message_is_dead_lettered_then_replayed_once(

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from shared.core import credentials, routing
-from shared.core.ingress import parse_json
+from shared.core.config import Env
+from shared.core.ingress import Incoming, Reply, parse_json
 from shared.providers.bm import webhook as bm_webhook
 
 BODY = b'{"conversationId": "c1", "requestId": "r1", "message": {"text": "hi"}}'
@@ -110,3 +111,28 @@ def test_parse_json_survives_hostile_bodies() -> None:
     assert parse_json(b"[" * 100_000) is None
     assert parse_json(b"\xff\xfe") is None
     assert parse_json(b"{}") == {}
+
+
+def test_the_signature_is_checked_before_any_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[bytes] = []
+
+    def spy(body: bytes) -> object:
+        parsed.append(body)
+        return parse_json(body)
+
+    monkeypatch.setattr(bm_webhook, "parse_json", spy)
+    receive = bm_webhook.receiver(Env({"BM_SIGNING_KEY": "k", "BM_CLIENT_TOKEN": "t"}))
+    big = b'{"conversationId": "c", "message": {"text": "' + b"x" * 1_000_000 + b'"}}'
+
+    def answer(body: bytes, headers: dict[str, str]) -> int:
+        decision = receive(Incoming((), headers, body, None))
+        assert isinstance(decision, Reply)
+        return decision.status
+
+    assert answer(big, {bm_webhook.SIGNATURE_HEADER: google_signature(big, "forged")}) == 401
+    assert answer(big, {}) == 401  # unsigned and too large to be a handshake
+    assert parsed == []
+    handshake = b'{"clientToken": "t", "secret": "s"}'
+    assert answer(handshake, {}) == 200  # a small unsigned body may be the handshake
+    assert answer(handshake, {bm_webhook.SIGNATURE_HEADER: "forged"}) == 401
+    assert parsed == [handshake]

@@ -74,9 +74,15 @@ def test_the_ip_allow_list_when_configured() -> None:
     event = [ca.status("m1", "Sent", USER)]
     assert isinstance(push(("status", "t"), event, config, ip="203.0.113.77"), Publish)
     assert isinstance(push(("status", "t"), event, config, ip="2001:db8::1"), Publish)
-    refused = push(("status", "t"), event, config, ip="198.51.100.1")
-    assert isinstance(refused, Reply)
-    assert refused.status == 403
+    # From outside the list, the right token and a wrong one get the same answer: an
+    # outsider cannot learn whether a token they hold is valid.
+    outside = push(("status", "t"), event, config, ip="198.51.100.1")
+    guessed = push(("status", "guess"), event, config, ip="198.51.100.1")
+    assert isinstance(outside, Reply)
+    assert isinstance(guessed, Reply)
+    assert (outside.status, outside.body) == (guessed.status, guessed.body)
+    assert (outside.status, outside.body) == (401, {"code": 401, "msg": "unknown callback token"})
+    assert outside.reason == guessed.reason == "source address outside the allow-list"
     wrong = {
         "GOOGLE_CLOUD_PROJECT": "p",
         "CHATAPP_CALLBACK_TOKENS": "t",

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from shared.core import credentials, records
 from shared.core.events import Payload
 from shared.core.ingress import Incoming, Publish, Reply, parse_json
+from shared.core.screening import MAX_EVENTS
 from shared.providers import chatapp
 from shared.providers.bm import webhook as bm_webhook
 from shared.providers.bm.normalise import normalise_one
@@ -201,10 +202,14 @@ def test_deep_nesting_and_huge_arrays_are_bounded() -> None:
     deep = b"[" * 200_000 + b"]" * 200_000
     assert normalise_one(deep).parked[0].category == "NOT_JSON"
     assert normalise_batch(deep, chatapp.STATUS, NOW)[0].parked
-    huge = ca.encode([ca.status(f"m{i}", "Sent", "8613900000000") for i in range(5000)])
-    payloads = normalise_batch(huge, chatapp.STATUS, NOW)
+    largest = ca.encode([ca.status(f"m{i}", "Sent", "8613900000000") for i in range(MAX_EVENTS)])
+    payloads = normalise_batch(largest, chatapp.STATUS, NOW)
     groups = records.commit_groups(payloads)
+    assert len(groups) > 1  # 2,001 writes: more than one commit holds
     assert all(
         sum(p.most_writes() for p in group) <= records.MAX_WRITES_PER_COMMIT for group in groups
     )
-    assert sum(len(p.receipts) for p in payloads) == 5000
+    assert sum(len(p.receipts) for p in payloads) == MAX_EVENTS
+    huge = ca.encode([ca.status(f"m{i}", "Sent", "8613900000000") for i in range(5000)])
+    [parked] = normalise_batch(huge, chatapp.STATUS, NOW)
+    assert [p.category for p in parked.parked] == ["TOO_MANY"]

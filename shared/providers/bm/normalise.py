@@ -12,6 +12,7 @@ from shared.core.events import (
     MALFORMED,
     NOT_JSON,
     REJECTED_RECEIPT,
+    TOO_MANY,
     UNKNOWN_KIND,
     Parked,
     Payload,
@@ -21,6 +22,7 @@ from shared.core.events import (
     payload_key,
 )
 from shared.core.ingress import parse_json
+from shared.core.screening import too_many
 from shared.core.times import parse_rfc3339
 from shared.providers.bm import NAME, READABLE_KINDS, SCALE, UNKNOWN, kind_of
 
@@ -105,6 +107,8 @@ def _receipts(common: Payload, body: Any) -> Payload:
     entries = body.get("receipts") if isinstance(body, dict) else None
     if not isinstance(entries, list) or not entries:
         return parked_whole(common, MALFORMED, "receipts.receipts is not a non-empty list")
+    if reason := too_many(len(entries)):
+        return parked_whole(common, TOO_MANY, reason)
     assert common.conversation_id is not None
     receipt_time = parse_rfc3339(body.get("createTime")) or common.send_time
     reports: list[StatusReport] = []
@@ -116,7 +120,9 @@ def _receipts(common: Payload, body: Any) -> Payload:
         else:
             message_id = _message_id(entry["message"], common.conversation_id)
             assert message_id is not None
-            reports.append(StatusReport(message_id, entry["receiptType"], receipt_time))
+            reports.append(
+                StatusReport(message_id, entry["receiptType"], receipt_time, index=index)
+            )
     return replace(common, receipts=tuple(reports), parked=tuple(parked))
 
 

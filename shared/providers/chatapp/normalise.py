@@ -13,6 +13,7 @@ from typing import Any
 from shared.core.events import (
     MALFORMED,
     REJECTED_RECEIPT,
+    TOO_MANY,
     Parked,
     Payload,
     StatusReport,
@@ -22,6 +23,8 @@ from shared.core.events import (
     payload_key,
 )
 from shared.core.ingress import parse_json
+from shared.core.screening import too_many
+from shared.core.storable import ascii_digits
 from shared.core.times import from_unix_millis
 from shared.providers.chatapp import AUDIT, KIND_BY_PATH, NAME, SCALE, STATUS
 from shared.providers.chatapp.shape import event_problem, timestamp
@@ -65,6 +68,8 @@ def normalise_batch(raw: bytes, kind: str, received: datetime) -> list[Payload]:
     events = parse_json(raw)
     if not isinstance(events, list) or kind not in KIND_BY_PATH.values():
         return [parked_whole(base, MALFORMED, f"not a JSON array of {kind} events")]
+    if reason := too_many(len(events)):
+        return [parked_whole(base, TOO_MANY, reason)]
     parties: dict[str, tuple[str, str]] = {}
     receipts: dict[str, list[StatusReport]] = defaultdict(list)
     messages: dict[str, list[UserMessage]] = defaultdict(list)
@@ -77,13 +82,13 @@ def normalise_batch(raw: bytes, kind: str, received: datetime) -> list[Payload]:
                 Parked(REJECTED_RECEIPT if kind == STATUS else MALFORMED, problem, index, event)
             )
         elif kind == AUDIT:
-            reviews.append(_review(event, received))
+            reviews.append(replace(_review(event, received), index=index))
         elif kind == STATUS:  # the business sent it: From is the business, To the user
             cid = _remember(parties, business=event["From"], user=event["To"])
-            receipts[cid].append(_status_report(event))
+            receipts[cid].append(replace(_status_report(event), index=index))
         else:  # the user sent it
             cid = _remember(parties, business=event["To"], user=event["From"])
-            messages[cid].append(_user_message(event))
+            messages[cid].append(replace(_user_message(event), index=index))
     per_conversation = [
         replace(
             base,
@@ -113,8 +118,8 @@ def conversation_id(business: str, user: str) -> str:
 
 
 def _party(value: str) -> str:
-    digits = value.strip().lstrip("+").replace(" ", "").replace("-", "")
-    return digits if digits.isdigit() else value.strip()  # page and account ids stay as-is
+    # Phone numbers as ASCII digits, however written; page and account ids stay as they are.
+    return ascii_digits(value) or value.strip()
 
 
 def _status_report(event: Mapping[str, Any]) -> StatusReport:

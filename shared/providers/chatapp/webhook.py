@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from shared.core import routing
 from shared.core.config import Env
 from shared.core.credentials import matches_any
 from shared.core.ingress import Incoming, Publish, Reply, parse_json
 from shared.core.provider import Receiver
+from shared.core.screening import MAX_EVENTS
 from shared.providers.chatapp import KIND_BY_PATH, NAME
 from shared.providers.chatapp.shape import event_problem
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,29 +47,36 @@ def receive(request: Incoming, config: Config) -> Reply | Publish:
     if kind is None:
         return Reply(404, {"code": 404, "msg": "no such callback"})
     token = request.path[1] if len(request.path) == 2 else ""  # a missing token is a wrong one
-    if not matches_any(token, config.tokens):
-        log.warning("refused a Chat App callback with a wrong token", extra={"kind": kind})
-        return Reply(401, {"code": 401, "msg": "unknown callback token"})
+    # The address first, and one answer for both: an outsider cannot tell a leaked token.
     if config.allowed_networks and not ip_allowed(request.client_ip, config.allowed_networks):
-        log.warning("refused a Chat App callback from outside the allow-list")
-        return Reply(403, {"code": 403, "msg": "source address not allowed"})
+        return Reply(401, _UNKNOWN_TOKEN, reason="source address outside the allow-list")
+    if not matches_any(token, config.tokens):
+        return Reply(401, _UNKNOWN_TOKEN, reason="callback token")
     events = parse_json(request.body)
     if not isinstance(events, list):
         return Reply(400, {"code": 400, "msg": "body must be a JSON array of events"})
     if not events:
         return Reply(200, {"code": 0, "msg": "no events"})
-    problems = [f"element {i}: {p}" for i, e in enumerate(events) if (p := event_problem(kind, e))]
-    summary = f"accepted {len(events)} event{'' if len(events) == 1 else 's'}"
-    if problems:
-        summary += (
-            f"; {len(problems)} malformed, kept aside with the reason ({'; '.join(problems[:3])})"
-        )
     return Publish(
         topic_key=routing.EVENTS,
         attributes=routing.attributes(provider=NAME, kind=kind, events=str(len(events))),
-        accepted={"code": 0, "msg": summary},
+        accepted={"code": 0, "msg": _summary(kind, events)},
         refused=Reply(503, {"code": 503, "msg": "events could not be stored, push again"}),
     )
+
+
+_UNKNOWN_TOKEN = {"code": 401, "msg": "unknown callback token"}
+
+
+def _summary(kind: str, events: list[Any]) -> str:
+    summary = f"accepted {len(events)} event{'' if len(events) == 1 else 's'}"
+    if len(events) > MAX_EVENTS:
+        return f"{summary}; more than {MAX_EVENTS}: kept aside whole, with the reason"
+    problems = [f"element {i}: {p}" for i, e in enumerate(events) if (p := event_problem(kind, e))]
+    if problems:
+        listed = "; ".join(problems[:3])
+        summary += f"; {len(problems)} malformed, kept aside with the reason ({listed})"
+    return summary
 
 
 def ip_allowed(
