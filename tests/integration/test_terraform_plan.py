@@ -222,12 +222,31 @@ def test_a_broken_copy_fails_with_terraform_s_own_error(
     assert (validation["valid"], found) == (False, [("error", summary, detail)])
 
 
+def test_a_value_known_only_when_planning_is_checked_then(workspace: run.Workspace) -> None:
+    """`each.value` is unknown to validate; the plan checks every instance's own value."""
+    broken = workspace.variant("broken-ingress")
+    functions = broken.module / "functions.tf"
+    functions.write_text(functions.read_text().replace('"ALLOW_INTERNAL_ONLY"', '"ALLOW_INTERNAL"'))
+    assert broken.validation()["valid"] is True
+    with pytest.raises(run.TerraformError) as failed:
+        broken.plan([EXAMPLE], name="broken-ingress")
+    private = sorted(name for name, fn in PIPELINE["functions"].items() if not fn["public"])
+    failing = re.findall(
+        r'with google_cloudfunctions2_function\.pipeline\["([\w-]+)"\]', failed.value.result.stderr
+    )
+    assert sorted(failing) == private  # the webhook's ALLOW_ALL is fine
+    assert (
+        'Error: expected service_config.0.ingress_settings to be one of ["ALLOW_ALL" '
+        '"ALLOW_INTERNAL_ONLY" "ALLOW_INTERNAL_AND_GCLB" ""], got ALLOW_INTERNAL'
+    ) in failed.value.result.stderr
+
+
 def test_the_pins_must_be_the_served_schemas(workspace: run.Workspace) -> None:
     variant = workspace.root / "variants" / "other-pin"
     module = run.Workspace.copy(variant, build=False)
     versions = module / "versions.tf"
     versions.write_text(versions.read_text().replace('"7.31.0"', '"7.29.0"'))
-    with pytest.raises(run.TerraformError, match=r"must be pinned to exactly 7\.31\.0"):
+    with pytest.raises(run.PinError, match=r"must be pinned to exactly 7\.31\.0"):
         run.Workspace.initialised(variant, workspace.providers, module)
 
 

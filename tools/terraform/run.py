@@ -214,15 +214,9 @@ class Workspace:
             served = wheels.provider_version(schema)
             pinned = re.search(rf"provider\[{re.escape(address)}\] (\S+)", listed)
             if pinned is None or pinned.group(1) != served:
-                raise TerraformError(
-                    ("providers",),
-                    subprocess.CompletedProcess(
-                        (),
-                        1,
-                        listed,
-                        f"{address} must be pinned to exactly {served}, the "
-                        f"version whose schema is served, not {pinned and pinned.group(1)}\n",
-                    ),
+                raise PinError(
+                    f"{address} must be pinned to exactly {served}, the version whose schema "
+                    f"is served, not {pinned and pinned.group(1)}:\n{listed}"
                 )
 
     def environment(self) -> dict[str, str]:
@@ -272,6 +266,10 @@ class Workspace:
         shown = self.terraform("show", "-json", str(out))
         plan: dict[str, Any] = json.loads(shown.stdout)
         return result, plan
+
+
+class PinError(RuntimeError):
+    """terraform/versions.tf pins a provider version other than the schema served."""
 
 
 class TerraformError(RuntimeError):
