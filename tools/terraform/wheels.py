@@ -102,6 +102,9 @@ def cached_schema(wheel: Path, cache: Path = CACHE) -> Path:
     partial = target.with_suffix(f".{os.getpid()}.tmp")
     partial.write_text(json.dumps(to_json(schema), separators=(",", ":")))
     partial.replace(target)  # atomic: a concurrent run reads a whole file or none
+    for stale in directory.glob(f"{schema.name}-{schema.version}-*.json"):
+        if stale != target:
+            stale.unlink(missing_ok=True)  # converted by an older converter
     return target
 
 
