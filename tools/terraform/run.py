@@ -30,6 +30,7 @@ SOURCE = ROOT / "terraform"
 TERRAFORM = shutil.which("terraform") or "/usr/local/bin/terraform"
 START_TIMEOUT = 60.0  # loading the google schema takes a few seconds on a busy machine
 COMMAND_TIMEOUT = 300.0
+BUILD_MODULE = "tools.deploy.bundle"  # what `make build` runs
 _LOCAL_FILES = shutil.ignore_patterns(
     ".terraform*",
     "*.tfstate*",
@@ -186,7 +187,7 @@ class Workspace:
         if build:
             # `make build`'s own code, into the copy's ../build where storage.tf looks.
             subprocess.run(
-                [sys.executable, "-m", "tools.build", str(root / "build")],
+                [sys.executable, "-m", BUILD_MODULE, str(root / "build")],
                 cwd=ROOT,
                 check=True,
                 capture_output=True,
