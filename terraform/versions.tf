@@ -4,11 +4,11 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = "7.29.0"
+      version = "7.31.0"
     }
     archive = {
       source  = "hashicorp/archive"
-      version = "2.7.0"
+      version = "2.7.1"
     }
   }
 }
