@@ -9,7 +9,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 TERRAFORM := terraform -chdir=terraform
 
-.PHONY: local demo report test lint format unit integration bench replay build deploy secrets tf-init tf-bootstrap tf-plan tf-apply clean
+.PHONY: local demo report test lint format unit integration bench replay build deploy secrets tf-init tf-bootstrap tf-plan tf-apply tf-check clean
 
 $(INSTALLED): $(REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,7 @@ lint: $(INSTALLED) $(CHECKOV)
 	$(BIN)/mypy
 	PYTHONPATH=. $(BIN)/lint-imports --no-cache
 	$(CHECKOV) --directory terraform --framework terraform --quiet --compact --skip-download
+	$(BIN)/python -m tools.terraform fmt
 
 ## bench: throughput, cold starts, counted cost and drain against baselines (.local/bench.md)
 bench: $(INSTALLED)
@@ -72,6 +73,12 @@ secrets:
 	@test -n "$(SECRET)" || { echo "usage: make secrets PROJECT=p SECRET=bm-signing-key [FILE=path]  (stdin without FILE)"; exit 2; }
 	@test -n "$(PROJECT)" || { echo "set PROJECT to the Google Cloud project"; exit 2; }
 	gcloud secrets versions add $(or $(NAME_PREFIX),receipt-pipeline)-$(SECRET) --project=$(PROJECT) --data-file=$(or $(FILE),-)
+
+## tf-check: terraform fmt, validate and plan offline, against the real google/archive schemas; VARS=file ARGS="--var k=v"
+tf-check: $(INSTALLED)
+	$(BIN)/python -m tools.terraform fmt
+	$(BIN)/python -m tools.terraform validate
+	$(BIN)/python -m tools.terraform plan $(if $(VARS),--vars $(VARS)) $(ARGS)
 
 tf-init: terraform-installed
 	$(TERRAFORM) init

@@ -10,7 +10,6 @@ import ast
 import functools
 import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import hcl2
@@ -356,27 +355,3 @@ def test_the_report_query_has_its_collection_group_indexes() -> None:
     )
     fields = [(f["field_path"], f["order"]) for f in composite["fields"]]
     assert fields == [(report.EQUALITY_FIELD, "ASCENDING"), (report.RANGE_FIELD, "ASCENDING")]
-
-
-# --- terraform fmt --------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("path", sorted(TERRAFORM.glob("*.tf*")), ids=lambda p: p.name)
-def test_files_are_laid_out_as_terraform_fmt_writes_them(path: Path) -> None:
-    """Two-space indents, no tabs or trailing blanks, and `=` aligned within a run of
-    single-line attributes, as `terraform fmt` leaves them."""
-    lines = path.read_text().split("\n")
-    assert lines[-1] == ""
-    assert lines[-2] != ""
-    run: list[tuple[int, str]] = []
-    for number, line in enumerate([*lines, ""], start=1):
-        assert "\t" not in line, f"{path.name}:{number} tab"
-        assert line == line.rstrip(), f"{path.name}:{number} trailing blank"
-        assert (len(line) - len(line.lstrip(" "))) % 2 == 0, f"{path.name}:{number} indent"
-        attribute = re.match(r"^(\s*)([\w\"-]+)(\s*)= ", line)
-        if attribute and not line.rstrip().endswith(("{", "[", "(")):
-            run.append((number, line))
-            continue
-        columns = {line.index(" = ") if " = " in line else -1 for _, line in run}
-        assert len(columns) <= 1, f"{path.name}:{run[0][0]}-{run[-1][0]}: '=' not aligned"
-        run = []
