@@ -1,0 +1,1 @@
+"""Loopback stand-ins for the outside services the pipeline talks to."""
