@@ -471,6 +471,18 @@ def test_scripted_expiry_and_internal_error_fail_only_the_next_receives(
     assert message.dequeue_count == 1  # the failed receives handed nothing out
 
 
+def test_a_long_poll_may_be_answered_message_not_exist_at_once(alibaba: AlibabaStandIn) -> None:
+    queue = queue_for(alibaba, alibaba.issue_credentials(STATUS))
+    alibaba.fail_next_receives(1, status=404, code="MessageNotExist", message="Message not exist.")
+
+    started = time.monotonic()
+    with pytest.raises(MNSServerException) as empty:
+        queue.batch_receive_message(16, 30)
+
+    assert empty.value.type == "MessageNotExist"
+    assert time.monotonic() - started < 5
+
+
 def test_a_partial_batch_delete_names_the_handle_that_failed(alibaba: AlibabaStandIn) -> None:
     ids = [alibaba.enqueue(STATUS, {"MessageId": f"m{n}"}) for n in range(3)]
     queue = queue_for(alibaba, alibaba.issue_credentials(STATUS))

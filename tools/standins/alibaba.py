@@ -344,8 +344,11 @@ class AlibabaStandIn:
         queue: str | None = None,
         status: int = 500,
         code: str = "InternalError",
+        message: str = "Internal error.",
     ) -> None:
-        self._script(RECEIVES, queue, count, status, code, "Internal error.")
+        """The next receives fail at once. status=404, code="MessageNotExist" plays SMQ
+        refusing a long poll over its concurrency limit, which it answers without waiting."""
+        self._script(RECEIVES, queue, count, status, code, message)
 
     def fail_next_token_calls(
         self, count: int = 1, status: int = 503, code: str = "ServiceUnavailable"
