@@ -1,0 +1,1 @@
+"""Provider webhook requests as the providers send them, for tests, the demo and the bench."""
