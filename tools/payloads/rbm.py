@@ -38,7 +38,7 @@ LAUNCH_EVENT_TYPE = "agent_launch_event"
 UserEventType = Literal["DELIVERED", "READ", "IS_TYPING", "SUBSCRIBE", "UNSUBSCRIBE"]
 ServerEventType = Literal["TTL_EXPIRATION_REVOKED", "TTL_EXPIRATION_REVOKE_FAILED"]
 LaunchState = Literal["UNLAUNCHED", "PENDING", "LAUNCHED", "REJECTED", "SUSPENDED"]
-SuggestionType = Literal["REPLY", "ACTION"]
+SuggestionType = Literal["REPLY", "ACTION", "UNKNOWN"]
 
 # Only these user events name the agent's message they are about.
 _EVENTS_WITH_MESSAGE = frozenset({"DELIVERED", "READ"})
