@@ -2,15 +2,15 @@
 
 It honours the real contract: the service-account key it issues points `token_uri` at it,
 google-auth's real JWT-bearer flow signs an assertion that it verifies with the key's
-public half (audience, scope), and PATCH .../receipt needs a token it issued. Failures
-can be scripted per message to play outages.
+public half (audience, scope; see google_oauth.py), and PATCH .../receipt needs a token it
+issued with the businessmessages scope. Failures can be scripted per message to play outages.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-import secrets
 import threading
 import time
 from collections import defaultdict, deque
@@ -20,15 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from google.auth import jwt
-
 from shared.providers.bm.read_receipts import SCOPE
+from tools.standins.google_oauth import ServiceAccountTokens
 
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-# A service-account assertion is addressed to Google's token endpoint, wherever it is sent.
-ASSERTION_AUDIENCE = "https://oauth2.googleapis.com/token"
 RECEIPT_PATH = re.compile(
     r"/v1/conversations/(?P<conversation>[^/]+)/messages/(?P<message>[^/]+)/receipt"
 )
@@ -51,20 +45,23 @@ class ReceiptCall:
 
 
 class BusinessMessagesStandIn:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self._public_pem = self._key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, tokens: ServiceAccountTokens | None = None
+    ) -> None:
+        self.tokens = tokens or ServiceAccountTokens()
         self._lock = threading.Lock()
-        self._tokens: set[str] = set()
         self._scripts: dict[str, deque[int]] = defaultdict(deque)
         self._stalls: dict[str, float] = {}
         self.calls: list[ReceiptCall] = []
-        self.token_grants = 0
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll so stop() returns at once.
+        serve = functools.partial(self._server.serve_forever, poll_interval=0.05)
+        self._thread = threading.Thread(target=serve, daemon=True)
+
+    @property
+    def token_grants(self) -> int:
+        return self.tokens.grants
 
     @property
     def endpoint(self) -> str:
@@ -85,21 +82,7 @@ class BusinessMessagesStandIn:
 
     def write_key(self, path: Path) -> Path:
         """A service-account key file, as the Google Cloud console would download it."""
-        private_pem = self._key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode()
-        info = {
-            "type": "service_account",
-            "project_id": "standin-project",
-            "private_key_id": secrets.token_hex(20),
-            "private_key": private_pem,
-            "client_email": "receipts@standin-project.iam.gserviceaccount.com",
-            "client_id": "100000000000000000000",
-            "token_uri": self.token_uri,
-        }
-        path.write_text(json.dumps(info))
+        path.write_text(json.dumps(self.tokens.key_info(self.token_uri)))
         path.chmod(0o600)
         return path
 
@@ -129,21 +112,7 @@ class BusinessMessagesStandIn:
     # --- the contract -----------------------------------------------------------------
 
     def grant_token(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
-        if form.get("grant_type") != [JWT_BEARER] or len(form.get("assertion", [])) != 1:
-            return 400, {"error": "unsupported_grant_type"}
-        try:
-            claims = jwt.decode(
-                form["assertion"][0], certs=self._public_pem, audience=ASSERTION_AUDIENCE
-            )
-        except ValueError as error:
-            return 400, {"error": "invalid_grant", "error_description": str(error)}
-        if SCOPE not in str(claims.get("scope", "")).split():
-            return 400, {"error": "invalid_scope"}
-        token = secrets.token_urlsafe(24)
-        with self._lock:
-            self._tokens.add(token)
-            self.token_grants += 1
-        return 200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"}
+        return self.tokens.grant(form, required_scope=None)
 
     def update_receipt(
         self, path: str, authorization: str | None, body: bytes
@@ -160,7 +129,7 @@ class BusinessMessagesStandIn:
                 self.calls.append(ReceiptCall(conversation_id, message_id, 503))
             return _google_error(503)
         with self._lock:
-            authorised = (authorization or "").removeprefix("Bearer ") in self._tokens
+            authorised = SCOPE in (self.tokens.scopes_of(authorization) or ())
             script = self._scripts.get(message_id)
             status = script.popleft() if script else 200
         if not authorised:
@@ -181,7 +150,8 @@ class BusinessMessagesStandIn:
 
     def summary(self) -> dict[str, Any]:
         with self._lock:
-            return {"calls": [vars(call) for call in self.calls], "tokenGrants": self.token_grants}
+            calls = [vars(call) for call in self.calls]
+        return {"calls": calls, "tokenGrants": self.token_grants}
 
 
 def _google_error(status: int) -> tuple[int, dict[str, Any]]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-import secrets
 import threading
 import time
 import uuid
@@ -34,11 +33,7 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from google.auth import jwt
-
-from tools.bm_standin import ASSERTION_AUDIENCE, JWT_BEARER
+from tools.standins.google_oauth import ServiceAccountTokens
 
 SCOPE = "https://www.googleapis.com/auth/rcsbusinessmessaging"
 AGENT_SUFFIX = "@rbm.goog"
@@ -101,77 +96,6 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-class ServiceAccountTokens:
-    """Google's OAuth token endpoint for one generated service account.
-
-    Nothing here is specific to RBM but the scope asked for: it is the part
-    tools/bm_standin.py could share.
-    """
-
-    def __init__(
-        self, client_email: str = "rbm-receipts@standin-project.iam.gserviceaccount.com"
-    ) -> None:
-        self.client_email = client_email
-        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self._public_pem = self._key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        self._lock = threading.Lock()
-        self._scopes_by_token: dict[str, frozenset[str]] = {}
-        self.grants = 0
-
-    def key_info(self, token_uri: str) -> dict[str, str]:
-        """A service-account key, as the Google Cloud console would download it."""
-        private_pem = self._key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode()
-        return {
-            "type": "service_account",
-            "project_id": "standin-project",
-            "private_key_id": secrets.token_hex(20),
-            "private_key": private_pem,
-            "client_email": self.client_email,
-            "client_id": "100000000000000000001",
-            "token_uri": token_uri,
-        }
-
-    def grant(self, form: dict[str, list[str]], required_scope: str | None) -> Reply:
-        """The JWT-bearer grant; `required_scope` refuses assertions without it (400)."""
-        if form.get("grant_type") != [JWT_BEARER] or len(form.get("assertion", [])) != 1:
-            return Reply(400, {"error": "unsupported_grant_type"})
-        try:
-            claims = jwt.decode(
-                form["assertion"][0], certs=self._public_pem, audience=ASSERTION_AUDIENCE
-            )
-        except ValueError as error:
-            return Reply(400, {"error": "invalid_grant", "error_description": str(error)})
-        if claims.get("iss") != self.client_email:
-            return Reply(400, {"error": "invalid_grant", "error_description": "unknown issuer"})
-        scopes = frozenset(str(claims.get("scope", "")).split())
-        if required_scope is not None and required_scope not in scopes:
-            return Reply(400, {"error": "invalid_scope"})
-        token = secrets.token_urlsafe(24)
-        with self._lock:
-            self._scopes_by_token[token] = scopes
-            self.grants += 1
-        return Reply(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
-
-    def scopes_of(self, authorization: str | None) -> frozenset[str] | None:
-        """The scopes of a live bearer token, or None for no or an unknown token."""
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer":
-            return None
-        with self._lock:
-            return self._scopes_by_token.get(token.strip())
-
-    def revoke_all(self) -> None:
-        """Every token issued so far stops working, as after it expired."""
-        with self._lock:
-            self._scopes_by_token.clear()
-
-
 class RbmApiStandIn:
     """phones.agentEvents.create and a token endpoint on a loopback port.
 
@@ -195,10 +119,11 @@ class RbmApiStandIn:
         duplicate_answer: DuplicateAnswer = "same",
         scope_check: ScopeCheck = "api",
         agents: Iterable[str] | None = None,
+        tokens: ServiceAccountTokens | None = None,
     ) -> None:
         self.duplicate_answer: DuplicateAnswer = duplicate_answer
         self.scope_check: ScopeCheck = scope_check
-        self.tokens = ServiceAccountTokens()
+        self.tokens = tokens or ServiceAccountTokens()
         self._changed = threading.Condition()
         self._closing = threading.Event()
         self._calls: list[AgentEventCall] = []
@@ -330,7 +255,8 @@ class RbmApiStandIn:
     # --- the contract -------------------------------------------------------------------
 
     def grant_token(self, form: dict[str, list[str]]) -> Reply:
-        return self.tokens.grant(form, SCOPE if self.scope_check == "token" else None)
+        status, document = self.tokens.grant(form, SCOPE if self.scope_check == "token" else None)
+        return Reply(status, document)
 
     def create_agent_event(self, target: str, authorization: str | None, body: bytes) -> Reply:
         url = urlsplit(target)
