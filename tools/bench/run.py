@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from tools.bench import measure
 from tools.bench.report import Results, markdown
-from tools.local.stack import LocalStack, StackSettings
+from tools.local.stack import LocalStack, StackSettings, running
 from tools.topology import ROOT
 
 OUTPUT = ROOT / ".local" / "bench.md"
@@ -48,12 +48,11 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=OUTPUT)
     arguments = parser.parse_args()
     settings = measure.TINY if arguments.tiny else measure.FULL
-    with tempfile.TemporaryDirectory(prefix="bench-") as work_dir:
-        stack = LocalStack(StackSettings(work_dir=Path(work_dir))).start()
-        try:
-            report = markdown(benchmark(stack, settings))
-        finally:
-            stack.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-") as work_dir,
+        running(StackSettings(work_dir=Path(work_dir))) as stack,
+    ):
+        report = markdown(benchmark(stack, settings))
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     arguments.output.write_text(report)
     print(report)

@@ -24,7 +24,7 @@ from shared.providers.chatapp.normalise import conversation_id as chatapp_conver
 from tools.local.history import DAYS, simulate
 from tools.local.main import STATE_FILE
 from tools.local.procs import answers_http, wait_until
-from tools.local.stack import LocalStack, StackSettings
+from tools.local.stack import LocalStack, StackSettings, running
 from tools.payloads import bm as bm
 from tools.payloads import chatapp as ca
 
@@ -288,12 +288,11 @@ def main() -> None:
         play(target)
         return
     print("no `make local` running: starting a stack for the demo...")
-    with tempfile.TemporaryDirectory(prefix="receipt-demo-") as work_dir:
-        stack = LocalStack(StackSettings(work_dir=Path(work_dir))).start()
-        try:
-            play(Target.of(stack))
-        finally:
-            stack.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="receipt-demo-") as work_dir,
+        running(StackSettings(work_dir=Path(work_dir))) as stack,
+    ):
+        play(Target.of(stack))
 
 
 if __name__ == "__main__":

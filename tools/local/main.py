@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import sys
-import threading
-from types import FrameType
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
 
-from tools.local.stack import LocalStack, StackSettings
+from tools.local.stack import LocalStack, StackSettings, running
 from tools.topology import ROOT
 
 WORK_DIR = ROOT / ".local"
 STATE_FILE = WORK_DIR / "stack.json"  # lets `make demo` find a running stack
 ENV_FILE = WORK_DIR / "env"  # lets `make replay` reach the running stack's emulators
+SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def preflight() -> None:
@@ -30,31 +34,42 @@ def preflight() -> None:
 
 def main() -> None:
     preflight()
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    stack = LocalStack(StackSettings.from_env(os.environ, WORK_DIR))
     print("starting the Pub/Sub and Firestore emulators and the functions...", flush=True)
-    stack.start()
+    with running(StackSettings.from_env(os.environ, WORK_DIR)) as stack:
+        try:
+            write_private(STATE_FILE, json.dumps(describe(stack), indent=2))
+            variables = {**stack.client_environment(), **stack.settings.topics}
+            write_private(ENV_FILE, shell_assignments(variables))
+            print_summary(stack)
+            while True:
+                signal.pause()  # until Ctrl-C or SIGTERM raises (tools.local.stop_signals)
+        finally:
+            print("\nstopping everything `make local` started...", flush=True)
+            STATE_FILE.unlink(missing_ok=True)
+            ENV_FILE.unlink(missing_ok=True)
+
+
+def shell_assignments(variables: Mapping[str, str]) -> str:
+    """`NAME=value` lines that a POSIX shell sources back to exactly these values, whatever
+    they hold (spaces, quotes, `$`, newlines)."""
+    for name in variables:
+        if not SHELL_NAME.fullmatch(name):
+            raise ValueError(f"not a shell variable name: {name!r}")
+    return "".join(f"{name}={shlex.quote(value)}\n" for name, value in variables.items())
+
+
+def write_private(path: Path, text: str) -> None:
+    """Writes a file only its owner can read, from its first byte: a new file, created 0600
+    (mkstemp), then renamed over the old one, so a reader never sees it half written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        STATE_FILE.write_text(json.dumps(describe(stack), indent=2))
-        ENV_FILE.write_text(
-            "".join(
-                f"{k}={v}\n"
-                for k, v in {**stack.client_environment(), **stack.settings.topics}.items()
-            )
-        )
-        print_summary(stack)
-        stop.wait()
-    finally:
-        print("\nstopping everything `make local` started...", flush=True)
-        STATE_FILE.unlink(missing_ok=True)
-        ENV_FILE.unlink(missing_ok=True)
-        stack.stop()
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def describe(stack: LocalStack) -> dict[str, object]:

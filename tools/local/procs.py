@@ -1,17 +1,29 @@
-"""Child processes that are started in their own process group and stopped by that id."""
+"""Child processes that are started in their own process group and stopped by that id.
+
+Each is also in the care of this process's watchdog (`tools.local.watchdog`), which ends it
+should this process die without stopping it.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import requests
+
+from tools.local.groups import (
+    STOP_GRACE_SECONDS,
+    TERM_THEN_KILL,
+    end_groups,
+    group_cpu_seconds,
+    live_groups,
+    signal_group,
+)
+from tools.local.watchdog import owner_mark
 
 
 def free_port() -> int:
@@ -65,18 +77,25 @@ class ManagedProcess:
         return self._process.pid if self._process else None
 
     def start(self, ready_url: str, timeout: float = 60, interval: float = 0.1) -> None:
+        self.launch()
+        self.await_ready(ready_url, timeout, interval)
+
+    def launch(self) -> None:
+        """Starts the process without waiting for it: several can then start at once."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             # A new session makes the child a process-group leader: stopping the group by its
             # id stops the child and its own children (gcloud forks java) and nothing else.
             self._process = subprocess.Popen(
                 self._command,
-                env=dict(self._environment()),
+                env={**self._environment(), **owner_mark()},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+
+    def await_ready(self, ready_url: str, timeout: float = 60, interval: float = 0.1) -> None:
         wait_until(lambda: self._ready(ready_url), timeout, f"{self.name} at {ready_url}", interval)
 
     def _ready(self, url: str) -> bool:
@@ -100,9 +119,7 @@ class ManagedProcess:
 
     def kill(self) -> None:
         """SIGKILL, as a crashed instance: no clean-up runs."""
-        self.thaw()
-        self._signal_group(signal.SIGKILL)
-        self._reap(timeout=15)
+        stop_all([self], signals=(signal.SIGKILL,))
 
     def freeze(self) -> None:
         """SIGSTOP: the server keeps its state and its connections but answers nothing."""
@@ -111,52 +128,35 @@ class ManagedProcess:
     def thaw(self) -> None:
         self._signal_group(signal.SIGCONT)
 
-    def stop(self, timeout: float = 15) -> None:
-        if self._process is None:
-            return
-        self.thaw()  # a frozen process cannot act on SIGTERM
-        self._signal_group(signal.SIGTERM)
-        if not self._reap(timeout):
-            self._signal_group(signal.SIGKILL)
-            self._reap(timeout)
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        stop_all([self], grace)
 
     def _signal_group(self, sig: signal.Signals) -> None:
-        if self._process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._process.pid, sig)
+        if self._process is not None:
+            signal_group(self._process.pid, sig)
 
-    def _reap(self, timeout: float) -> bool:
-        assert self._process is not None
-        try:
-            self._process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return False
-        # The group may outlive its leader (java under gcloud): wait for it to empty.
-        pgid = self._process.pid
-        try:
-            wait_until(lambda: not _group_alive(pgid), timeout, f"{self.name} to exit")
-        except TimeoutError:
+    def exited(self, live: Collection[int]) -> bool:
+        """True once the process and its whole group have exited (java may outlive gcloud);
+        `live` is what `live_groups()` found. Reaps the leader."""
+        if self._process is None:
+            return True
+        if self._process.poll() is None or self._process.pid in live:
             return False
         self._process = None
         return True
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def stop_all(
+    processes: Iterable[ManagedProcess],
+    grace: float = STOP_GRACE_SECONDS,
+    signals: Sequence[signal.Signals] = TERM_THEN_KILL,
+) -> None:
+    """Stops these processes' groups together: SIGTERM, then SIGKILL after `grace`. One that
+    outlives both stays known, so stopping it can be tried again."""
+    running = {pid: p for p in processes if (pid := p.pid) is not None}
 
+    def alive() -> set[int]:
+        live = live_groups()
+        return {pgid for pgid, process in running.items() if not process.exited(live)}
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU time of the live processes of a process group, from /proc (Linux)."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            # The command name (field 2) may hold spaces: the fields after its ")" are fixed.
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid:  # field 5, the process group
-                ticks += int(fields[11]) + int(fields[12])  # fields 14 and 15, utime and stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+    end_groups(alive, grace, signals)

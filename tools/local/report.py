@@ -16,7 +16,7 @@ from pathlib import Path
 
 from shared.ops import report
 from tools.local import demo
-from tools.local.stack import LocalStack, StackSettings
+from tools.local.stack import StackSettings, running
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -24,22 +24,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     if os.environ.get("GOOGLE_CLOUD_PROJECT"):
         report.main(arguments)
         return
-    running = demo.running_stack()
-    if running is not None:
-        print(f"reporting on the running `make local` (Firestore at {running.firestore_host})")
-        _use_emulator(running)
+    make_local = demo.running_stack()
+    if make_local is not None:
+        print(f"reporting on the running `make local` (Firestore at {make_local.firestore_host})")
+        _use_emulator(make_local)
         report.main(arguments)
         return
     print("no `make local` running: starting a stack and playing the demo into it first...")
-    with tempfile.TemporaryDirectory(prefix="receipt-report-") as work_dir:
-        stack = LocalStack(StackSettings(work_dir=Path(work_dir))).start()
-        try:
-            target = demo.Target.of(stack)
-            demo.play(target)
-            _use_emulator(target)
-            report.main(arguments)
-        finally:
-            stack.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="receipt-report-") as work_dir,
+        running(StackSettings(work_dir=Path(work_dir))) as stack,
+    ):
+        target = demo.Target.of(stack)
+        demo.play(target)
+        _use_emulator(target)
+        report.main(arguments)
 
 
 def _use_emulator(target: demo.Target) -> None:

@@ -12,8 +12,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,9 @@ from google.cloud import firestore
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
 from shared.core.config import DEFAULT_DEAD_LETTER, DEFAULT_TOPICS, comma_list
-from tools.local.procs import ManagedProcess, answers_http, free_port, wait_until
+from tools.local.groups import STOP_GRACE_SECONDS
+from tools.local.procs import ManagedProcess, answers_http, free_port, stop_all, wait_until
+from tools.local.stop_signals import stopping_on_signals
 from tools.standins.bm_api import BusinessMessagesStandIn
 from tools.topology import FUNCTIONS, ROOT, SUBSCRIPTIONS, WEBHOOK, Function
 
@@ -96,6 +97,15 @@ class StackSettings:
         return settings
 
 
+@contextlib.contextmanager
+def running(settings: StackSettings) -> Iterator[LocalStack]:
+    """A started stack for the block: stopped after it, or at the first SIGINT or SIGTERM (see
+    `tools.local.stop_signals`); should this process die, its watchdog ends the servers."""
+    stack = LocalStack(settings)
+    with stopping_on_signals(stack.stop):
+        yield stack.start()
+
+
 class LocalStack:
     def __init__(self, settings: StackSettings) -> None:
         self.settings = settings
@@ -139,10 +149,11 @@ class LocalStack:
 
     def stop(self) -> None:
         self._scheduler_stop.set()
+        stop_all(self._owned)
         if self._scheduler is not None:
-            self._scheduler.join(timeout=70)
-        for process in reversed(self._owned):
-            process.stop()
+            # Its request in flight, if any, failed when the drainer stopped.
+            self._scheduler.join(timeout=STOP_GRACE_SECONDS)
+            self._scheduler = None
         if self.standin is not None:
             self.standin.stop()
             self.standin = None
@@ -153,18 +164,15 @@ class LocalStack:
             (self.pubsub, self.pubsub_host, self.settings.pubsub_host),
             (self.firestore, self.firestore_host, self.settings.firestore_host),
         )
-        with ThreadPoolExecutor(max_workers=2) as pool:  # each takes seconds: start both at once
-            starts = [
-                pool.submit(process.start, f"http://{host}/", 90)
-                for process, host, given in emulators
-                if not given
-            ]
-            for start in starts:
-                start.result()
+        for process, _, given in emulators:
+            if not given:
+                process.launch()  # each takes seconds: both start at once
         for process, host, given in emulators:
+            url = f"http://{host}/"
             if given:
-                url = f"http://{host}/"
                 wait_until(functools.partial(answers_http, url), 10, f"the {process.name} at {url}")
+            else:
+                process.await_ready(url, 90)
 
     def _start_api(self) -> None:
         if self.settings.bm_api_endpoint:
