@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from tests.shell import source_in_bash
-from tools.local import demo
 from tools.local.groups import ProcessStat, descendants, process_stat, signal_group, still_running
 from tools.local.main import ENV_FILE, STATE_FILE
 from tools.local.procs import free_port, wait_until
@@ -120,17 +119,23 @@ def seconds_to_end(started: Started, sig: signal.Signals, whole_group: bool = Tr
     return seconds
 
 
-def environment(**variables: str) -> dict[str, str]:
+def environment(local_dir: Path, **variables: str) -> dict[str, str]:
     """This test process's environment without the session stack's emulators (the stack's
     helpers put them in os.environ), plus these variables."""
     inherited = {k: v for k, v in os.environ.items() if k not in STACK_VARIABLES}
-    return {**inherited, "PORT": str(free_port()), **variables}
+    return {
+        **inherited,
+        "PORT": str(free_port()),
+        "RECEIPT_PIPELINE_LOCAL_DIR": str(local_dir),
+        **variables,
+    }
 
 
-def sharing_emulators(stack: LocalStack) -> dict[str, str]:
+def sharing_emulators(stack: LocalStack, local_dir: Path) -> dict[str, str]:
     """`make local` on the session stack's emulators, in a project of its own: only its four
     servers start, so it is quick to start again and again."""
     return environment(
+        local_dir,
         GOOGLE_CLOUD_PROJECT=f"no-orphans-{uuid.uuid4().hex[:8]}",
         PUBSUB_EMULATOR_HOST=stack.pubsub_host,
         FIRESTORE_EMULATOR_HOST=stack.firestore_host,
@@ -138,23 +143,17 @@ def sharing_emulators(stack: LocalStack) -> dict[str, str]:
 
 
 @pytest.fixture
-def make_local_is_ours() -> Iterator[None]:
-    """`make local` keeps its files in this checkout's .local: never run it beside one that is
-    running; remove what a killed one leaves."""
-    if demo.running_stack() is not None:
-        pytest.skip("a `make local` is running in this checkout")
-    yield
-    STATE_FILE.unlink(missing_ok=True)
-    ENV_FILE.unlink(missing_ok=True)
+def local_dir(tmp_path: Path) -> Path:
+    """Where the `make local` under test keeps its files: never a developer's .local."""
+    return tmp_path / "local"
 
 
 MAKE_LOCAL = ["make", "--no-print-directory", "local"]
 
 
-@pytest.mark.usefixtures("make_local_is_ours")
-def test_sigkill_of_make_local_leaves_no_survivor(start: Start) -> None:
+def test_sigkill_of_make_local_leaves_no_survivor(start: Start, local_dir: Path) -> None:
     """With emulators of its own: gcloud and its java, four servers and their workers."""
-    local = start([sys.executable, "-m", "tools.local"], environment())
+    local = start([sys.executable, "-m", "tools.local"], environment(local_dir))
     local.wait_for(READY_LINE)
     names = [p.name for p in local.family()]
     assert names.count("java") == 2
@@ -165,10 +164,9 @@ def test_sigkill_of_make_local_leaves_no_survivor(start: Start) -> None:
     wait_until(lambda: WATCHDOG_ENDED in local.text(), 5, "the watchdog's report")
 
 
-@pytest.mark.usefixtures("make_local_is_ours")
-def test_ctrl_c_on_make_local_ends_everything(start: Start) -> None:
+def test_ctrl_c_on_make_local_ends_everything(start: Start, local_dir: Path) -> None:
     """The terminal sends SIGINT to the whole foreground group: make and its python."""
-    local = start(MAKE_LOCAL, environment())
+    local = start(MAKE_LOCAL, environment(local_dir))
     local.wait_for(READY_LINE)
     assert [p.name for p in local.family()].count("java") == 2
 
@@ -177,14 +175,13 @@ def test_ctrl_c_on_make_local_ends_everything(start: Start) -> None:
     assert "stopping everything `make local` started" in local.text()
 
 
-@pytest.mark.usefixtures("make_local_is_ours")
 def test_sigterm_to_make_locals_group_ends_everything_every_time(
-    start: Start, stack: LocalStack
+    start: Start, stack: LocalStack, local_dir: Path
 ) -> None:
     """What `timeout`, CI runners and supervisors send. make forwards a second SIGTERM to its
     child while the first is being handled: a race, so it is run several times."""
     for _ in range(5):
-        local = start(MAKE_LOCAL, sharing_emulators(stack))
+        local = start(MAKE_LOCAL, sharing_emulators(stack, local_dir))
         local.wait_for(READY_LINE)
         assert [p.name for p in local.family()].count("functions-frame") >= len(FUNCTIONS)
 
@@ -193,19 +190,21 @@ def test_sigterm_to_make_locals_group_ends_everything_every_time(
         assert "stopping everything `make local` started" in local.text()
 
 
-@pytest.mark.usefixtures("make_local_is_ours")
-def test_make_local_writes_its_files_private_and_quoted(start: Start, stack: LocalStack) -> None:
-    local = start(MAKE_LOCAL, sharing_emulators(stack))
+def test_make_local_writes_its_files_private_and_quoted(
+    start: Start, stack: LocalStack, local_dir: Path
+) -> None:
+    local = start(MAKE_LOCAL, sharing_emulators(stack, local_dir))
     local.wait_for(READY_LINE)
-    described = json.loads(STATE_FILE.read_text())
-    for path in (STATE_FILE, ENV_FILE):
+    state_file, env_file = local_dir / STATE_FILE.name, local_dir / ENV_FILE.name
+    described = json.loads(state_file.read_text())
+    for path in (state_file, env_file):
         assert path.stat().st_mode & 0o777 == 0o600, path
-    sourced = source_in_bash(ENV_FILE, STACK_VARIABLES)
+    sourced = source_in_bash(env_file, STACK_VARIABLES)
     assert sourced == [described[name] for name in STACK_VARIABLES]
 
     seconds_to_end(local, signal.SIGTERM)
-    assert not STATE_FILE.exists()
-    assert not ENV_FILE.exists()
+    assert not state_file.exists()
+    assert not env_file.exists()
 
 
 # The tools' other owners (`make demo`, `make bench`, pytest running the stack fixture) share
@@ -233,7 +232,9 @@ def test_an_owner_that_dies_without_stopping_its_servers_leaves_no_survivor(
     start: Start, tmp_path: Path, sig: signal.Signals
 ) -> None:
     """SIGTERM with its default action, as pytest takes it: no `finally` runs."""
-    owner = start([sys.executable, "-c", OWNER, str(free_port()), str(tmp_path)], environment())
+    owner = start(
+        [sys.executable, "-c", OWNER, str(free_port()), str(tmp_path)], environment(tmp_path)
+    )
     owner.wait_for("serving", timeout=30)
     names = [p.name for p in owner.family()]
     assert "sleep" in names

@@ -16,7 +16,8 @@ from pathlib import Path
 from tools.local.stack import LocalStack, StackSettings, running
 from tools.topology import ROOT
 
-WORK_DIR = ROOT / ".local"
+# Where `make local` keeps its logs and state; a test sets its own, beside a developer's.
+WORK_DIR = Path(os.environ.get("RECEIPT_PIPELINE_LOCAL_DIR") or ROOT / ".local")
 STATE_FILE = WORK_DIR / "stack.json"  # lets `make demo` find a running stack
 ENV_FILE = WORK_DIR / "env"  # lets `make replay` reach the running stack's emulators
 SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
