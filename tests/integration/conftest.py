@@ -21,6 +21,7 @@ from shared.ops.replay import Replay
 from tools.local.stack import Delivery, LocalStack, StackSettings
 from tools.payloads import bm as bm_payloads
 from tools.standins.bm_api import BusinessMessagesStandIn
+from tools.standins.rbm_api import RbmApiStandIn
 
 PROCESSING_TIMEOUT = 90  # contended transactions in the emulator take seconds each
 
@@ -30,11 +31,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     settings = StackSettings(
         work_dir=tmp_path_factory.mktemp("stack"),
         signing_keys="local-signing-key,previous-signing-key",
+        rbm_client_tokens="local-rbm-client-token,previous-rbm-client-token",
         drain_interval_seconds=1,
         max_delivery_attempts=5,
         function_env={
             "PUBLISH_TIMEOUT_SECONDS": "2",
             "BM_API_RETRY_DEADLINE_SECONDS": "2",
+            "RBM_API_RETRY_DEADLINE_SECONDS": "2",
             "READ_RECEIPT_LEASE_SECONDS": "30",
             "MAX_BODY_BYTES": str(64 * 1024),
         },
@@ -53,6 +56,12 @@ def db(stack: LocalStack) -> firestore.Client:
 def standin(stack: LocalStack) -> BusinessMessagesStandIn:
     assert stack.standin is not None
     return stack.standin
+
+
+@pytest.fixture(scope="session")
+def rbm_standin(stack: LocalStack) -> RbmApiStandIn:
+    assert stack.rbm_standin is not None
+    return stack.rbm_standin
 
 
 class Spy:

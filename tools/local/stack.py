@@ -27,6 +27,8 @@ from tools.local.groups import STOP_GRACE_SECONDS
 from tools.local.procs import ManagedProcess, answers_http, free_port, stop_all, wait_until
 from tools.local.stop_signals import stopping_on_signals
 from tools.standins.bm_api import BusinessMessagesStandIn
+from tools.standins.google_oauth import ServiceAccountTokens
+from tools.standins.rbm_api import RbmApiStandIn
 from tools.topology import FUNCTIONS, ROOT, SUBSCRIPTIONS, WEBHOOK, Function
 
 Delivery = tuple[str, str]  # (Pub/Sub message id, SHA-256 of the body)
@@ -42,6 +44,8 @@ _STACK_VARIABLES = (
     "CHATAPP_CALLBACK_TOKENS",
     "CHATAPP_ALLOWED_IPS",
     "BM_API_ENDPOINT",
+    "RBM_CLIENT_TOKEN",
+    "RBM_API_ENDPOINT",
     "GOOGLE_APPLICATION_CREDENTIALS",
     *DEFAULT_TOPICS,
 )
@@ -55,10 +59,12 @@ class StackSettings:
     pubsub_host: str | None = None  # an emulator already running; None: start one
     firestore_host: str | None = None
     bm_api_endpoint: str | None = None  # a real or other API; None: start the stand-in
-    credentials: str | None = None  # service-account key for that API
+    rbm_api_endpoint: str | None = None  # likewise for RCS Business Messaging
+    credentials: str | None = None  # service-account key for those APIs
     signing_keys: str = "local-signing-key"  # local development value; set BM_SIGNING_KEY
     client_token: str = "local-client-token"  # noqa: S105 (a local development value)
     chatapp_tokens: str = "local-chatapp-token"  # local development value
+    rbm_client_tokens: str = "local-rbm-client-token"
     topics: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TOPICS))
     function_env: dict[str, str] = field(default_factory=dict)  # e.g. AUTO_READ_RECEIPTS
     ack_deadline_seconds: int = 60
@@ -75,11 +81,13 @@ class StackSettings:
             pubsub_host=environ.get("PUBSUB_EMULATOR_HOST") or None,
             firestore_host=environ.get("FIRESTORE_EMULATOR_HOST") or None,
             bm_api_endpoint=environ.get("BM_API_ENDPOINT") or None,
+            rbm_api_endpoint=environ.get("RBM_API_ENDPOINT") or None,
             credentials=environ.get("GOOGLE_APPLICATION_CREDENTIALS") or None,
         )
         settings.signing_keys = environ.get("BM_SIGNING_KEY") or settings.signing_keys
         settings.client_token = environ.get("BM_CLIENT_TOKEN") or settings.client_token
         settings.chatapp_tokens = environ.get("CHATAPP_CALLBACK_TOKENS") or settings.chatapp_tokens
+        settings.rbm_client_tokens = environ.get("RBM_CLIENT_TOKEN") or settings.rbm_client_tokens
         settings.topics = {
             name: environ.get(name) or topic for name, topic in DEFAULT_TOPICS.items()
         }
@@ -88,7 +96,10 @@ class StackSettings:
             "MAX_BODY_BYTES",
             "PUBLISH_TIMEOUT_SECONDS",
             "BM_API_RETRY_DEADLINE_SECONDS",
+            "RBM_API_RETRY_DEADLINE_SECONDS",
             "READ_RECEIPT_LEASE_SECONDS",
+            "TRUSTED_PROXY_HOPS",
+            "SPOOL_PROVIDERS",
             "CHATAPP_ALLOWED_IPS",
         )
         settings.function_env = {
@@ -122,6 +133,7 @@ class LocalStack:
             "firestore", ["emulators", "firestore", "start"], self.firestore_host
         )
         self.standin: BusinessMessagesStandIn | None = None
+        self.rbm_standin: RbmApiStandIn | None = None
         self._credentials = settings.credentials
         self._scheduler_stop = threading.Event()
         self._scheduler: threading.Thread | None = None
@@ -154,10 +166,11 @@ class LocalStack:
             # Its request in flight, if any, failed when the drainer stopped.
             self._scheduler.join(timeout=STOP_GRACE_SECONDS)
             self._scheduler = None
-        if self.standin is not None:
-            self.standin.stop()
-            self.standin = None
-            self._standin_key.unlink(missing_ok=True)
+        for standin in (self.standin, self.rbm_standin):
+            if standin is not None:
+                standin.stop()
+        self.standin = self.rbm_standin = None
+        self._standin_key.unlink(missing_ok=True)
 
     def _start_emulators(self) -> None:
         emulators = (
@@ -175,12 +188,18 @@ class LocalStack:
                 process.await_ready(url, 90)
 
     def _start_api(self) -> None:
-        if self.settings.bm_api_endpoint:
-            return
-        self.standin = BusinessMessagesStandIn().start()
-        self._standin_key.parent.mkdir(parents=True, exist_ok=True)
-        self.standin.write_key(self._standin_key)
-        self._credentials = str(self._standin_key)
+        """The providers' API stand-ins where no endpoint is given, sharing one token endpoint
+        (as Google's APIs do), so one key file serves the READ sender for both."""
+        tokens = ServiceAccountTokens()
+        if not self.settings.bm_api_endpoint:
+            self.standin = BusinessMessagesStandIn(tokens=tokens).start()
+        if not self.settings.rbm_api_endpoint:
+            self.rbm_standin = RbmApiStandIn(tokens=tokens).start()
+        issuer = self.standin or self.rbm_standin
+        if issuer is not None and not self.settings.credentials:
+            self._standin_key.parent.mkdir(parents=True, exist_ok=True)
+            issuer.write_key(self._standin_key)
+            self._credentials = str(self._standin_key)
 
     def start_function(self, target: str) -> None:
         self.functions[target].start(f"{self.url(target)}/", timeout=60)
@@ -228,6 +247,22 @@ class LocalStack:
         assert self.standin is not None
         return self.standin.endpoint
 
+    @property
+    def rbm_api_endpoint(self) -> str:
+        if self.settings.rbm_api_endpoint:
+            return self.settings.rbm_api_endpoint
+        assert self.rbm_standin is not None
+        return self.rbm_standin.endpoint
+
+    @property
+    def rbm_url(self) -> str:
+        """The webhook URL to register in the RBM Developer Console."""
+        return f"{self.webhook_url}/rbm"
+
+    @property
+    def rbm_client_token(self) -> str:
+        return comma_list(self.settings.rbm_client_tokens)[0]
+
     def client_environment(self) -> dict[str, str]:
         """What a Google client needs to reach this stack's emulators."""
         return {
@@ -246,6 +281,8 @@ class LocalStack:
             BM_CLIENT_TOKEN=self.settings.client_token,
             CHATAPP_CALLBACK_TOKENS=self.settings.chatapp_tokens,
             BM_API_ENDPOINT=self.api_endpoint,
+            RBM_CLIENT_TOKEN=self.settings.rbm_client_tokens,
+            RBM_API_ENDPOINT=self.rbm_api_endpoint,
             **self.settings.topics,
             **({"GOOGLE_APPLICATION_CREDENTIALS": credentials} if credentials else {}),
             **self.settings.function_env,
