@@ -6,6 +6,7 @@ locals {
   enabled_providers = concat(
     var.business_messages_enabled ? ["bm"] : [],
     var.chatapp_enabled ? ["chatapp"] : [],
+    var.rbm_enabled ? ["rbm"] : [],
   )
 
   extra_env = {
@@ -16,9 +17,10 @@ locals {
     "record-events" = var.receipt_retention_days > 0 ? {
       RECEIPT_RETENTION_DAYS = tostring(var.receipt_retention_days)
     } : {}
-    "agent-read-receipts" = {
-      AUTO_READ_RECEIPTS = tostring(var.auto_read_receipts)
-    }
+    "agent-read-receipts" = merge(
+      { AUTO_READ_RECEIPTS = tostring(var.auto_read_receipts) },
+      var.rbm_api_endpoint != "" ? { RBM_API_ENDPOINT = var.rbm_api_endpoint } : {},
+    )
     "drain-spool" = {}
   }
 

@@ -42,8 +42,7 @@ class Scenario:
 
     id: str
     variables: dict[str, str] = field(default_factory=dict)
-    bm: bool = True
-    chatapp: bool = False
+    providers: frozenset[str] = frozenset({"rbm"})  # the example file's
     auto_read_receipts: bool = True
 
 
@@ -51,19 +50,20 @@ SCENARIOS = [
     Scenario("example"),
     Scenario(
         "chatapp-only",
-        {"business_messages_enabled": "false", "chatapp_enabled": "true"},
-        bm=False,
-        chatapp=True,
+        {"rbm_enabled": "false", "chatapp_enabled": "true"},
+        providers=frozenset({"chatapp"}),
     ),
     Scenario(
-        "both-providers-manual-read-receipts",
+        "every-provider-manual-read-receipts",
         {
+            "business_messages_enabled": "true",
             "chatapp_enabled": "true",
             "auto_read_receipts": "false",
             "receipt_retention_days": "30",
             "bm_api_service_account_email": EXTERNAL_ACCOUNT,
+            "rbm_api_endpoint": "https://europe-rcsbusinessmessaging.googleapis.com",
         },
-        chatapp=True,
+        providers=frozenset({"bm", "chatapp", "rbm"}),
         auto_read_receipts=False,
     ),
 ]
@@ -327,7 +327,7 @@ def test_secrets_reach_functions_only_through_secret_manager(
     planned: tuple[Scenario, checks.Plan],
 ) -> None:
     scenario, plan = planned
-    enabled = {name for name, on in (("bm", scenario.bm), ("chatapp", scenario.chatapp)) if on}
+    enabled = scenario.providers
     expected = {
         f'{FUNCTION}["{name}"]': {
             env: f'google_secret_manager_secret.pipeline["{secret["secret"]}"]'

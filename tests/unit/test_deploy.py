@@ -50,7 +50,9 @@ def flags(arguments: list[str]) -> dict[str, str]:
 
 
 def test_the_commands_carry_the_settings_terraform_uses() -> None:
-    settings = deploy.Settings(project="p", chatapp_enabled=True, min_instances={"webhook": 1})
+    settings = deploy.Settings(
+        project="p", chatapp_enabled=True, rbm_enabled=True, min_instances={"webhook": 1}
+    )
     for function in FUNCTIONS:
         arguments = deploy.command(function, settings)
         config = function.settings

@@ -129,7 +129,9 @@ def test_settings_reach_the_function_resource() -> None:
     assert secrets["secret_environment_variables"]["for_each"] == "${each.value.secrets}"
 
 
-@pytest.mark.parametrize("providers", [("bm",), ("chatapp",), ("bm", "chatapp")])
+@pytest.mark.parametrize(
+    "providers", [("bm",), ("chatapp",), ("rbm",), ("bm", "chatapp"), ("bm", "chatapp", "rbm")]
+)
 @pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.name)
 def test_each_function_starts_with_exactly_what_terraform_gives_it(
     function: Any, providers: tuple[str, ...]
@@ -138,6 +140,7 @@ def test_each_function_starts_with_exactly_what_terraform_gives_it(
         project="p",
         business_messages_enabled="bm" in providers,
         chatapp_enabled="chatapp" in providers,
+        rbm_enabled="rbm" in providers,
     )
     environment = deploy.environment(function, settings)
     secret_values = dict.fromkeys(deploy.secrets(function, settings), "secret-value")
@@ -293,7 +296,12 @@ def test_no_secret_value_in_terraform_or_the_repo() -> None:
     assert "google_secret_manager_secret_version" not in HCL["resource"]
     assert not list(all_attributes(HCL["resource"], "secret_data"))
     secret_names = {env for f in PIPELINE["functions"].values() for env in f["secrets"]}
-    assert secret_names == {"BM_SIGNING_KEY", "BM_CLIENT_TOKEN", "CHATAPP_CALLBACK_TOKENS"}
+    assert secret_names == {
+        "BM_SIGNING_KEY",
+        "BM_CLIENT_TOKEN",
+        "CHATAPP_CALLBACK_TOKENS",
+        "RBM_CLIENT_TOKEN",
+    }
     for function in FUNCTIONS:  # secrets are mounted, never plain environment variables
         assert not secret_names & set(deploy.environment(function, deploy.Settings("p")))
     example = (TERRAFORM / "terraform.tfvars.example").read_text()

@@ -30,6 +30,8 @@ class Settings:
     name_prefix: str = "receipt-pipeline"
     business_messages_enabled: bool = True
     chatapp_enabled: bool = False
+    rbm_enabled: bool = False
+    rbm_api_endpoint: str = ""
     chatapp_allowed_ips: tuple[str, ...] = ()
     spool_providers: tuple[str, ...] = ("chatapp",)
     auto_read_receipts: bool = True
@@ -51,6 +53,8 @@ class Settings:
                 environ.get("BM_ENABLED"), cls.business_messages_enabled
             ),
             chatapp_enabled=_flag(environ.get("CHATAPP_ENABLED"), cls.chatapp_enabled),
+            rbm_enabled=_flag(environ.get("RBM_ENABLED"), cls.rbm_enabled),
+            rbm_api_endpoint=environ.get("RBM_API_ENDPOINT", ""),
             chatapp_allowed_ips=comma_list(environ.get("CHATAPP_ALLOWED_IPS", "")),
             spool_providers=comma_list(environ.get("SPOOL_PROVIDERS", "chatapp")),
             auto_read_receipts=_flag(environ.get("AUTO_READ_RECEIPTS"), cls.auto_read_receipts),
@@ -62,7 +66,11 @@ class Settings:
 
     @property
     def providers(self) -> set[str]:
-        enabled = {"bm": self.business_messages_enabled, "chatapp": self.chatapp_enabled}
+        enabled = {
+            "bm": self.business_messages_enabled,
+            "chatapp": self.chatapp_enabled,
+            "rbm": self.rbm_enabled,
+        }
         return {provider for provider, on in enabled.items() if on}
 
     def account(self, function: Function) -> str:
@@ -88,6 +96,8 @@ def environment(function: Function, settings: Settings) -> dict[str, str]:
         env["RECEIPT_RETENTION_DAYS"] = str(settings.receipt_retention_days)
     if function.name == "agent-read-receipts":
         env["AUTO_READ_RECEIPTS"] = str(settings.auto_read_receipts).lower()
+        if settings.rbm_api_endpoint:
+            env["RBM_API_ENDPOINT"] = settings.rbm_api_endpoint
     return env
 
 
