@@ -61,7 +61,9 @@ def parse_window(argv: Sequence[str] | None, now: datetime | None = None) -> tup
     parser = argparse.ArgumentParser(prog="make report", description=__doc__.splitlines()[0])
     parser.add_argument("--since", help="a date or ISO time (default: 7 days before --until)")
     parser.add_argument("--until", help="a date or ISO time, exclusive (default: now)")
-    parser.add_argument("--agent", help="only this agent (a BM agent name, a business number)")
+    parser.add_argument(
+        "--agent", help="only this agent (an RBM agent id, a BM agent name, a business number)"
+    )
     parser.add_argument("--timezone", default="UTC", help="days begin at midnight here")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where files are written")
     args = parser.parse_args(argv)

@@ -26,6 +26,7 @@ from tools.local.procs import wait_until
 from tools.local.stack import LocalStack
 from tools.payloads import bm as bm
 from tools.payloads import chatapp as ca
+from tools.payloads import rbm
 from tools.standins.bm_api import BusinessMessagesStandIn
 
 pytestmark = pytest.mark.integration
@@ -305,3 +306,40 @@ def test_stored_values_of_any_kind_show_as_text(
     assert chart["height"] > 300
     assert set(chart["texts"]) >= CHART_TITLES
     assert all(on_chart(cells[0], chart["texts"]) for cells in HOSTILE_ROWS), chart["texts"]
+
+
+RBM_DAY = datetime(2025, 3, 7, 9, tzinfo=UTC)
+
+
+def test_rbm_beside_the_others_delivered_read_and_its_read_receipts(
+    stack: LocalStack, db: firestore.Client, reported: Reporter
+) -> None:
+    """r1 delivered then read 2 minutes later, r2 delivered only, r3 READ only (so delivered
+    too); the user's message gets the agent's READ; every event sent twice, as Google does."""
+    phone = "+447700900777"
+
+    def event(kind: str, message: str, seconds: float) -> dict[str, Any]:
+        when = RBM_DAY + timedelta(seconds=seconds)
+        return rbm.user_event(kind, message, phone=phone, at=when)  # type: ignore[arg-type]
+
+    events = [
+        event("DELIVERED", "r1", 0),
+        event("READ", "r1", 120),
+        event("DELIVERED", "r2", 0),
+        event("READ", "r3", 30),
+        rbm.text_message("hi", phone=phone, message_id="rbm-u1", at=RBM_DAY),
+    ]
+    bodies = [rbm.encode(rbm.envelope(e)) for e in events]
+    token = stack.rbm_client_token
+    recorded(stack, *(rbm.post_signed(stack.rbm_url, b, token) for b in bodies + bodies))
+    cid = f"conversations/rbm:{rbm.AGENT_ID}:{phone}/messages/rbm-u1"
+
+    def read_sent() -> bool:
+        document = db.document(cid).get().to_dict() or {}
+        return bool(document.get("agentReadReceipt", {}).get("state") == "SENT")
+
+    wait_until(read_sent, 60, "the agent's READ of rbm-u1")
+    shown = reported(["--since", "2025-03-07", "--until", "2025-03-08", "--agent", rbm.AGENT_ID])
+    agents, users = shown.split("Users' messages")[:2]
+    assert row(agents, "all")[3:7] == ["3", "2", "66.7%", "2.0 min / 2.0 min / 2.0 min"]
+    assert row(users, "all")[2:6] == ["1", "1", "0", "0"]
