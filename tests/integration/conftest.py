@@ -20,6 +20,7 @@ from tools.payloads import bm as bm_payloads
 from tools.standins.bm_api import BusinessMessagesStandIn
 
 PROCESSING_TIMEOUT = 90  # contended transactions in the emulator take seconds each
+SPOOL_MAX_ATTEMPTS = 3  # the drainer parks an event after this many failures of its own
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +35,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             "BM_API_RETRY_DEADLINE_SECONDS": "2",
             "READ_RECEIPT_LEASE_SECONDS": "30",
             "MAX_BODY_BYTES": str(64 * 1024),
+            "SPOOL_MAX_ATTEMPTS": str(SPOOL_MAX_ATTEMPTS),
         },
     )
     running = LocalStack(settings).start()
@@ -44,6 +46,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 @pytest.fixture(scope="session")
 def db(stack: LocalStack) -> firestore.Client:
     return stack.firestore_client()
+
+
+@pytest.fixture(scope="session")
+def spool_db(stack: LocalStack) -> firestore.Client:
+    """The spool's own database, as in production (SPOOL_DATABASE)."""
+    return stack.spool_client()
 
 
 @pytest.fixture(scope="session")

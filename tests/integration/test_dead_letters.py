@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def replay(stack: LocalStack, db: firestore.Client) -> Replay:
+def replay(stack: LocalStack, db: firestore.Client, spool_db: firestore.Client) -> Replay:
     settings = stack.settings
     topics = {name.removesuffix("_TOPIC").lower(): topic for name, topic in settings.topics.items()}
     subscriber = SubscriberClient()
@@ -32,6 +32,7 @@ def replay(stack: LocalStack, db: firestore.Client) -> Replay:
         subscriber,
         subscriber.subscription_path(settings.project, DEFAULT_DEAD_LETTER),
         db,
+        spool_db,
     )
 
 
