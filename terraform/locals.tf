@@ -9,9 +9,15 @@ locals {
     var.rbm_enabled ? ["rbm"] : [],
   )
 
+  # The providers whose events the webhook spools when Pub/Sub fails: listed and enabled.
+  spooling_providers = sort(setintersection(var.spool_providers, local.enabled_providers))
+
   extra_env = {
     "webhook" = merge(
-      { SPOOL_PROVIDERS = join(",", var.spool_providers) },
+      {
+        SPOOL_PROVIDERS = join(",", local.spooling_providers)
+        SPOOL_DATABASE  = google_firestore_database.spool.name
+      },
       length(var.chatapp_allowed_ips) > 0 ? { CHATAPP_ALLOWED_IPS = join(",", var.chatapp_allowed_ips) } : {},
     )
     "record-events" = var.receipt_retention_days > 0 ? {
@@ -21,7 +27,10 @@ locals {
       { AUTO_READ_RECEIPTS = tostring(var.auto_read_receipts) },
       var.rbm_api_endpoint != "" ? { RBM_API_ENDPOINT = var.rbm_api_endpoint } : {},
     )
-    "drain-spool" = {}
+    "drain-spool" = {
+      SPOOL_DATABASE     = google_firestore_database.spool.name
+      SPOOL_MAX_ATTEMPTS = tostring(var.spool_max_attempts)
+    }
   }
 
   functions = {
@@ -59,6 +68,20 @@ locals {
     for name, fn in local.functions : {
       for secret in values(fn.secrets) : "${name}/${secret}" => { function = name, secret = secret }
     }
+  ]...)
+
+  # The databases by the names pipeline.json gives them.
+  firestore_databases = {
+    main  = google_firestore_database.main.name
+    spool = google_firestore_database.spool.name
+  }
+
+  # One datastore.user grant per function and database it uses. The public webhook uses
+  # Firestore only to spool: without a provider that spools, it has no Firestore access.
+  firestore_users = merge([
+    for name, fn in local.functions : {
+      for database in fn.firestore_databases : "${name}/${database}" => { function = name, database = database }
+    } if name != "webhook" || length(local.spooling_providers) > 0
   ]...)
 
   topic_publishers = merge([

@@ -67,6 +67,17 @@ variable "spool_providers" {
   }
 }
 
+variable "spool_max_attempts" {
+  description = "Failed publishes of its own after which the drainer sets a spooled event aside in the spool database's parked/ (an outage never counts)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.spool_max_attempts >= 1
+    error_message = "spool_max_attempts must be at least 1."
+  }
+}
+
 variable "auto_read_receipts" {
   description = "Send the agent's READ receipt for every user message (RBM, Business Messages)."
   type        = bool

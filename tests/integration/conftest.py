@@ -24,6 +24,7 @@ from tools.standins.bm_api import BusinessMessagesStandIn
 from tools.standins.rbm_api import RbmApiStandIn
 
 PROCESSING_TIMEOUT = 90  # contended transactions in the emulator take seconds each
+SPOOL_MAX_ATTEMPTS = 3  # the drainer parks an event after this many failures of its own
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +41,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             "RBM_API_RETRY_DEADLINE_SECONDS": "2",
             "READ_RECEIPT_LEASE_SECONDS": "30",
             "MAX_BODY_BYTES": str(64 * 1024),
+            "SPOOL_MAX_ATTEMPTS": str(SPOOL_MAX_ATTEMPTS),
         },
     )
     running = LocalStack(settings).start()
@@ -50,6 +52,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 @pytest.fixture(scope="session")
 def db(stack: LocalStack) -> firestore.Client:
     return stack.firestore_client()
+
+
+@pytest.fixture(scope="session")
+def spool_db(stack: LocalStack) -> firestore.Client:
+    """The spool's own database, as in production (SPOOL_DATABASE)."""
+    return stack.spool_client()
 
 
 @pytest.fixture(scope="session")
@@ -156,7 +164,7 @@ def documents(collection: firestore.CollectionReference) -> dict[str, dict[str, 
 
 
 @pytest.fixture
-def replay(stack: LocalStack, db: firestore.Client) -> Replay:
+def replay(stack: LocalStack, db: firestore.Client, spool_db: firestore.Client) -> Replay:
     settings = stack.settings
     topics = {name.removesuffix("_TOPIC").lower(): topic for name, topic in settings.topics.items()}
     subscriber = SubscriberClient()
@@ -165,4 +173,5 @@ def replay(stack: LocalStack, db: firestore.Client) -> Replay:
         subscriber,
         subscriber.subscription_path(settings.project, DEFAULT_DEAD_LETTER),
         db,
+        spool_db,
     )

@@ -34,11 +34,14 @@ from tools.topology import FUNCTIONS, ROOT, SUBSCRIPTIONS, WEBHOOK, Function
 Delivery = tuple[str, str]  # (Pub/Sub message id, SHA-256 of the body)
 
 LOCAL_PROJECT = "receipt-pipeline-local"
+# The spool's own database, named as Terraform names it: the emulator serves named databases.
+LOCAL_SPOOL_DATABASE = "receipt-pipeline-spool"
 # Variables the stack sets for its functions; inherited values must not leak in.
 _STACK_VARIABLES = (
     "GOOGLE_CLOUD_PROJECT",
     "PUBSUB_EMULATOR_HOST",
     "FIRESTORE_EMULATOR_HOST",
+    "SPOOL_DATABASE",
     "BM_SIGNING_KEY",
     "BM_CLIENT_TOKEN",
     "CHATAPP_CALLBACK_TOKENS",
@@ -58,6 +61,7 @@ class StackSettings:
     webhook_port: int = 0  # 0: any free port
     pubsub_host: str | None = None  # an emulator already running; None: start one
     firestore_host: str | None = None
+    spool_database: str = LOCAL_SPOOL_DATABASE
     bm_api_endpoint: str | None = None  # a real or other API; None: start the stand-in
     rbm_api_endpoint: str | None = None  # likewise for RCS Business Messaging
     credentials: str | None = None  # service-account key for those APIs
@@ -80,6 +84,7 @@ class StackSettings:
             webhook_port=int(environ.get("PORT") or 8080),
             pubsub_host=environ.get("PUBSUB_EMULATOR_HOST") or None,
             firestore_host=environ.get("FIRESTORE_EMULATOR_HOST") or None,
+            spool_database=environ.get("SPOOL_DATABASE") or LOCAL_SPOOL_DATABASE,
             bm_api_endpoint=environ.get("BM_API_ENDPOINT") or None,
             rbm_api_endpoint=environ.get("RBM_API_ENDPOINT") or None,
             credentials=environ.get("GOOGLE_APPLICATION_CREDENTIALS") or None,
@@ -95,6 +100,7 @@ class StackSettings:
             "AUTO_READ_RECEIPTS",
             "MAX_BODY_BYTES",
             "PUBLISH_TIMEOUT_SECONDS",
+            "SPOOL_MAX_ATTEMPTS",
             "BM_API_RETRY_DEADLINE_SECONDS",
             "RBM_API_RETRY_DEADLINE_SECONDS",
             "READ_RECEIPT_LEASE_SECONDS",
@@ -264,11 +270,12 @@ class LocalStack:
         return comma_list(self.settings.rbm_client_tokens)[0]
 
     def client_environment(self) -> dict[str, str]:
-        """What a Google client needs to reach this stack's emulators."""
+        """What a Google client needs to reach this stack's emulators, and its spool."""
         return {
             "GOOGLE_CLOUD_PROJECT": self.settings.project,
             "PUBSUB_EMULATOR_HOST": self.pubsub_host,
             "FIRESTORE_EMULATOR_HOST": self.firestore_host,
+            "SPOOL_DATABASE": self.settings.spool_database,
         }
 
     def function_environment(self) -> dict[str, str]:
@@ -327,6 +334,13 @@ class LocalStack:
     def firestore_client(self) -> firestore.Client:
         _set_emulator_hosts(self.client_environment())
         return firestore.Client(project=self.settings.project)
+
+    def spool_client(self) -> firestore.Client:
+        """The spool's database, where the drainer also parks what it cannot publish."""
+        _set_emulator_hosts(self.client_environment())
+        return firestore.Client(
+            project=self.settings.project, database=self.settings.spool_database
+        )
 
     def provision_pubsub(self) -> None:
         _set_emulator_hosts(self.client_environment())
