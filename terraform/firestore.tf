@@ -92,13 +92,14 @@ resource "google_firestore_index" "messages_by_agent" {
   }
 }
 
-# Receipts carry expireTime when RECEIPT_RETENTION_DAYS is set; TTL deletes them after it
-# (typically within 24 hours), and the field is not indexed.
+# The business's messages, which hold their receipts, carry expireTime when
+# RECEIPT_RETENTION_DAYS is set; TTL deletes them after it (typically within 24 hours), and
+# the field is not indexed. `receipts` is where the previous layout kept each receipt apart.
 resource "google_firestore_field" "receipt_expiry" {
-  count = var.receipt_retention_days > 0 ? 1 : 0
+  for_each = var.receipt_retention_days > 0 ? toset(["messages", "receipts"]) : toset([])
 
   database   = google_firestore_database.main.name
-  collection = "receipts"
+  collection = each.key
   field      = "expireTime"
 
   ttl_config {}

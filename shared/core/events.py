@@ -135,8 +135,8 @@ class Payload:
         return items + 1  # the conversation
 
 
-# Documents one item may write: a receipt and its message; a review and its template.
-_WRITES_PER_ITEM = {"receipts": 2, "user_messages": 1, "reviews": 2, "parked": 1}
+# Documents one item may write: a receipt its message; a review its history and its template.
+_WRITES_PER_ITEM = {"receipts": 1, "user_messages": 1, "reviews": 2, "parked": 1}
 
 
 def payload_key(raw: bytes) -> str:

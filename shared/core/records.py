@@ -9,6 +9,7 @@ READ, and each unique receipt is created exactly once.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ from shared.core.events import (
 )
 
 CONVERSATIONS = "conversations"
+MESSAGES = "messages"
 PARKED = "parked"
 TEMPLATE_REVIEWS = "templateReviews"
 MAX_RAW_BODY_BYTES = 900 * 1024  # a Firestore document holds at most 1 MiB
@@ -39,11 +41,7 @@ def conversation_path(conversation_id: str) -> str:
 
 
 def message_path(conversation_id: str, message_id: str) -> str:
-    return f"{conversation_path(conversation_id)}/messages/{doc_id(message_id)}"
-
-
-def receipt_path(conversation_id: str, message_id: str, status: str) -> str:
-    return f"{conversation_path(conversation_id)}/receipts/{doc_id(message_id, status)}"
+    return f"{conversation_path(conversation_id)}/{MESSAGES}/{doc_id(message_id)}"
 
 
 def parked_path(payload_key: str, index: int | None) -> str:
@@ -61,6 +59,9 @@ def review_history_path(review: TemplateReview) -> str:
 # When a message entered its conversation: its first known status time (agent messages) or its
 # create time (user messages). Reports choose a message's day and time window by it.
 FIRST_TIME = "firstTime"
+# On an agent message: each status's receipt, by status (its time, ids and details).
+RECEIPTS = "receipts"
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def time_field(status: str) -> str:
@@ -100,11 +101,10 @@ def paths_to_read(payload: Payload) -> list[str]:
         paths += [template_review_path(review.template), review_history_path(review)]
     cid = payload.conversation_id
     if cid is not None:
-        paths.append(conversation_path(cid))
-        for report in payload.receipts:
-            paths.append(receipt_path(cid, report.message_id, report.status))
-            paths.append(message_path(cid, report.message_id))
+        paths += [message_path(cid, report.message_id) for report in payload.receipts]
         paths += [message_path(cid, message.message_id) for message in payload.user_messages]
+        if payload.user_messages:  # only what users send updates the conversation
+            paths.append(conversation_path(cid))
     return list(dict.fromkeys(paths))
 
 
@@ -125,7 +125,7 @@ def plan(
         return writes
     writes += _receipt_writes(payload, existing, now, receipt_ttl)
     writes += _user_message_writes(payload, existing, now)
-    if payload.receipts or payload.user_messages:
+    if payload.user_messages:
         writes += _conversation_writes(payload, existing, now)
     return writes
 
@@ -168,39 +168,66 @@ def _receipt_writes(
     now: datetime,
     receipt_ttl: timedelta | None,
 ) -> list[Write]:
+    """One write per message whose receipts say something new, onto the message itself: its
+    status, the first time of each status, and each status's receipt under `receipts`.
+
+    A receipt is new when its status has no time on the message yet, so a redelivered or
+    repeated receipt writes nothing, and neither the conversation nor any other document
+    that many receipts share is touched.
+    """
     cid = payload.conversation_id
     assert cid is not None
+    by_message: dict[str, dict[str, StatusReport]] = {}
+    for report in payload.receipts:  # the first report of each status in the payload counts
+        by_message.setdefault(report.message_id, {}).setdefault(report.status, report)
     writes: list[Write] = []
-    new_reports: dict[str, list[StatusReport]] = {}
-    created: set[str] = set()
-    for report in payload.receipts:
-        path = receipt_path(cid, report.message_id, report.status)
-        if existing.get(path) is not None or path in created:
-            continue  # this receipt is already recorded: a redelivery or a repeat in the payload
-        created.add(path)
-        new_reports.setdefault(report.message_id, []).append(report)
-        receipt = {
-            **_common(payload, now),
-            "messageId": report.message_id,
-            "receiptType": report.status,
-            "createTime": report.time,
-            "requestId": payload.request_id,
-            "sendTime": payload.send_time,
-            **report.details,
-        }
-        if receipt_ttl is not None:
-            receipt["expireTime"] = now + receipt_ttl  # Firestore's TTL policy deletes it
-        writes.append(Write(path, receipt, exists=False))
-    for message_id, reports in new_reports.items():
+    for message_id, by_status in by_message.items():
         path = message_path(cid, message_id)
-        current = existing.get(path)
-        changes = status_changes(current or {}, reports, payload.scale, now)
-        if not changes:
-            continue
-        if current is None:
+        current = existing.get(path) or {}
+        new = [r for r in by_status.values() if current.get(time_field(r.status)) is None]
+        if not new:
+            continue  # every receipt is already recorded: a redelivery or a repeat
+        changes = status_changes(current, new, payload.scale, now)
+        receipts = {report.status: _receipt(payload, report) for report in new}
+        if existing.get(path) is None:
             changes.update(_common(payload, now), direction=AGENT, messageId=message_id)
-        writes.append(Write(path, {**changes, "updateTime": now}, exists=current is not None))
+            changes[RECEIPTS] = receipts
+            if receipt_ttl is not None:
+                changes["expireTime"] = now + receipt_ttl  # Firestore's TTL policy deletes it
+        else:
+            changes.update({field_path(RECEIPTS, s): r for s, r in receipts.items()})
+        writes.append(Write(path, {**changes, "updateTime": now}, exists=bool(current)))
     return writes
+
+
+def _receipt(payload: Payload, report: StatusReport) -> dict[str, Any]:
+    return {
+        "time": report.time,
+        "requestId": payload.request_id,
+        "sendTime": payload.send_time,
+        **report.details,
+    }
+
+
+def field_path(*names: str) -> str:
+    """A field path for an update: a name that is not a plain identifier is quoted."""
+    return ".".join(
+        name if _PLAIN_NAME.fullmatch(name) else f"`{_escaped(name)}`" for name in names
+    )
+
+
+def _escaped(name: str) -> str:
+    return name.replace("\\", "\\\\").replace("`", "\\`")
+
+
+def receipts_of(messages: Mapping[str, Document]) -> dict[str, Document]:
+    """Every recorded receipt, `{messageId}~{status}` -> what it said, from message documents
+    by id (the receipts of a message live on its document)."""
+    return {
+        f"{message_id}~{status}": {"messageId": message_id, "receiptType": status, **receipt}
+        for message_id, document in messages.items()
+        for status, receipt in (document.get(RECEIPTS) or {}).items()
+    }
 
 
 def _user_message_writes(
@@ -299,7 +326,6 @@ def _later(time: datetime, than: datetime | None) -> bool:
 
 def _activity_time(payload: Payload) -> datetime | None:
     times = [m.create_time for m in payload.user_messages if m.create_time is not None]
-    times += [report.time for report in payload.receipts if report.time is not None]
     return max(times, default=None) or payload.send_time
 
 

@@ -29,7 +29,7 @@ from rich.text import Text
 
 from shared.core.config import ConfigError, Env
 from shared.core.metrics import FIELDS, Breakdown, MessageFacts, label
-from shared.core.records import FIRST_TIME
+from shared.core.records import FIRST_TIME, MESSAGES
 from shared.ops import report_render
 
 DEFAULT_DAYS = 7
@@ -96,7 +96,6 @@ def _moment(text: str, timezone: tzinfo) -> datetime:
 
 
 # What the query filters on: terraform/firestore.tf declares the indexes for exactly these.
-MESSAGES = "messages"
 RANGE_FIELD = FIRST_TIME
 EQUALITY_FIELD = "agent"
 

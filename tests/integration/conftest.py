@@ -15,6 +15,7 @@ from google.cloud import firestore
 from google.cloud.pubsub_v1 import SubscriberClient
 
 from shared.adapters.publisher import PubSubSettings
+from shared.core import records
 from shared.core.config import DEFAULT_DEAD_LETTER
 from shared.core.events import payload_key
 from shared.ops.replay import Replay
@@ -161,6 +162,13 @@ def recorded(stack: LocalStack, *responses: requests.Response) -> list[dict[str,
 
 def documents(collection: firestore.CollectionReference) -> dict[str, dict[str, Any]]:
     return {snap.id: snap.to_dict() or {} for snap in collection.stream()}
+
+
+def recorded_receipts(db: firestore.Client, conversation_id: str) -> dict[str, dict[str, Any]]:
+    """The receipts recorded in a conversation, `{messageId}~{status}` -> what each said:
+    they live on the messages they are about (records.RECEIPTS)."""
+    messages = db.collection(f"{records.conversation_path(conversation_id)}/{records.MESSAGES}")
+    return {key: dict(receipt) for key, receipt in records.receipts_of(documents(messages)).items()}
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from google.cloud import firestore
 
 from shared.core.events import payload_key
 from shared.providers.chatapp.normalise import conversation_id as chatapp_conversation
-from tests.integration.conftest import Spy, documents, recorded
+from tests.integration.conftest import Spy, documents, recorded, recorded_receipts
 from tools.local.stack import LocalStack
 from tools.payloads import chatapp as ca
 from tools.standins.bm_api import BusinessMessagesStandIn
@@ -28,11 +28,12 @@ def push(stack: LocalStack, kind: str, events: list[dict[str, Any]]) -> requests
 
 
 def history(db: firestore.Client, user: str) -> dict[str, Any]:
-    root = db.document(f"conversations/{chatapp_conversation(ca.BUSINESS, user)}")
+    cid = chatapp_conversation(ca.BUSINESS, user)
+    root = db.document(f"conversations/{cid}")
     return {
         "conversation": root.get().to_dict() or {},
         "messages": documents(root.collection("messages")),
-        "receipts": documents(root.collection("receipts")),
+        "receipts": recorded_receipts(db, cid),
     }
 
 

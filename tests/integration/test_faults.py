@@ -17,7 +17,13 @@ from google.cloud import firestore
 
 from shared.core.events import payload_key
 from shared.providers.chatapp.normalise import conversation_id as chatapp_conversation
-from tests.integration.conftest import PROCESSING_TIMEOUT, documents, recorded, send
+from tests.integration.conftest import (
+    PROCESSING_TIMEOUT,
+    documents,
+    recorded,
+    recorded_receipts,
+    send,
+)
 from tools.local.procs import wait_until
 from tools.local.stack import LocalStack
 from tools.payloads import bm as bm
@@ -38,7 +44,7 @@ def writes_by_payload(stack: LocalStack, bodies: list[bytes]) -> Counter[str]:
 
 
 def receipt_count(db: firestore.Client, conversations: set[str]) -> int:
-    return sum(len(documents(db.collection(f"conversations/{c}/receipts"))) for c in conversations)
+    return sum(len(recorded_receipts(db, c)) for c in conversations)
 
 
 def report(name: str, **figures: int) -> None:

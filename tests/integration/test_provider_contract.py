@@ -14,7 +14,7 @@ from google.cloud import firestore
 from shared.core import records
 from shared.core.events import payload_key
 from shared.providers import REGISTRY
-from tests.integration.conftest import PROCESSING_TIMEOUT, Spy
+from tests.integration.conftest import PROCESSING_TIMEOUT, Spy, recorded_receipts
 from tools.local.procs import ManagedProcess, free_port
 from tools.local.stack import LocalStack
 from tools.payloads import KITS
@@ -123,5 +123,4 @@ def test_a_duplicate_payload_leaves_one_record(
     assert message is not None
     assert message["provider"] == kit.name
     assert message["status"]
-    receipts = db.collection(f"{records.conversation_path(sample.conversation_id)}/receipts")
-    assert len(list(receipts.stream())) == 1
+    assert len(recorded_receipts(db, sample.conversation_id)) == 1

@@ -12,7 +12,7 @@ import pytest
 import requests
 from google.cloud import firestore
 
-from tests.integration.conftest import PROCESSING_TIMEOUT, documents
+from tests.integration.conftest import PROCESSING_TIMEOUT, recorded_receipts
 from tools.local.procs import ManagedProcess, free_port, wait_until
 from tools.local.stack import LocalStack, pubsub_push
 from tools.payloads import bm as bm
@@ -60,7 +60,7 @@ def test_two_recorders_given_the_same_delivery_at_once_record_it_once(
         cid = f"race-{uuid.uuid4().hex[:8]}"
         body = bm.encode(bm.receipts(cid, ("a1", "DELIVERED"), ("a2", "READ")))
         assert push_to_all(urls, body, "receipts") == [200, 200, 200], round_
-        assert set(documents(db.collection(f"conversations/{cid}/receipts"))) == {
+        assert set(recorded_receipts(db, cid)) == {
             "a1~DELIVERED",
             "a2~READ",
         }

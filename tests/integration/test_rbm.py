@@ -13,7 +13,14 @@ from google.cloud import firestore
 from shared.core import records
 from shared.providers.rbm.normalise import conversation_id
 from shared.providers.rbm.read_receipts import event_id
-from tests.integration.conftest import PROCESSING_TIMEOUT, Spy, delivery, documents, recorded
+from tests.integration.conftest import (
+    PROCESSING_TIMEOUT,
+    Spy,
+    delivery,
+    documents,
+    recorded,
+    recorded_receipts,
+)
 from tools.local.procs import wait_until
 from tools.local.stack import LocalStack
 from tools.payloads import rbm
@@ -33,11 +40,12 @@ def post(stack: LocalStack, event: dict[str, Any], token: str | None = None) -> 
 
 
 def conversation(db: firestore.Client, phone: str) -> dict[str, Any]:
-    root = db.document(records.conversation_path(conversation_id(rbm.AGENT_ID, phone)))
+    cid = conversation_id(rbm.AGENT_ID, phone)
+    root = db.document(records.conversation_path(cid))
     return {
         "conversation": root.get().to_dict() or {},
         "messages": documents(root.collection("messages")),
-        "receipts": documents(root.collection("receipts")),
+        "receipts": recorded_receipts(db, cid),
     }
 
 

@@ -21,7 +21,13 @@ from shared.adapters.spool import FirestoreSpool
 from shared.core.spool import UNPUBLISHABLE
 from shared.providers.chatapp import STATUS
 from shared.providers.chatapp.normalise import conversation_id as chatapp_conversation
-from tests.integration.conftest import PROCESSING_TIMEOUT, SPOOL_MAX_ATTEMPTS, documents, send
+from tests.integration.conftest import (
+    PROCESSING_TIMEOUT,
+    SPOOL_MAX_ATTEMPTS,
+    documents,
+    recorded_receipts,
+    send,
+)
 from tests.python_process import run_python
 from tools.local.procs import free_port, wait_until
 from tools.local.stack import LocalStack
@@ -42,8 +48,7 @@ def pubsub_frozen(stack: LocalStack) -> Iterator[None]:
 
 
 def receipts_of(db: firestore.Client, user: str) -> dict[str, Any]:
-    cid = chatapp_conversation(ca.BUSINESS, user)
-    return documents(db.collection(f"conversations/{cid}/receipts"))
+    return recorded_receipts(db, chatapp_conversation(ca.BUSINESS, user))
 
 
 def spool_holds(spool_db: firestore.Client, user: str) -> bool:

@@ -365,7 +365,7 @@ def test_the_switches_reach_the_functions(planned: tuple[Scenario, checks.Plan])
     else:
         assert plan.owner_of(account) == own
     retention = "receipt_retention_days" in scenario.variables
-    assert ("google_firestore_field.receipt_expiry[0]" in plan.resources) is retention
+    assert ('google_firestore_field.receipt_expiry["messages"]' in plan.resources) is retention
     recorder = plan.resources[f'{FUNCTION}["record-events"]'].get(
         "service_config", 0, "environment_variables"
     )

@@ -37,11 +37,26 @@ def receipts(*entries: tuple[str, str], at: datetime = T0) -> Payload:
 
 
 def apply(state: dict[str, dict[str, Any]], writes: list[Write]) -> dict[str, dict[str, Any]]:
-    """What Firestore does with the writes: create, or update the given fields."""
+    """What Firestore does with the writes: create a document, or update the fields named
+    (a dotted name is a field inside a map)."""
     for write in writes:
         assert write.exists == (write.path in state), write.path
-        state[write.path] = {**state.get(write.path, {}), **write.data}
+        document = state.setdefault(write.path, {})
+        for name, value in write.data.items():
+            *maps, field = name.split(".") if write.exists else [name]
+            inner = document
+            for key in maps:
+                inner = inner.setdefault(key, {})
+            inner[field] = value
     return state
+
+
+def recorded_receipts(state: dict[str, dict[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """The receipts recorded on the messages of the conversation, by `{message}~{status}`."""
+    prefix = f"{records.conversation_path(CID)}/{records.MESSAGES}/"
+    return records.receipts_of(
+        {path.removeprefix(prefix): doc for path, doc in state.items() if path.startswith(prefix)}
+    )
 
 
 def run(state: dict[str, dict[str, Any]], payload: Payload) -> list[Write]:
@@ -53,17 +68,23 @@ def run(state: dict[str, dict[str, Any]], payload: Payload) -> list[Write]:
     return writes
 
 
-def test_three_receipts_create_three_receipts_and_three_message_statuses() -> None:
+def test_three_receipts_are_three_writes_onto_their_messages_and_nothing_else() -> None:
     state: dict[str, dict[str, Any]] = {}
-    writes = run(state, receipts(("m1", "DELIVERED"), ("m2", "DELIVERED"), ("m3", "READ")))
-    assert len(writes) == 7  # 3 receipts + 3 messages + the conversation
-    receipt = state[records.receipt_path(CID, "m1", "DELIVERED")]
-    assert receipt["messageId"] == "m1"
-    assert receipt["receiptType"] == "DELIVERED"
-    assert receipt["createTime"] == T0
+    payload = receipts(("m1", "DELIVERED"), ("m2", "DELIVERED"), ("m3", "READ"))
+    assert records.paths_to_read(payload) == [
+        records.message_path(CID, m) for m in ("m1", "m2", "m3")
+    ]
+    writes = run(state, payload)
+    assert len(writes) == 3  # one per message: no receipt document, no conversation
+    receipt = recorded_receipts(state)["m1~DELIVERED"]
+    assert (receipt["messageId"], receipt["receiptType"], receipt["time"]) == (
+        "m1",
+        "DELIVERED",
+        T0,
+    )
     assert state[records.message_path(CID, "m3")]["status"] == "READ"
     assert state[records.message_path(CID, "m3")]["direction"] == "AGENT"
-    assert state[records.conversation_path(CID)]["lastActivityTime"] == T0
+    assert records.conversation_path(CID) not in state  # no document all receipts share
 
 
 def test_a_duplicate_payload_writes_nothing() -> None:
@@ -74,8 +95,10 @@ def test_a_duplicate_payload_writes_nothing() -> None:
 
 
 def test_a_receipt_repeated_inside_one_payload_is_one_record() -> None:
-    writes = run({}, receipts(("m1", "READ"), ("m1", "READ")))
-    assert [w.path for w in writes].count(records.receipt_path(CID, "m1", "READ")) == 1
+    state: dict[str, dict[str, Any]] = {}
+    writes = run(state, receipts(("m1", "READ"), ("m1", "READ")))
+    assert [w.path for w in writes] == [records.message_path(CID, "m1")]
+    assert list(recorded_receipts(state)) == ["m1~READ"]
 
 
 def test_a_late_delivered_never_downgrades_read_but_keeps_its_time() -> None:
@@ -86,9 +109,7 @@ def test_a_late_delivered_never_downgrades_read_but_keeps_its_time() -> None:
     assert message["status"] == "READ"
     assert message["readTime"] == T0 + timedelta(minutes=5)
     assert message["deliveredTime"] == T0
-    assert len([p for p in state if "/receipts/" in p]) == 2
-    # An older event does not move the conversation's activity back.
-    assert state[records.conversation_path(CID)]["lastActivityTime"] == T0 + timedelta(minutes=5)
+    assert set(recorded_receipts(state)) == {"m1~READ", "m1~DELIVERED"}
 
 
 def test_a_message_is_placed_in_time_by_its_earliest_status_whatever_the_arrival_order() -> None:
@@ -202,10 +223,13 @@ def test_huge_receipt_payloads_split_into_commits_that_fit() -> None:
     payload = receipts(*[(f"m{i}", "DELIVERED") for i in range(450)])
     groups = records.commit_groups([payload])
     parts = [part for group in groups for part in group]
-    assert [len(p.receipts) for p in parts] == [249, 201]  # 2 writes each, plus the conversation
+    assert [len(p.receipts) for p in parts] == [450]  # one write each: one commit
+    payload = receipts(*[(f"m{i}", "DELIVERED") for i in range(1000)])
+    parts = [part for group in records.commit_groups([payload]) for part in group]
+    assert [len(p.receipts) for p in parts] == [499, 499, 2]  # and the conversation, at most
     state: dict[str, dict[str, Any]] = {}
     assert all(len(run(state, part)) <= 500 for part in parts)
-    assert len([p for p in state if "/receipts/" in p]) == 450
+    assert len(recorded_receipts(state)) == 1000
 
 
 def test_the_newest_template_review_replaces_the_last_one() -> None:
@@ -230,9 +254,11 @@ def test_the_newest_template_review_replaces_the_last_one() -> None:
 
 def test_receipts_carry_an_expiry_only_when_retention_is_set() -> None:
     payload = receipts(("m1", "READ"))
-    path = records.receipt_path(CID, "m1", "READ")
+    path = records.message_path(CID, "m1")
     kept = {w.path: w.data for w in records.plan(payload, {}, NOW)}
     assert "expireTime" not in kept[path]
     expiring = {w.path: w.data for w in records.plan(payload, {}, NOW, timedelta(days=30))}
-    assert expiring[path]["expireTime"] == NOW + timedelta(days=30)
-    assert "expireTime" not in expiring[records.message_path(CID, "m1")]  # only receipts expire
+    assert expiring[path]["expireTime"] == NOW + timedelta(days=30)  # the message, with them
+    user = user_message("u1", T0, "p1")
+    written = records.plan(user, {}, NOW, timedelta(days=30))
+    assert all("expireTime" not in w.data for w in written)  # what users said is kept

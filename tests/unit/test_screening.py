@@ -165,9 +165,14 @@ def test_the_same_message_twice_in_one_batch_is_planned_once() -> None:
     assert sum("/messages/" in path for path in paths) == 1
 
 
-def test_at_most_three_writes_per_event_whatever_the_request() -> None:
-    worst = [ca.status("m", "Sent", f"86139{i:08d}") for i in range(MAX_EVENTS)]
-    assert len(planned(chatapp("ChatAppStatus", worst))) == 3 * MAX_EVENTS
+def test_at_most_two_writes_per_event_whatever_the_request() -> None:
+    users = [f"86139{i:08d}" for i in range(MAX_EVENTS)]  # each in a conversation of its own
+    statuses = [ca.status("m", "Sent", user) for user in users]
+    assert len(planned(chatapp("ChatAppStatus", statuses))) == MAX_EVENTS  # the messages only
+    inbound = [ca.inbound_text("u", user, "hi") for user in users]
+    assert len(planned(chatapp("ChatAppInbound", inbound))) == 2 * MAX_EVENTS  # and each's
+    reviews = [ca.audit(f"t{i}", "en", "pass") for i in range(MAX_EVENTS)]  # conversation
+    assert len(planned(chatapp("ChatAppAudit", reviews))) == 2 * MAX_EVENTS
 
 
 def test_refusal_lines_are_rate_limited_and_the_suppressed_counted() -> None:

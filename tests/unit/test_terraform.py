@@ -20,7 +20,7 @@ from shared.adapters.read_receipt_sender import ReadReceiptConfig
 from shared.adapters.spool import DrainConfig
 from shared.adapters.store import RecorderConfig
 from shared.adapters.webhook import WebhookConfig
-from shared.core import routing
+from shared.core import records, routing
 from shared.core.config import DEFAULT_TOPICS, Env
 from shared.core.spool import DEFAULT_MAX_ATTEMPTS
 from shared.ops import report
@@ -630,22 +630,24 @@ def test_required_apis_are_enabled() -> None:
 
 def test_receipt_ttl_matches_the_field_the_code_writes() -> None:
     ttl = resource("google_firestore_field", "receipt_expiry")
-    assert (ttl["collection"], ttl["field"]) == ("receipts", "expireTime")
+    # The messages hold their receipts (records.RECEIPTS); `receipts` is the previous layout's.
+    assert (ttl["collection"], ttl["field"]) == ("${each.key}", "expireTime")
+    assert f'["{records.MESSAGES}", "receipts"]' in ttl["for_each"]
     assert "ttl_config" in ttl
     assert "index_config" in ttl
-    assert "var.receipt_retention_days > 0" in ttl["count"]
+    assert "var.receipt_retention_days > 0" in ttl["for_each"]
 
 
 def test_the_report_query_has_its_collection_group_indexes() -> None:
     field = resource("google_firestore_field", "message_first_time")
-    assert (field["collection"], field["field"]) == (report.MESSAGES, report.RANGE_FIELD)
+    assert (field["collection"], field["field"]) == (records.MESSAGES, report.RANGE_FIELD)
     indexes = field["index_config"][0]["indexes"]
     scopes = {(index["query_scope"], index["order"]) for index in indexes}
     assert ("COLLECTION_GROUP", "ASCENDING") in scopes
     assert ("COLLECTION", "ASCENDING") in scopes  # the automatic ones stay
     composite = resource("google_firestore_index", "messages_by_agent")
     assert (composite["collection"], composite["query_scope"]) == (
-        report.MESSAGES,
+        records.MESSAGES,
         "COLLECTION_GROUP",
     )
     fields = [(f["field_path"], f["order"]) for f in composite["fields"]]

@@ -22,6 +22,7 @@ from typing import Any
 import requests
 from google.cloud import firestore
 
+from shared.core.records import receipts_of
 from shared.providers.chatapp.normalise import conversation_id as chatapp_conversation
 from shared.providers.rbm.normalise import conversation_id as rbm_conversation
 from tools.local.history import DAYS, simulate
@@ -254,8 +255,8 @@ def show(target: Target, cid: str) -> None:
             f"{d.get('kind') or d.get('status', ''):<20}"
             f"{_clock(d.get('deliveredTime')):<14}{_clock(d.get('readTime')):<14}{state}"
         )
-    receipts = list(conversation.collection("receipts").stream())
-    print(f"\n  receipts: {len(receipts)} unique ({', '.join(sorted(s.id for s in receipts))})")
+    receipts = receipts_of({snap.id: snap.to_dict() or {} for snap in messages.stream()})
+    print(f"\n  receipts: {len(receipts)} unique ({', '.join(sorted(receipts))})")
     parked = (
         db.collection("parked")
         .where(filter=firestore.FieldFilter("conversationId", "==", cid))
@@ -342,8 +343,8 @@ def show_chatapp(target: Target, user: str, template: str) -> None:
             f"{_clock(d.get('sentTime')):<14}{_clock(d.get('deliveredTime')):<14}"
             f"{_clock(d.get('readTime')):<14}{detail}"
         )
-    receipts = db.document(f"conversations/{cid}").collection("receipts").stream()
-    print(f"\n  receipts: {len(list(receipts))} unique (MessageId, Status) pairs")
+    receipts = receipts_of({snap.id: snap.to_dict() or {} for snap in messages.stream()})
+    print(f"\n  receipts: {len(receipts)} unique (MessageId, Status) pairs")
     latest = review.get().to_dict() or {}
     history = review.collection("history").order_by("reviewTime").stream()
     trail = " -> ".join(f"{(s.to_dict() or {}).get('status')}" for s in history)
