@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -378,10 +379,12 @@ def _drain_body(conversation: str) -> bytes:
 
 
 def _receipts_stored(db: Any, low: str, high: str) -> int:
-    """Receipts of the conversations whose ids lie in [low, high)."""
+    """DELIVERED receipts recorded in the conversations whose ids lie in [low, high): each
+    drained message has one, recorded on the message with its deliveredTime."""
     query = (
-        db.collection_group("receipts")
+        db.collection_group(records.MESSAGES)
         .where(filter=FieldFilter("conversationId", ">=", low))
         .where(filter=FieldFilter("conversationId", "<", high))
+        .where(filter=FieldFilter("deliveredTime", ">", datetime(1970, 1, 1, tzinfo=UTC)))
     )
     return int(query.count().get()[0][0].value)
