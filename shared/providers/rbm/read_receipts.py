@@ -13,14 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
-import requests
-
-from shared.adapters.google_api import (
-    REQUEST_TIMEOUT_SECONDS,
-    authorized_session,
-    call_with_backoff,
-    longest_call,
-)
+from shared.adapters import google_api
+from shared.adapters.google_api import ApiSettings, GoogleApi
 from shared.core.config import Env
 from shared.core.events import Payload
 from shared.core.read_receipts import Outcome, ReadTarget
@@ -55,41 +49,22 @@ def event_id(agent_id: str, message_id: str) -> str:
     return str(uuid.uuid5(_EVENT_IDS, f"{agent_id}\n{message_id}\nREAD"))
 
 
-@dataclass(frozen=True)
-class ApiSettings:
-    endpoint: str
-    retry_deadline: float
-
-    @property
-    def longest_send(self) -> float:
-        return longest_call(self.retry_deadline)
-
-    def connect(self) -> RbmApi:
-        return RbmApi(self.endpoint, authorized_session(SCOPE), self.retry_deadline)
-
-
 def api_settings(env: Env) -> ApiSettings:
-    return ApiSettings(
-        endpoint=env.optional("RBM_API_ENDPOINT", DEFAULT_ENDPOINT),
-        retry_deadline=env.number("RBM_API_RETRY_DEADLINE_SECONDS", 30.0, minimum=0),
+    return google_api.api_settings(
+        env, prefix="RBM", default_endpoint=DEFAULT_ENDPOINT, scope=SCOPE, adapter=RbmApi
     )
 
 
+@dataclass(frozen=True)
 class RbmApi:
-    def __init__(self, endpoint: str, session: requests.Session, retry_deadline: float) -> None:
-        self._endpoint = endpoint.rstrip("/")
-        self._session = session
-        self._retry_deadline = retry_deadline
+    api: GoogleApi
 
     def send_read_receipt(self, target: ReadTarget) -> Outcome:
         phone, agent_id = target.recipient["phone"], target.recipient["agentId"]
-        url = f"{self._endpoint}/v1/phones/{quote(phone, safe='+')}/agentEvents"
-        params = {"eventId": event_id(agent_id, target.message_id), "agentId": agent_id}
-        body = {"eventType": "READ", "messageId": target.message_id}
-        return call_with_backoff(
-            lambda: self._session.post(
-                url, params=params, json=body, timeout=REQUEST_TIMEOUT_SECONDS
-            ),
-            self._retry_deadline,
+        return self.api.call(
+            "POST",
+            f"/v1/phones/{quote(phone, safe='+')}/agentEvents",
             done=ALREADY_SENT,
+            params={"eventId": event_id(agent_id, target.message_id), "agentId": agent_id},
+            json={"eventType": "READ", "messageId": target.message_id},
         )
