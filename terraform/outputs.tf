@@ -45,3 +45,28 @@ output "source_bucket" {
   description = "Bucket holding the functions' zipped sources."
   value       = google_storage_bucket.sources.name
 }
+
+output "monitoring" {
+  description = "The dashboard (Monitoring > Dashboards, named after name_prefix), the alert policies, the log-based metrics, and the channels every alert notifies."
+  value = {
+    dashboard = google_monitoring_dashboard.pipeline.id
+    alert_policies = {
+      dead_letters          = google_monitoring_alert_policy.dead_letters.name
+      backlog_age           = google_monitoring_alert_policy.backlog_age.name
+      webhook_auth_failures = google_monitoring_alert_policy.webhook["auth_failures"].name
+      webhook_5xx           = google_monitoring_alert_policy.webhook["5xx"].name
+      spool                 = google_monitoring_alert_policy.spool.name
+      read_receipts_failed  = google_monitoring_alert_policy.read_receipts_failed.name
+    }
+    log_metrics = concat(
+      [for metric in google_logging_metric.receipts : metric.name],
+      [google_logging_metric.read_receipts.name, google_logging_metric.spool_drains.name, google_logging_metric.spool_not_empty.name],
+    )
+    notification_channels = local.notification_channels
+  }
+}
+
+output "replay_command" {
+  description = "`make replay` for this deployment (its project, spool database, dead-letter subscription and topics); append ARGS=list or ARGS=\"redrive dead-letters|parked|spool [ids]\"."
+  value       = local.replay
+}

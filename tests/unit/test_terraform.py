@@ -24,7 +24,7 @@ from shared.core import routing
 from shared.core.config import DEFAULT_TOPICS, Env
 from shared.core.spool import DEFAULT_MAX_ATTEMPTS
 from shared.ops import report
-from shared.providers import REGISTRY
+from shared.providers import REGISTRY, chatapp, rbm
 from tests.terraform_values import Instance, Terraform
 from tools.deploy import gcloud as deploy
 from tools.local.stack import LOCAL_SPOOL_DATABASE
@@ -650,3 +650,35 @@ def test_the_report_query_has_its_collection_group_indexes() -> None:
     )
     fields = [(f["field_path"], f["order"]) for f in composite["fields"]]
     assert fields == [(report.EQUALITY_FIELD, "ASCENDING"), (report.RANGE_FIELD, "ASCENDING")]
+
+
+# --- monitoring -----------------------------------------------------------------------
+
+
+def test_the_receipt_statuses_charted_are_those_each_provider_records() -> None:
+    """One log-based metric per provider and status (monitoring.tf): a status missing from
+    `receipt_statuses` would go uncounted on the dashboard."""
+    # The statuses on each provider's scale, and those it records without a rank.
+    recorded = {provider.name: set(provider.scale.ranks) for provider in REGISTRY}
+    recorded["rbm"] |= set(rbm.TTL_EVENTS)
+    recorded["chatapp"] |= set(chatapp.UNRANKED_STATUSES)
+    default = HCL["variable"]["receipt_statuses"]["default"]
+    assert {provider: set(statuses) for provider, statuses in default.items()} == recorded
+    assert all(len(set(statuses)) == len(statuses) for statuses in default.values())
+
+
+@pytest.mark.parametrize("providers", PROVIDER_MIXES)
+def test_receipt_metrics_only_for_the_enabled_providers(providers: tuple[str, ...]) -> None:
+    tf = terraform(settings_for(providers))
+    metrics = {instance.key for instance in tf.instances("google_logging_metric", "receipts")}
+    statuses = HCL["variable"]["receipt_statuses"]["default"]
+    assert metrics == {f"{p}-{s}" for p in providers for s in statuses[p]}
+
+
+def test_the_monitoring_api_is_enabled_and_alerts_go_nowhere_by_default() -> None:
+    assert (
+        resource("google_project_service", "monitoring")["service"] == "monitoring.googleapis.com"
+    )
+    tf = terraform(deploy.Settings(project="p"))
+    assert tf.instances("google_monitoring_notification_channel", "email") == []
+    assert HCL["variable"]["alert_emails"]["default"] == []
