@@ -28,6 +28,8 @@ env.check("pull-queues")
 
 @functions_framework.http
 def pull_queues(request: Request) -> Response:
+    if request.method != "POST":  # a probe of the server, not Cloud Scheduler: no run
+        return Response("runs on POST, as Cloud Scheduler calls it\n", 405, {"Allow": "POST"})
     stop_at = schedule.stop_polling_at(request.headers.get(SCHEDULE_TIME_HEADER), time.time())
     with ThreadPoolExecutor(max_workers=len(pullers)) as pool:  # every provider at once
         report = PullReport.combined(pool.map(lambda puller: puller.run(stop_at), pullers))

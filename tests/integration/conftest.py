@@ -31,6 +31,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         work_dir=tmp_path_factory.mktemp("stack"),
         signing_keys="local-signing-key,previous-signing-key",
         drain_interval_seconds=1,
+        pull_period_seconds=2,
         max_delivery_attempts=5,
         function_env={
             "PUBLISH_TIMEOUT_SECONDS": "2",

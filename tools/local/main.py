@@ -84,6 +84,7 @@ def describe(stack: LocalStack) -> dict[str, object]:
         "chatappAuditUrl": stack.chatapp_url("audit"),
         "apiEndpoint": stack.api_endpoint,
         "standin": stack.standin is not None,
+        "alibabaStandin": stack.alibaba.endpoint if stack.alibaba else None,
         **stack.client_environment(),
     }
 
@@ -99,10 +100,18 @@ Receipt pipeline running locally.
   Pub/Sub emulator      {stack.pubsub_host}
   Firestore emulator    {stack.firestore_host}
   Business Messages API {stack.api_endpoint}{"   (loopback stand-in)" if stack.standin else ""}
+  Chat App SMQ queues   {smq_summary(stack)}
   logs                  {stack.log_dir}
 Try `make demo` in another terminal. Ctrl-C stops everything.""",
         flush=True,
     )
+
+
+def smq_summary(stack: LocalStack) -> str:
+    queues = stack.smq_environment()
+    where = queues.get("CHATAPP_SMQ_ENDPOINT", "Alibaba's China site")
+    kind = "   (loopback stand-in)" if stack.alibaba else ""
+    return f"{where}{kind}, pulled every {stack.settings.pull_period_seconds:g} s"
 
 
 if __name__ == "__main__":
