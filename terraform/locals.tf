@@ -6,7 +6,16 @@ locals {
   enabled_providers = concat(
     var.business_messages_enabled ? ["bm"] : [],
     var.chatapp_enabled ? ["chatapp"] : [],
+    # Chat App's queue mode has its own switch: it runs with or without the HTTP push.
+    length(var.chatapp_smq_queues) > 0 ? ["chatapp-smq"] : [],
   )
+
+  # A function whose pipeline.json entry lists `deployed_with` is deployed only when one of
+  # those switches is on; the others always are.
+  deployed = {
+    for name, fn in local.pipeline.functions : name => fn
+    if length(setintersection(lookup(fn, "deployed_with", ["always"]), concat(["always"], local.enabled_providers))) > 0
+  }
 
   extra_env = {
     "webhook" = merge(
@@ -20,10 +29,15 @@ locals {
       AUTO_READ_RECEIPTS = tostring(var.auto_read_receipts)
     }
     "drain-spool" = {}
+    "pull-queues" = {
+      CHATAPP_SMQ_QUEUES         = join(",", [for type, queue in var.chatapp_smq_queues : "${type}=${queue}"])
+      CHATAPP_SMQ_ENDPOINT       = var.chatapp_smq_endpoint
+      CHATAPP_SMQ_TOKEN_ENDPOINT = var.chatapp_smq_token_endpoint
+    }
   }
 
   functions = {
-    for name, fn in local.pipeline.functions : name => merge(fn, {
+    for name, fn in local.deployed : name => merge(fn, {
       max_instances = lookup(var.max_instances, name, fn.max_instances)
       min_instances = lookup(var.min_instances, name, 0)
       secrets = {

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,10 @@ FUNCTION = "google_cloudfunctions2_function.pipeline"
 SECRET_NAMES = {env for fn in PIPELINE["functions"].values() for env in fn["secrets"]}
 EXTERNAL_ACCOUNT = "bm-partner@partner-project.iam.gserviceaccount.com"
 BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
+SMQ_QUEUES = (
+    '{ChatAppStatus = "Alicom-Queue-1-ChatAppStatus", '
+    'ChatAppInbound = "Alicom-Queue-1-ChatAppInbound"}'
+)
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +50,21 @@ class Scenario:
     bm: bool = True
     chatapp: bool = False
     auto_read_receipts: bool = True
+    smq: bool = False  # Chat App's queue mode: the puller and its scheduler job
+
+    @property
+    def switches(self) -> set[str]:
+        on = {"bm": self.bm, "chatapp": self.chatapp, "chatapp-smq": self.smq}
+        return {switch for switch, enabled in on.items() if enabled}
+
+    @property
+    def functions(self) -> dict[str, dict[str, Any]]:
+        """The pipeline's functions this scenario deploys (locals.tf's `deployed_with`)."""
+        return {
+            name: fn
+            for name, fn in PIPELINE["functions"].items()
+            if "deployed_with" not in fn or self.switches & set(fn["deployed_with"])
+        }
 
 
 SCENARIOS = [
@@ -65,6 +85,24 @@ SCENARIOS = [
         },
         chatapp=True,
         auto_read_receipts=False,
+    ),
+    Scenario(
+        "chatapp-queue-mode-without-http-push",
+        {"chatapp_smq_queues": SMQ_QUEUES},
+        smq=True,
+    ),
+    Scenario(
+        "chatapp-both-modes-international",
+        {
+            "business_messages_enabled": "false",
+            "chatapp_enabled": "true",
+            "chatapp_smq_queues": SMQ_QUEUES,
+            "chatapp_smq_endpoint": "https://1493622401794734.mns.ap-southeast-1.aliyuncs.com",
+            "chatapp_smq_token_endpoint": "https://dybaseapi.ap-southeast-1.aliyuncs.com",
+        },
+        bm=False,
+        chatapp=True,
+        smq=True,
     ),
 ]
 
@@ -230,7 +268,7 @@ def test_a_value_known_only_when_planning_is_checked_then(workspace: run.Workspa
     assert broken.validation()["valid"] is True
     with pytest.raises(run.TerraformError) as failed:
         broken.plan([EXAMPLE], name="broken-ingress")
-    private = sorted(name for name, fn in PIPELINE["functions"].items() if not fn["public"])
+    private = sorted(name for name, fn in SCENARIOS[0].functions.items() if not fn["public"])
     failing = re.findall(
         r'with google_cloudfunctions2_function\.pipeline\["([\w-]+)"\]', failed.value.result.stderr
     )
@@ -263,7 +301,7 @@ def test_the_plan_uses_the_pinned_providers(planned: tuple[Scenario, checks.Plan
 
 
 def test_each_push_subscription_calls_its_function(planned: tuple[Scenario, checks.Plan]) -> None:
-    _, plan = planned
+    scenario, plan = planned
     expected = {
         f'google_pubsub_subscription.push["{sub}"]': f'{FUNCTION}["{spec["function"]}"]'
         for sub, spec in PIPELINE["subscriptions"].items()
@@ -275,7 +313,7 @@ def test_each_push_subscription_calls_its_function(planned: tuple[Scenario, chec
     # ...and the invoker may call exactly the private functions.
     invoker = plan.resources["google_service_account.push"].get("member")
     private = {
-        f'{FUNCTION}["{name}"]' for name, fn in PIPELINE["functions"].items() if not fn["public"]
+        f'{FUNCTION}["{name}"]' for name, fn in scenario.functions.items() if not fn["public"]
     }
     assert checks.roles_of(plan, invoker) == {("roles/run.invoker", target) for target in private}
 
@@ -327,14 +365,14 @@ def test_secrets_reach_functions_only_through_secret_manager(
     planned: tuple[Scenario, checks.Plan],
 ) -> None:
     scenario, plan = planned
-    enabled = {name for name, on in (("bm", scenario.bm), ("chatapp", scenario.chatapp)) if on}
+    enabled = scenario.switches
     expected = {
         f'{FUNCTION}["{name}"]': {
             env: f'google_secret_manager_secret.pipeline["{secret["secret"]}"]'
             for env, secret in fn["secrets"].items()
             if secret["provider"] in enabled
         }
-        for name, fn in PIPELINE["functions"].items()
+        for name, fn in scenario.functions.items()
     }
     assert checks.plain_secret_problems(plan, SECRET_NAMES) == []
     assert checks.secret_environment(plan) == expected
@@ -375,8 +413,8 @@ def test_the_switches_reach_the_functions(planned: tuple[Scenario, checks.Plan])
 def test_each_function_deploys_the_zip_of_its_own_build(
     planned: tuple[Scenario, checks.Plan],
 ) -> None:
-    _, plan = planned
-    for name in PIPELINE["functions"]:
+    scenario, plan = planned
+    for name in scenario.functions:
         archive = plan.data_sources[f'data.archive_file.source["{name}"]']
         source = plan.resources[f'google_storage_bucket_object.source["{name}"]']
         assert source.get("name") == f"{name}/{archive['output_md5']}.zip"
@@ -384,6 +422,40 @@ def test_each_function_deploys_the_zip_of_its_own_build(
             "build_config", 0, "source", 0, "storage_source", 0
         )
         assert storage["object"] == source.get("name")
+
+
+def test_the_queue_puller_is_planned_with_its_switch_only(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    scenario, plan = planned
+    puller = f'{FUNCTION}["pull-queues"]'
+    job = 'google_cloud_scheduler_job.pipeline["pull-queues"]'
+    secrets = {
+        f'google_secret_manager_secret.pipeline["{name}"]'
+        for name in ("alibaba-access-key-id", "alibaba-access-key-secret")
+    }
+    planned_here = set(plan.resources)
+    if not scenario.smq:
+        assert not ({puller, job} | secrets) & planned_here
+        return
+    assert {puller, job} | secrets <= planned_here
+    environment = plan.resources[puller].get("service_config", 0, "environment_variables")
+    assert environment["CHATAPP_SMQ_QUEUES"] == (
+        "ChatAppInbound=Alicom-Queue-1-ChatAppInbound,ChatAppStatus=Alicom-Queue-1-ChatAppStatus"
+    )
+    endpoints = {
+        "CHATAPP_SMQ_ENDPOINT": "chatapp_smq_endpoint",
+        "CHATAPP_SMQ_TOKEN_ENDPOINT": "chatapp_smq_token_endpoint",
+    }
+    for variable, terraform_variable in endpoints.items():
+        given = scenario.variables.get(terraform_variable)
+        assert environment[variable] == (
+            given or plan.data["variables"][terraform_variable]["value"]
+        )
+    scheduled = plan.resources[job]
+    assert scheduled.get("schedule") == "* * * * *"
+    uri = plan.resources[puller].get("service_config", 0, "uri")
+    assert scheduled.get("http_target", 0, "uri") == uri
 
 
 # The stub providers' processes

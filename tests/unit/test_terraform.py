@@ -15,25 +15,41 @@ from typing import Any
 import hcl2
 import pytest
 
+from shared.adapters.publisher import PubSubSettings
 from shared.adapters.read_receipt_sender import ReadReceiptConfig
 from shared.adapters.spool import DrainConfig
 from shared.adapters.store import RecorderConfig
 from shared.adapters.webhook import WebhookConfig
 from shared.core import routing
 from shared.core.config import DEFAULT_TOPICS, Env
+from shared.core.polling import Schedule
 from shared.ops import report
-from shared.providers import REGISTRY
+from shared.providers import REGISTRY, chatapp, queue_pullers
 from tools.deploy import gcloud as deploy
 from tools.topology import FUNCTIONS, ROOT, SUBSCRIPTIONS, load
 
 TERRAFORM = ROOT / "terraform"
 BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
+
+
+def _puller_config(env: Env) -> None:
+    """What functions/pull_queues/main.py reads, in its order."""
+    Schedule.from_env(env)
+    PubSubSettings.from_env(env, default_timeout=10.0)
+    queue_pullers(env, lambda *_: "1")
+    env.check("pull-queues")
+
+
 CONFIG_LOADERS: dict[str, Callable[[Env], object]] = {
     "webhook": functools.partial(WebhookConfig.from_env, REGISTRY),
     "record-events": RecorderConfig.from_env,
     "agent-read-receipts": functools.partial(ReadReceiptConfig.from_env, REGISTRY),
     "drain-spool": DrainConfig.from_env,
+    "pull-queues": _puller_config,
 }
+SMQ_QUEUES = (
+    "ChatAppStatus=Alicom-Queue-1-ChatAppStatus,ChatAppInbound=Alicom-Queue-1-ChatAppInbound"
+)
 
 
 def _clean(value: Any) -> Any:
@@ -129,7 +145,11 @@ def test_settings_reach_the_function_resource() -> None:
     assert secrets["secret_environment_variables"]["for_each"] == "${each.value.secrets}"
 
 
-@pytest.mark.parametrize("providers", [("bm",), ("chatapp",), ("bm", "chatapp")])
+@pytest.mark.parametrize(
+    "providers",
+    # The queue mode with no Chat App HTTP push token; and both Chat App modes together.
+    [("bm",), ("chatapp",), ("bm", "chatapp"), ("bm", "chatapp-smq"), ("chatapp", "chatapp-smq")],
+)
 @pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.name)
 def test_each_function_starts_with_exactly_what_terraform_gives_it(
     function: Any, providers: tuple[str, ...]
@@ -138,7 +158,11 @@ def test_each_function_starts_with_exactly_what_terraform_gives_it(
         project="p",
         business_messages_enabled="bm" in providers,
         chatapp_enabled="chatapp" in providers,
+        chatapp_smq_queues=SMQ_QUEUES if "chatapp-smq" in providers else "",
     )
+    if not settings.deployed(function):
+        assert function.settings["deployed_with"]  # off with its switch, as locals.tf has it
+        return
     environment = deploy.environment(function, settings)
     secret_values = dict.fromkeys(deploy.secrets(function, settings), "secret-value")
     CONFIG_LOADERS[function.name](Env({**environment, **secret_values}))  # raises if short
@@ -154,11 +178,14 @@ def test_terraform_computes_the_environment_the_deploy_tool_does() -> None:
     assert "SPOOL_PROVIDERS" in str(extra["webhook"])
     assert "RECEIPT_RETENTION_DAYS" in str(extra["record-events"])
     assert "AUTO_READ_RECEIPTS" in str(extra["agent-read-receipts"])
+    for name in ("CHATAPP_SMQ_QUEUES", "CHATAPP_SMQ_ENDPOINT", "CHATAPP_SMQ_TOKEN_ENDPOINT"):
+        assert name in str(extra["pull-queues"])
     full = deploy.Settings(
         project="p",
         chatapp_allowed_ips=("1.2.3.4",),
         receipt_retention_days=30,
         chatapp_enabled=True,
+        chatapp_smq_queues=SMQ_QUEUES,
     )
     keys = {f.name: set(deploy.environment(f, full)) for f in FUNCTIONS}
     assert keys == {
@@ -172,7 +199,28 @@ def test_terraform_computes_the_environment_the_deploy_tool_does() -> None:
         "record-events": {"GOOGLE_CLOUD_PROJECT", "THREADS", "RECEIPT_RETENTION_DAYS"},
         "agent-read-receipts": {"GOOGLE_CLOUD_PROJECT", "THREADS", "AUTO_READ_RECEIPTS"},
         "drain-spool": {"GOOGLE_CLOUD_PROJECT", "THREADS", *DEFAULT_TOPICS},
+        "pull-queues": {
+            "GOOGLE_CLOUD_PROJECT",
+            "THREADS",
+            "EVENTS_TOPIC",
+            "CHATAPP_SMQ_QUEUES",
+            "CHATAPP_SMQ_ENDPOINT",
+            "CHATAPP_SMQ_TOKEN_ENDPOINT",
+        },
     }
+
+
+def test_the_queue_modes_defaults_and_switch_are_the_codes() -> None:
+    variables = HCL["variable"]
+    assert variables["chatapp_smq_endpoint"]["default"] == chatapp.SMQ_ENDPOINT
+    assert variables["chatapp_smq_token_endpoint"]["default"] == chatapp.SMQ_TOKEN_ENDPOINT
+    assert variables["chatapp_smq_queues"]["default"] == {}
+    assert '"chatapp-smq"' in str(HCL["locals"]["enabled_providers"])
+    assert "deployed_with" in str(HCL["locals"]["deployed"])
+    assert PIPELINE["functions"]["pull-queues"]["deployed_with"] == ["chatapp-smq"]
+    # The scheduler runs the puller every minute, the period each run polls for by default.
+    assert PIPELINE["functions"]["pull-queues"]["schedule"] == "* * * * *"
+    assert Schedule.from_env(Env({})).period == 60
 
 
 def test_concurrency_and_threads_match() -> None:
@@ -282,8 +330,15 @@ def test_each_function_has_its_own_account_and_only_its_own_secrets() -> None:
     assert "local.functions" in accounts["for_each"]
     readers = HCL["locals"]["secret_readers"]
     assert "fn.secrets" in readers  # a function reads only the secrets it mounts
-    private_secrets = [f["secrets"] for f in PIPELINE["functions"].values() if not f["public"]]
-    assert private_secrets == [{}, {}, {}]
+    private_secrets = {
+        name: set(f["secrets"]) for name, f in PIPELINE["functions"].items() if not f["public"]
+    }
+    assert private_secrets == {
+        "record-events": set(),
+        "agent-read-receipts": set(),
+        "drain-spool": set(),
+        "pull-queues": {"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"},
+    }
     firestore = resource("google_project_iam_member", "firestore_user")
     assert firestore["role"] == "roles/datastore.user"
     assert "databases/(default)" in firestore["condition"][0]["expression"]
@@ -293,7 +348,13 @@ def test_no_secret_value_in_terraform_or_the_repo() -> None:
     assert "google_secret_manager_secret_version" not in HCL["resource"]
     assert not list(all_attributes(HCL["resource"], "secret_data"))
     secret_names = {env for f in PIPELINE["functions"].values() for env in f["secrets"]}
-    assert secret_names == {"BM_SIGNING_KEY", "BM_CLIENT_TOKEN", "CHATAPP_CALLBACK_TOKENS"}
+    assert secret_names == {
+        "BM_SIGNING_KEY",
+        "BM_CLIENT_TOKEN",
+        "CHATAPP_CALLBACK_TOKENS",
+        "ALIBABA_CLOUD_ACCESS_KEY_ID",
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+    }
     for function in FUNCTIONS:  # secrets are mounted, never plain environment variables
         assert not secret_names & set(deploy.environment(function, deploy.Settings("p")))
     example = (TERRAFORM / "terraform.tfvars.example").read_text()
@@ -302,15 +363,16 @@ def test_no_secret_value_in_terraform_or_the_repo() -> None:
 
 def test_scheduled_functions_are_called_by_cloud_scheduler_with_the_invoker() -> None:
     scheduled = {name for name, f in PIPELINE["functions"].items() if f["trigger"] == "schedule"}
-    assert scheduled == {"drain-spool"}
+    assert scheduled == {"drain-spool", "pull-queues"}
     job = resource("google_cloud_scheduler_job", "pipeline")
     assert 'fn.trigger == "schedule"' in job["for_each"]
     token = job["http_target"][0]["oidc_token"][0]
     assert token["service_account_email"] == "${google_service_account.push.email}"
     grant = resource("google_service_account_iam_member", "token_creator")
     assert grant["for_each"]["scheduler"] == "${local.scheduler_service_agent}"
-    drainer = PIPELINE["functions"]["drain-spool"]
-    assert (drainer["max_instances"], drainer["concurrency"]) == (1, 1)  # drains in order, alone
+    for name in scheduled:  # the drainer drains in order; the puller runs alone, one run at once
+        function = PIPELINE["functions"][name]
+        assert (function["max_instances"], function["concurrency"]) == (1, 1)
 
 
 def test_service_account_ids_fit_in_30_characters() -> None:

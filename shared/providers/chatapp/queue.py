@@ -34,7 +34,7 @@ from shared.core.events import payload_key
 from shared.core.polling import PullReport
 from shared.core.provider import PublishFunction
 from shared.core.times import utc_now
-from shared.providers.chatapp import NAME, PARKED_ATTRIBUTE
+from shared.providers.chatapp import NAME, PARKED_ATTRIBUTE, SMQ_ENDPOINT, SMQ_TOKEN_ENDPOINT
 from shared.providers.chatapp.queue_plan import (
     Outgoing,
     QueueMessage,
@@ -54,9 +54,6 @@ from shared.providers.chatapp.smq import (
 
 log = logging.getLogger(__name__)
 
-# Alibaba's China site; the international pair is in the README.
-DEFAULT_TOKEN_ENDPOINT = "https://dybaseapi.aliyuncs.com"  # noqa: S105 -- a URL, not a secret
-DEFAULT_QUEUE_ENDPOINT = "https://1943695596114318.mns.cn-hangzhou.aliyuncs.com"
 DEFAULT_MAX_RECEIVES = 10
 DEFAULT_MAX_POLLERS = 4
 _PROBLEMS_KEPT = 10
@@ -82,9 +79,9 @@ class QueueConfig:
         pairs, problems = queue_pairs(env.required("CHATAPP_SMQ_QUEUES"))
         endpoints = {
             "CHATAPP_SMQ_TOKEN_ENDPOINT": env.optional(
-                "CHATAPP_SMQ_TOKEN_ENDPOINT", DEFAULT_TOKEN_ENDPOINT
+                "CHATAPP_SMQ_TOKEN_ENDPOINT", SMQ_TOKEN_ENDPOINT
             ),
-            "CHATAPP_SMQ_ENDPOINT": env.optional("CHATAPP_SMQ_ENDPOINT", DEFAULT_QUEUE_ENDPOINT),
+            "CHATAPP_SMQ_ENDPOINT": env.optional("CHATAPP_SMQ_ENDPOINT", SMQ_ENDPOINT),
         }
         problems += filter(None, (endpoint_problem(n, url) for n, url in endpoints.items()))
         for problem in problems:
