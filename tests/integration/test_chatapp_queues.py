@@ -242,21 +242,21 @@ def test_a_token_revoked_mid_run_is_renewed_and_nothing_is_lost(
 def test_credentials_are_renewed_before_they_expire(
     another_rig: Callable[..., Rig], db: firestore.Client
 ) -> None:
-    short = another_rig(token_lifetime_seconds=4, environment={"RUN_PERIOD_SECONDS": "9"})
+    short = another_rig(token_lifetime_seconds=3, environment={"RUN_PERIOD_SECONDS": "6"})
     user = new_user()
     running = threading.Thread(target=short.run, daemon=True)
     running.start()
-    for n in range(6):
+    for n in range(5):
         short.alibaba.enqueue(STATUS, ca.status(f"wa-{n}", "Sent", user))
-        time.sleep(1)  # receipts arriving over the run, across the tokens' lifetimes
+        time.sleep(1)  # not a wait for anything: receipts arrive over the tokens' lifetimes
     running.join(timeout=30)
 
     short.run_until_empty()
     short.recorded()
-    assert len(documents(conversation(db, user).collection("receipts"))) == 6
+    assert len(documents(conversation(db, user).collection("receipts"))) == 5
     status_queue = short.alibaba.queue_name(STATUS)
     tokens = [t for t in short.alibaba.tokens_issued if t.queue_name == status_queue]
-    assert len(tokens) >= 3  # 4 s tokens over a 9 s run: renewed at half their lifetime
+    assert len(tokens) >= 3  # 3 s tokens over a 6 s run: renewed at half their lifetime
     assert [c for c in short.alibaba.calls_for(queue=STATUS) if c.status == 403] == []
 
 

@@ -48,13 +48,16 @@ CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 MESSAGE_NOT_EXIST = "MessageNotExist"
 UNREADABLE_EXPIRY_SECONDS = 600.0
+MESSAGE_KEPT = 160
 
 
 class AlibabaRefused(Exception):
     """A call not answered as asked: the service's status (0: no answer) and error code."""
 
     def __init__(self, service: str, status: int, code: str, message: str = "") -> None:
-        super().__init__(f"{service} answered {status or 'nothing'} {code}: {message}".strip())
+        # Alibaba's own message, cut short: some quote the string they signed at length.
+        said = message[:MESSAGE_KEPT]
+        super().__init__(f"{service} answered {status or 'nothing'} {code}: {said}".strip(": "))
         self.service = service
         self.status = status
         self.code = code
