@@ -8,7 +8,8 @@ import contextlib
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -16,11 +17,11 @@ import requests
 from shared.providers.chatapp.queue import DEFAULT_MAX_POLLERS
 from shared.providers.chatapp.smq import RECEIVE_BATCH, QueueClient, TokenClient
 from tools.bench.measure import SETTLE_TIMEOUT, Settings, receipts_stored
-from tools.local.procs import free_port, wait_until
+from tools.local.procs import ManagedProcess, free_port, wait_until
 from tools.local.stack import LocalStack
 from tools.payloads import chatapp as ca
 from tools.standins.alibaba import AlibabaStandIn
-from tools.topology import PULL_QUEUES
+from tools.topology import PULL_QUEUES, RECORD_EVENTS
 
 STATUS = "ChatAppStatus"
 STATUSES = ("Sent", "Delivered", "Read")  # each message's reports, in the order they come
@@ -33,6 +34,7 @@ class QueueDrain:
     seconds: float  # until every message was deleted from the queue
     persisted_seconds: float | None = None  # until every receipt was in Firestore
     publishes: int = 0  # Pub/Sub messages that carried them
+    cpu_seconds: Mapping[str, float] = field(default_factory=dict)  # by process, meanwhile
 
 
 def queue_drain(stack: LocalStack, settings: Settings) -> list[QueueDrain]:
@@ -106,6 +108,13 @@ def _pulled(stack: LocalStack, receipts: list[dict[str, Any]], run: str) -> Queu
     low = f"chatapp:{ca.BUSINESS}:861{run}"
     try:
         process.start(f"http://127.0.0.1:{port}/")
+        processes = {
+            "puller": process,
+            "recorder": stack.functions[RECORD_EVENTS.target],
+            "Pub/Sub emulator": stack.pubsub,
+            "Firestore emulator": stack.firestore,
+        }
+        cpu_before = _cpu(processes)
         started = time.perf_counter()
         threading.Thread(target=_run, args=(f"http://127.0.0.1:{port}/",), daemon=True).start()
         wait_until(
@@ -121,6 +130,7 @@ def _pulled(stack: LocalStack, receipts: list[dict[str, Any]], run: str) -> Queu
             interval=0.05,
         )
         persisted = time.perf_counter() - started
+        cpu = {name: used - cpu_before[name] for name, used in _cpu(processes).items()}
         published = [
             entry
             for entry in stack.log_entries(process.name)
@@ -130,7 +140,11 @@ def _pulled(stack: LocalStack, receipts: list[dict[str, Any]], run: str) -> Queu
         alibaba.stop()  # first: its long polls answer, so the puller stops between calls
         process.stop()
     path = "puller: receive → publish → delete, recorder → Firestore"
-    return QueueDrain(path, len(receipts), drained, persisted, len(published))
+    return QueueDrain(path, len(receipts), drained, persisted, len(published), cpu)
+
+
+def _cpu(processes: Mapping[str, ManagedProcess]) -> dict[str, float]:
+    return {name: process.cpu_seconds() for name, process in processes.items()}
 
 
 def _run(url: str) -> None:

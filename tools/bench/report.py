@@ -222,7 +222,10 @@ def _queue_drain(rows: list[QueueDrain]) -> str:
             "",
             f"Target: persisted at least {QUEUE_DRAIN_TARGET}x the ceiling's rate: "
             f"{_verdict(ratio >= QUEUE_DRAIN_TARGET)} ({ratio:.2f}x; the queue alone emptied at "
-            f"{ceiling.seconds / pulled.seconds:.2f}x).",
+            f"{ceiling.seconds / pulled.seconds:.2f}x). CPU seconds used meanwhile, on the same "
+            "two cores: "
+            + ", ".join(f"{name} {used:.1f}" for name, used in pulled.cpu_seconds.items())
+            + ".",
         ]
     )
 
