@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from shared.providers.chatapp import AUDIT, INBOUND, PARKED_ATTRIBUTE, STATUS
 from shared.providers.chatapp.normalise import normalise
 from shared.providers.chatapp.queue import QueueConfig
 from shared.providers.chatapp.queue_plan import QueueMessage, decode, plan
+from tools.local.stack import StackSettings
 from tools.payloads import chatapp as ca
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -293,3 +295,19 @@ def test_reports_of_several_pullers_combine() -> None:
         [PullReport({"received": 3, "deleted": 3}), PullReport({"received": 1}, ("late",))]
     )
     assert combined == PullReport({"received": 4, "deleted": 3}, ("late",))
+
+
+# --- make local -----------------------------------------------------------------------------
+
+
+def test_make_local_pulls_the_configured_queues_or_else_its_stand_ins(tmp_path: Path) -> None:
+    configured = {
+        "CHATAPP_SMQ_QUEUES": QUEUES,
+        "CHATAPP_SMQ_ENDPOINT": "http://127.0.0.1:9100",
+        "CHATAPP_SMQ_TOKEN_ENDPOINT": "http://127.0.0.1:9101",
+        **KEYS,
+    }
+    assert StackSettings.from_env(configured, tmp_path).smq == configured
+    other = {"CHATAPP_SMQ_ENDPOINT": "http://127.0.0.1:9100"}  # queues still to be named
+    assert StackSettings.from_env(other, tmp_path).smq == other
+    assert StackSettings.from_env({}, tmp_path).smq == {}  # the stand-in's queues

@@ -79,7 +79,7 @@ class StackSettings:
     drain_interval_seconds: float = 10.0  # Cloud Scheduler runs the drainer every minute
     # ...and the queue puller, each run polling until the next: locally, every 10 s.
     pull_period_seconds: float = 10.0
-    # Chat App queues to pull (SMQ_VARIABLES); without CHATAPP_SMQ_QUEUES, the stand-in's.
+    # Chat App queues to pull (SMQ_VARIABLES); when none is given, the stand-in's.
     smq: dict[str, str] = field(default_factory=dict)
     max_delivery_attempts: int = 10  # then a message moves to the dead-letter topic
 
@@ -111,7 +111,8 @@ class StackSettings:
             "CHATAPP_SMQ_MAX_RECEIVES",
             "CHATAPP_SMQ_MAX_POLLERS",
         )
-        if environ.get("CHATAPP_SMQ_QUEUES"):
+        # The stand-in serves unless queues or endpoints of another service are given.
+        if any(environ.get(name) for name in SMQ_VARIABLES[:3]):
             settings.smq = {name: environ[name] for name in SMQ_VARIABLES if environ.get(name)}
         settings.function_env = {
             name: environ[name] for name in passed_through if environ.get(name)
