@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shared.core.config import ConfigError, Env
 from shared.core.events import MALFORMED, REDELIVERED
@@ -126,13 +128,14 @@ def test_a_body_that_cannot_be_decoded_is_published_to_be_parked_with_the_reason
 
 
 def test_a_message_received_too_often_is_parked_with_its_elements_ready_to_redrive() -> None:
-    looping = message(wire(ca.status("wa-1", "Read", USER)), 1, dequeue_count=10)
+    read = ca.status("wa-1", "Read", USER)
+    looping = message(wire(read), 1, dequeue_count=10)
     fresh = message(wire(ca.status("wa-2", "Read", USER)), 2, dequeue_count=9)
 
     parked, batch = plan(STATUS, [looping, fresh], 10, NOW)
 
     assert "received 10 times" in parked.attributes[PARKED_ATTRIBUTE]
-    assert json.loads(parked.body) == [ca.status("wa-1", "Read", USER)]
+    assert json.loads(parked.body) == [read]
     assert batch.handles == ["handle-2"]
     [payload] = normalise(parked.body, parked.attributes, NOW)
     assert [p.category for p in payload.parked] == [REDELIVERED]
@@ -156,6 +159,41 @@ def test_an_empty_array_is_carried_by_a_batch_so_it_is_deleted_only_after_a_publ
 
     assert (outgoing.body, outgoing.handles) == (b"[]", ["handle-1"])
     assert normalise(outgoing.body, outgoing.attributes, NOW) == []
+
+
+def test_a_lone_surrogate_in_a_body_is_carried_as_json_can_say_it() -> None:
+    body = wire_text('{"MessageId": "m\\ud800", "Status": "Sent"}')
+    [outgoing] = plan(STATUS, [message(body)], 10, NOW)
+    assert json.loads(outgoing.body) == [{"MessageId": "m\ud800", "Status": "Sent"}]
+
+
+def wire_text(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+BODIES = st.one_of(
+    st.text(max_size=200),
+    st.binary(max_size=200).map(lambda raw: base64.b64encode(raw).decode()),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+        max_leaves=12,
+    ).map(wire),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(BODIES, min_size=1, max_size=16), st.sampled_from([STATUS, INBOUND, AUDIT]))
+def test_any_bodies_plan_without_error_and_each_message_goes_out_exactly_once(
+    bodies: list[str], kind: str
+) -> None:
+    messages = [message(body, number) for number, body in enumerate(bodies)]
+    outgoing = plan(kind, messages, 10, NOW)
+    carried = sorted(handle for each in outgoing for handle in each.handles)
+    assert carried == sorted(m.receipt_handle for m in messages)
+    for each in outgoing:
+        assert int(each.attributes["events"]) <= MAX_EVENTS
+        normalise(each.body, each.attributes, NOW)  # the recorder's side never raises either
 
 
 # --- configuration ------------------------------------------------------------------------

@@ -121,7 +121,8 @@ def _parked(kind: str, message: QueueMessage, body: bytes, events: int, reason: 
 
 def _encode(elements: list[Any]) -> bytes:
     # Compact and in the elements' own key order: the same elements give the same bytes.
-    return json.dumps(elements, ensure_ascii=False, separators=(",", ":")).encode()
+    # ASCII, so a lone surrogate that JSON allows (\ud800) stays an escape, never bad UTF-8.
+    return json.dumps(elements, separators=(",", ":")).encode()
 
 
 # --- configuration ----------------------------------------------------------------------
