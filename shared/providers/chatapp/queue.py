@@ -294,10 +294,17 @@ class QueueWorker:
                     return
                 if change > 0:
                     self._start_poller(stop_at, tally)
-                if messages:
-                    self._deliver(client, messages, tally)
-                else:
+                if not messages:
                     _pause(polling.rest_after_empty(asked, wait, time.time()), stop_at)
+                    continue
+                try:
+                    self._deliver(client, messages, tally)
+                except Exception as error:  # a bug must not end the queue's watch unseen
+                    # What was received and not deleted reappears after its visibility timeout.
+                    failures += 1
+                    tally.problem(f"{self.queue}: {type(error).__name__} handling a receive")
+                    log.exception("queue messages not handled", extra={"queue": self.queue})
+                    _pause(polling.backoff(failures), stop_at)
         finally:
             with self._lock:
                 self._active -= 1

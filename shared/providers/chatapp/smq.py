@@ -164,7 +164,7 @@ class QueueClient:
                 message_id=_text(element, "MessageId"),
                 receipt_handle=_text(element, "ReceiptHandle"),
                 body=_text(element, "MessageBody"),
-                dequeue_count=int(_text(element, "DequeueCount") or 1),
+                dequeue_count=_count(_text(element, "DequeueCount")),
             )
             for element in _xml(answer.content).iter(f"{_MNS}Message")
         ]
@@ -239,6 +239,11 @@ def _xml(content: bytes) -> ElementTree.Element:
 
 def _text(element: ElementTree.Element, name: str) -> str:
     return (element.findtext(f"{_MNS}{name}") or "").strip()
+
+
+def _count(text: str) -> int:
+    """DequeueCount; one that cannot be read counts as the first receive."""
+    return int(text) if text.isdigit() else 1
 
 
 def _encode(value: str) -> str:
