@@ -8,6 +8,9 @@ REQUIREMENTS := requirements-dev.txt constraints.txt $(wildcard functions/*/requ
 CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 TERRAFORM := terraform -chdir=terraform
+# The report's browser test (tests/headless_chromium.py) drives Debian's Chromium headless.
+CHROMIUM := /usr/bin/chromium
+APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
 .PHONY: local demo report test lint format unit integration bench replay build deploy secrets tf-init tf-bootstrap tf-plan tf-apply tf-check clean
 
@@ -20,6 +23,13 @@ $(CHECKOV): requirements-checkov.txt constraints-checkov.txt
 	$(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt -c constraints-checkov.txt
 	touch $@
+
+# Installed only when missing (about 30 s), quietly: apt's output is shown only if it fails.
+$(CHROMIUM):
+	@echo "installing Chromium from Debian's packages for the report's browser test..."
+	@log=$$(mktemp); \
+	if { $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends chromium; } \
+		>$$log 2>&1; then rm -f $$log; else cat $$log; rm -f $$log; exit 1; fi
 
 ## local: emulators + all functions on 127.0.0.1:$$PORT (default 8080); Ctrl-C stops them
 local: $(INSTALLED)
@@ -34,13 +44,13 @@ report: $(INSTALLED)
 	$(BIN)/python -m tools.local.report $(ARGS)
 
 ## test: lint, type-check, unit and integration tests (real emulators)
-test: lint
+test: lint $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 unit: $(INSTALLED)
 	$(BIN)/python -m pytest tests/unit
 
-integration: $(INSTALLED)
+integration: $(INSTALLED) $(CHROMIUM)
 	$(BIN)/python -m pytest tests/integration
 
 lint: $(INSTALLED) $(CHECKOV)

@@ -12,9 +12,10 @@ resource "google_cloudfunctions2_function" "pipeline" {
   description = each.value.why
 
   build_config {
-    runtime         = "python312"
-    entry_point     = each.value.entry_point
-    service_account = google_service_account.build.id
+    runtime           = "python312"
+    entry_point       = each.value.entry_point
+    service_account   = google_service_account.build.id
+    docker_repository = google_artifact_registry_repository.functions.id
 
     source {
       storage_source {
@@ -50,7 +51,8 @@ resource "google_cloudfunctions2_function" "pipeline" {
 
   depends_on = [
     google_project_service.required,
-    google_project_iam_member.build,
+    google_project_iam_member.build_writes_logs,
+    google_artifact_registry_repository_iam_member.build_pushes_images,
     google_storage_bucket_iam_member.build_reads_sources,
     google_secret_manager_secret_iam_member.accessor,
   ]

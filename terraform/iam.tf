@@ -36,17 +36,18 @@ resource "google_secret_manager_secret_iam_member" "accessor" {
   member    = "serviceAccount:${local.function_accounts[each.value.function]}"
 }
 
-# Firestore access is granted per project; the condition narrows it to this database.
+# Firestore roles are granted on the project; each grant's condition confines it to one
+# database (IAM conditions on Firestore select databases, not collections).
 resource "google_project_iam_member" "firestore_user" {
-  for_each = { for name, fn in local.functions : name => fn if lookup(fn, "firestore", false) }
+  for_each = local.firestore_users
 
   project = var.project_id
   role    = "roles/datastore.user"
-  member  = "serviceAccount:${local.function_accounts[each.key]}"
+  member  = "serviceAccount:${local.function_accounts[each.value.function]}"
 
   condition {
-    title      = "receipt-pipeline-database"
-    expression = "resource.name == \"projects/${var.project_id}/databases/(default)\""
+    title      = "${each.value.database}-database-only"
+    expression = "resource.name == \"projects/${var.project_id}/databases/${local.firestore_databases[each.value.database]}\""
   }
 }
 
@@ -81,12 +82,25 @@ resource "google_service_account_iam_member" "token_creator" {
   member             = each.value
 }
 
-resource "google_project_iam_member" "build" {
-  for_each = toset(["roles/logging.logWriter", "roles/artifactregistry.writer"])
-
+# Build logs go to Cloud Logging, which authorises writing log entries on the project (or
+# folder, organisation), not on a narrower resource; the role can only write entries.
+resource "google_project_iam_member" "build_writes_logs" {
   project = var.project_id
-  role    = each.value
+  role    = "roles/logging.logWriter"
   member  = "serviceAccount:${google_service_account.build.email}"
+}
+
+moved {
+  from = google_project_iam_member.build["roles/logging.logWriter"]
+  to   = google_project_iam_member.build_writes_logs
+}
+
+# The build pushes each function's image to the functions' repository, and to nothing else.
+resource "google_artifact_registry_repository_iam_member" "build_pushes_images" {
+  location   = google_artifact_registry_repository.functions.location
+  repository = google_artifact_registry_repository.functions.name
+  role       = "roles/artifactregistry.writer"
+  member     = "serviceAccount:${google_service_account.build.email}"
 }
 
 resource "google_storage_bucket_iam_member" "build_reads_sources" {

@@ -6,9 +6,13 @@ locals {
   enabled_providers = concat(
     var.business_messages_enabled ? ["bm"] : [],
     var.chatapp_enabled ? ["chatapp"] : [],
+    var.rbm_enabled ? ["rbm"] : [],
     # Chat App's queue mode has its own switch: it runs with or without the HTTP push.
     length(var.chatapp_smq_queues) > 0 ? ["chatapp-smq"] : [],
   )
+
+  # The providers whose events the webhook spools when Pub/Sub fails: listed and enabled.
+  spooling_providers = sort(setintersection(var.spool_providers, local.enabled_providers))
 
   # A function whose pipeline.json entry lists `deployed_with` is deployed only when one of
   # those switches is on; the others always are.
@@ -19,16 +23,23 @@ locals {
 
   extra_env = {
     "webhook" = merge(
-      { SPOOL_PROVIDERS = join(",", var.spool_providers) },
+      {
+        SPOOL_PROVIDERS = join(",", local.spooling_providers)
+        SPOOL_DATABASE  = google_firestore_database.spool.name
+      },
       length(var.chatapp_allowed_ips) > 0 ? { CHATAPP_ALLOWED_IPS = join(",", var.chatapp_allowed_ips) } : {},
     )
     "record-events" = var.receipt_retention_days > 0 ? {
       RECEIPT_RETENTION_DAYS = tostring(var.receipt_retention_days)
     } : {}
-    "agent-read-receipts" = {
-      AUTO_READ_RECEIPTS = tostring(var.auto_read_receipts)
+    "agent-read-receipts" = merge(
+      { AUTO_READ_RECEIPTS = tostring(var.auto_read_receipts) },
+      var.rbm_api_endpoint != "" ? { RBM_API_ENDPOINT = var.rbm_api_endpoint } : {},
+    )
+    "drain-spool" = {
+      SPOOL_DATABASE     = google_firestore_database.spool.name
+      SPOOL_MAX_ATTEMPTS = tostring(var.spool_max_attempts)
     }
-    "drain-spool" = {}
     "pull-queues" = {
       CHATAPP_SMQ_QUEUES         = join(",", [for type, queue in var.chatapp_smq_queues : "${type}=${queue}"])
       CHATAPP_SMQ_ENDPOINT       = var.chatapp_smq_endpoint
@@ -71,6 +82,20 @@ locals {
     for name, fn in local.functions : {
       for secret in values(fn.secrets) : "${name}/${secret}" => { function = name, secret = secret }
     }
+  ]...)
+
+  # The databases by the names pipeline.json gives them.
+  firestore_databases = {
+    main  = google_firestore_database.main.name
+    spool = google_firestore_database.spool.name
+  }
+
+  # One datastore.user grant per function and database it uses. The public webhook uses
+  # Firestore only to spool: without a provider that spools, it has no Firestore access.
+  firestore_users = merge([
+    for name, fn in local.functions : {
+      for database in fn.firestore_databases : "${name}/${database}" => { function = name, database = database }
+    } if name != "webhook" || length(local.spooling_providers) > 0
   ]...)
 
   topic_publishers = merge([

@@ -3,6 +3,11 @@ output "webhook_url" {
   value       = google_cloudfunctions2_function.pipeline["webhook"].service_config[0].uri
 }
 
+output "rbm_webhook_url" {
+  description = "The URL to register as the RBM partner (or agent) webhook, with a value of the rbm-client-token secret as its client token."
+  value       = var.rbm_enabled ? "${google_cloudfunctions2_function.pipeline["webhook"].service_config[0].uri}/rbm" : null
+}
+
 output "chatapp_callback_urls" {
   description = "The URLs to paste into the Chat App console, with TOKEN replaced by a value of the chatapp-callback-tokens secret."
   value = var.chatapp_enabled ? {
@@ -32,7 +37,7 @@ output "secrets" {
 }
 
 output "service_accounts" {
-  description = "Each function's identity; register agent-read-receipts with the Business Messages partner account."
+  description = "Each function's identity; authorise agent-read-receipts in the RBM (or Business Messages) partner account."
   value       = local.function_accounts
 }
 

@@ -39,3 +39,15 @@ resource "google_storage_bucket_object" "source" {
   bucket = google_storage_bucket.sources.name
   source = data.archive_file.source[each.key].output_path
 }
+
+# The functions' container images, which Cloud Build builds from those sources; the build
+# account may write here and nowhere else in Artifact Registry.
+resource "google_artifact_registry_repository" "functions" {
+  #checkov:skip=CKV_GCP_84:Google-managed encryption at rest; the images hold the functions' code, built from sources that are in this repository, and no secret or event. Add kms_key_name here to use CMEK.
+  location      = var.region
+  repository_id = "${var.name_prefix}-functions"
+  description   = "Container images of the receipt pipeline's functions, built by Cloud Build."
+  format        = "DOCKER"
+
+  depends_on = [google_project_service.required]
+}

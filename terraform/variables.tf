@@ -27,9 +27,21 @@ variable "name_prefix" {
 }
 
 variable "business_messages_enabled" {
-  description = "Serve Google Business Messages on the webhook's root path."
+  description = "Serve Google Business Messages on the webhook's root path (shut down by Google on 2024-07-31; RBM is its successor)."
   type        = bool
   default     = true
+}
+
+variable "rbm_enabled" {
+  description = "Serve RCS Business Messaging on /rbm, and send its agent READ receipts."
+  type        = bool
+  default     = false
+}
+
+variable "rbm_api_endpoint" {
+  description = "The RBM API's base URL; empty for https://rcsbusinessmessaging.googleapis.com (regional: https://europe-, us- or asia-rcsbusinessmessaging.googleapis.com)."
+  type        = string
+  default     = ""
 }
 
 variable "chatapp_enabled" {
@@ -73,19 +85,30 @@ variable "spool_providers" {
   default     = ["chatapp"]
 
   validation {
-    condition     = alltrue([for provider in var.spool_providers : contains(["bm", "chatapp"], provider)])
-    error_message = "spool_providers may hold bm and chatapp."
+    condition     = alltrue([for provider in var.spool_providers : contains(["bm", "chatapp", "rbm"], provider)])
+    error_message = "spool_providers may hold bm, chatapp and rbm."
+  }
+}
+
+variable "spool_max_attempts" {
+  description = "Failed publishes of its own after which the drainer sets a spooled event aside in the spool database's parked/ (an outage never counts)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.spool_max_attempts >= 1
+    error_message = "spool_max_attempts must be at least 1."
   }
 }
 
 variable "auto_read_receipts" {
-  description = "Send the agent's READ receipt for every Business Messages user message."
+  description = "Send the agent's READ receipt for every user message (RBM, Business Messages)."
   type        = bool
   default     = true
 }
 
 variable "bm_api_service_account_email" {
-  description = "An existing service account registered with your Business Messages partner account, to run the READ-receipt function as. Empty: a new one is created (register its email with the partner account)."
+  description = "An existing service account authorised by your RBM (or Business Messages) partner account, to run the READ-receipt function as. Empty: a new one is created (authorise its email in the partner account)."
   type        = string
   default     = ""
 }

@@ -8,6 +8,8 @@ answer, never its message, which may quote the user's content.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
 
 import google.auth
 import google.auth.exceptions
@@ -21,8 +23,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from shared.core.config import ConfigError
-from shared.core.read_receipts import Outcome
+from shared.core.config import ConfigError, Env
+from shared.core.read_receipts import Outcome, ReceiptApi
 
 REQUEST_TIMEOUT_SECONDS = 10.0
 
@@ -95,3 +97,57 @@ def _api_status(response: requests.Response) -> str:
     except (ValueError, KeyError, TypeError):
         return ""
     return status if isinstance(status, str) else ""
+
+
+@dataclass(frozen=True)
+class GoogleApi:
+    """A Google REST API called as the function's service account, retried with backoff."""
+
+    endpoint: str
+    session: requests.Session
+    retry_deadline: float
+
+    def call(self, method: str, path: str, done: Collection[int] = (), **arguments: Any) -> Outcome:
+        """`method` on endpoint + path, until a success (2xx or a status in `done`), a
+        permanent error, or the retry deadline."""
+        url = self.endpoint.rstrip("/") + path
+        return call_with_backoff(
+            lambda: self.session.request(method, url, timeout=REQUEST_TIMEOUT_SECONDS, **arguments),
+            self.retry_deadline,
+            done,
+        )
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """A provider's READ receipt API, as read from the environment when the sender starts."""
+
+    endpoint: str
+    retry_deadline: float
+    scope: str
+    adapter: Callable[[GoogleApi], ReceiptApi]  # the provider's calls over the connection
+
+    @property
+    def longest_send(self) -> float:
+        return longest_call(self.retry_deadline)
+
+    def connect(self) -> ReceiptApi:
+        session = authorized_session(self.scope)
+        return self.adapter(GoogleApi(self.endpoint, session, self.retry_deadline))
+
+
+def api_settings(
+    env: Env,
+    *,
+    prefix: str,
+    default_endpoint: str,
+    scope: str,
+    adapter: Callable[[GoogleApi], ReceiptApi],
+) -> ApiSettings:
+    """`{prefix}_API_ENDPOINT` and `{prefix}_API_RETRY_DEADLINE_SECONDS` from the environment."""
+    return ApiSettings(
+        endpoint=env.optional(f"{prefix}_API_ENDPOINT", default_endpoint),
+        retry_deadline=env.number(f"{prefix}_API_RETRY_DEADLINE_SECONDS", 30.0, minimum=0),
+        scope=scope,
+        adapter=adapter,
+    )

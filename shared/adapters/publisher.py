@@ -27,6 +27,14 @@ _TRANSIENT = retry.if_exception_type(
 )
 
 
+def is_transient(error: BaseException) -> bool:
+    """Whether a failed publish was Pub/Sub unavailable, busy or too slow, not a refusal."""
+    # RetryError and TimeoutError: transient errors retried until the deadline ran out.
+    if isinstance(error, exceptions.RetryError | TimeoutError):
+        return True
+    return isinstance(error, Exception) and bool(_TRANSIENT(error))
+
+
 class Publisher(Protocol):
     def publish(self, topic_key: str, data: bytes, attributes: Mapping[str, str]) -> str: ...
 

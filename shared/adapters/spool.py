@@ -3,26 +3,41 @@
 Firestore is another failure domain than Pub/Sub, so an event can still be stored and
 acknowledged while Pub/Sub is down; the drainer republishes it later, in order of arrival.
 Imported only on that failure path, so the webhook's cold start never pays for Firestore.
+The spool has a database of its own (SPOOL_DATABASE), the only one the webhook may use.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from google.api_core import retry
+from google.api_core import exceptions, retry
 from google.cloud import firestore
 
-from shared.adapters.publisher import Publisher, PublishFailed, PubSubSettings
+from shared.adapters.publisher import Publisher, PublishFailed, PubSubSettings, is_transient
 from shared.core.config import Env
+from shared.core.records import PARKED
+from shared.core.spool import (
+    DEFAULT_MAX_ATTEMPTS,
+    DrainRun,
+    Failure,
+    Fault,
+    SpooledEvent,
+    Verdict,
+    fault_of,
+    parked_unpublishable,
+)
 from shared.core.times import utc_now
 
 log = logging.getLogger(__name__)
 
+Snapshot = firestore.DocumentSnapshot[firestore.DocumentReference]
+
 SPOOL = "spool"
+DEFAULT_DATABASE = "(default)"  # Firestore's own default: local setups keep working as they were
 # With the publish timeout, this keeps the answer within Alibaba's ~3 s.
 SPOOL_WRITE_TIMEOUT_SECONDS = 1.0
 _SPOOL_RETRY = retry.Retry(
@@ -31,6 +46,8 @@ _SPOOL_RETRY = retry.Retry(
     maximum=0.5,
     timeout=SPOOL_WRITE_TIMEOUT_SECONDS,
 )
+# What a conditional write meets when another drain settled the same event first.
+_SETTLED_ELSEWHERE = (exceptions.FailedPrecondition, exceptions.NotFound, exceptions.Conflict)
 
 
 class SpoolFailed(Exception):
@@ -40,14 +57,35 @@ class SpoolFailed(Exception):
 @dataclass(frozen=True)
 class Drained:
     republished: int
-    remaining: bool  # more events wait: the batch was full, or Pub/Sub failed
-    error: str | None = None
+    parked: int  # set aside in parked/ after too many failures of their own
+    waiting: int  # failed in this run and left for the next
+    remaining: bool  # more events wait: the batch was full, or some failed
+    error: str | None = None  # Pub/Sub did not answer: the last such error
+
+
+@dataclass(frozen=True)
+class SpoolSettings:
+    """Where the spool is, and how often an event may fail on its own before it is parked."""
+
+    database: str
+    max_attempts: int
+
+    @classmethod
+    def from_env(cls, env: Env) -> SpoolSettings:
+        return cls(
+            database=env.optional("SPOOL_DATABASE", DEFAULT_DATABASE),
+            max_attempts=int(env.number("SPOOL_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, minimum=1)),
+        )
+
+    def client(self, project: str) -> firestore.Client:
+        return firestore.Client(project=project, database=self.database)
 
 
 @dataclass(frozen=True)
 class DrainConfig:
     pubsub: PubSubSettings
     batch_size: int
+    spool: SpoolSettings
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> DrainConfig:
@@ -55,6 +93,7 @@ class DrainConfig:
         config = cls(
             pubsub=PubSubSettings.from_env(env, default_timeout=10.0),  # no caller waits
             batch_size=int(env.number("DRAIN_BATCH_SIZE", 500, minimum=1)),
+            spool=SpoolSettings.from_env(env),
         )
         env.check("drain-spool")
         return config
@@ -62,6 +101,7 @@ class DrainConfig:
 
 class FirestoreSpool:
     def __init__(self, client: firestore.Client) -> None:
+        self._db = client
         self._spool = client.collection(SPOOL)
 
     def add(self, data: bytes, topic_key: str, attributes: Mapping[str, str]) -> str:
@@ -84,21 +124,92 @@ class FirestoreSpool:
             raise SpoolFailed(f"spool write failed: {type(error).__name__}") from error
         return spool_id
 
-    def drain(self, publisher: Publisher, limit: int) -> Drained:
+    def drain(self, publisher: Publisher, limit: int, max_attempts: int) -> Drained:
         """Republishes the oldest events in order; each is deleted once Pub/Sub confirmed it.
 
-        Stops at the first failed publish (Pub/Sub is still down): what is left stays for the
-        next run. A crash between publish and delete republishes an event once more, which
-        the recorder's idempotency absorbs.
+        A failed event stays for the next run, and the run goes on with the next one, so an
+        event that can never be published holds up none behind it; after `max_attempts`
+        failures of its own it is parked (shared.core.spool says which failures are its
+        own: an outage never is). Two outage failures in a row end the run. A crash between
+        publish and delete republishes an event once more, which the recorder absorbs.
         """
-        events = list(self._spool.order_by("__name__").limit(limit).stream())
-        republished = 0
-        for snapshot in events:
-            event: dict[str, Any] = snapshot.to_dict() or {}
-            try:
-                publisher.publish(event["topicKey"], event["data"], event["attributes"])
-            except PublishFailed as failure:
-                return Drained(republished, remaining=True, error=str(failure))
-            snapshot.reference.delete()
-            republished += 1
-        return Drained(republished, remaining=len(events) == limit)
+        run = DrainRun(max_attempts)
+        snapshots = list(self._spool.order_by("__name__").limit(limit).stream())
+        for snapshot in snapshots:
+            event = SpooledEvent(snapshot.id, snapshot.to_dict() or {})
+            failure = _publish(publisher, event)
+            if failure is None:
+                snapshot.reference.delete()
+                run.took()
+                continue
+            run.failed(failure)
+            if run.pubsub_down:
+                break
+        by_id = {snapshot.id: snapshot for snapshot in snapshots}
+        parked = 0
+        for failure in run.failures:  # settled once the run is over: see DrainRun.verdict
+            snapshot = by_id[failure.event.spool_id]
+            verdict = run.verdict(failure)
+            if verdict is Verdict.RETRY:
+                self._count(snapshot, failure)
+            elif verdict is Verdict.PARK:
+                parked += self._park(snapshot, failure)
+        waiting = len(run.failures) - parked
+        return Drained(
+            republished=run.republished,
+            parked=parked,
+            waiting=waiting,
+            remaining=len(snapshots) == limit or waiting > 0,
+            error=run.outage_error,
+        )
+
+    def _count(self, snapshot: Snapshot, failure: Failure) -> None:
+        """One more failure of the event's own, unless another drain settled it meanwhile."""
+        with contextlib.suppress(*_SETTLED_ELSEWHERE):
+            snapshot.reference.update(
+                {
+                    "publishAttempts": failure.event.attempts + 1,
+                    "lastError": failure.error,
+                    "lastAttemptTime": utc_now(),
+                },
+                option=self._db.write_option(last_update_time=snapshot.update_time),
+            )
+
+    def _park(self, snapshot: Snapshot, failure: Failure) -> bool:
+        """Moves the event to parked/ in one commit: parked and gone from the spool, or neither."""
+        document = parked_unpublishable(failure, utc_now())
+        batch = self._db.batch()
+        batch.create(self._db.collection(PARKED).document(snapshot.id), document)
+        batch.delete(
+            snapshot.reference,
+            option=self._db.write_option(last_update_time=snapshot.update_time),
+        )
+        try:
+            batch.commit()
+        except _SETTLED_ELSEWHERE:
+            return False
+        log.error(
+            "spooled event parked: %s",
+            document["reason"],
+            extra={"spoolId": snapshot.id, "category": document["category"]},
+        )
+        return True
+
+
+def _publish(publisher: Publisher, event: SpooledEvent) -> Failure | None:
+    defect = event.defect()
+    if defect is not None:
+        return Failure(event, Fault.EVENT, defect)
+    try:
+        publisher.publish(event.topic_key, event.data, event.attributes)
+    except Exception as error:  # one event's failure, whatever its type, never stops the drain
+        return failure_of(event, error)
+    return None
+
+
+def failure_of(event: SpooledEvent, error: Exception) -> Failure:
+    """A failed publish, with whose fault it is from what Pub/Sub answered (if anything)."""
+    cause = error.__cause__ if isinstance(error, PublishFailed) and error.__cause__ else error
+    status = getattr(cause, "grpc_status_code", None)  # google.api_core's exceptions carry it
+    fault = fault_of(getattr(status, "name", None), is_transient(cause))
+    return Failure(event, fault, f"{type(cause).__name__}: {cause}"[:1000])

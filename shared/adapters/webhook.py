@@ -72,12 +72,13 @@ class Spool(Protocol):
 
 
 def firestore_spool(project: str) -> Spool:
-    """Imported on the first failed publish only: the cold start never loads Firestore."""
-    from google.cloud import firestore
+    """Imported on the first failed publish only: the cold start never loads Firestore.
 
-    from shared.adapters.spool import FirestoreSpool
+    The spool's database (SPOOL_DATABASE) is the only one the webhook may use.
+    """
+    from shared.adapters.spool import FirestoreSpool, SpoolSettings
 
-    return FirestoreSpool(firestore.Client(project=project))
+    return FirestoreSpool(SpoolSettings.from_env(Env()).client(project))
 
 
 class Webhook:

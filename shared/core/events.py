@@ -94,6 +94,9 @@ class Payload:
     conversation_id: str | None = None
     agent: str | None = None  # whose conversation: the BM agent, the Chat App business number
     conversation: Mapping[str, Any] = field(default_factory=dict)
+    # Conversation fields an event sets as of its send_time (RBM's subscription): each is
+    # kept with the time of the event that set it, and a later event wins.
+    conversation_state: Mapping[str, Any] = field(default_factory=dict)
     request_id: str | None = None
     send_time: datetime | None = None
     receipts: tuple[StatusReport, ...] = ()

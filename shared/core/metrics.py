@@ -13,10 +13,17 @@ Definitions, per message, by the day of its `firstTime`:
 - user messages: what users said (not typing or sign-ins); agent READ latency: the agent's
   READ receipt time - the message's create time.
 - percentiles by nearest rank: p50 of 1, 2, 3, 4 is 2.
+- failures by error code, each with the provider's description of it (Chat App's
+  errorDescription) where one was stored: the most frequent one for that code.
+
+Documents hold what providers sent, so any field may have any type. A value the metrics show
+(agent, provider, error code and description) becomes a `label`; a time that is not a time
+counts as absent.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -40,12 +47,47 @@ FIELDS = (
     "readTime",
     "failedTime",
     "errorCode",
+    "errorDescription",
     "createTime",
     f"{FIELD}.state",
     f"{FIELD}.sentTime",
 )
 NO_AGENT = "(none)"
+NO_PROVIDER = "unknown"
 UNKNOWN_ERROR = "(no code)"
+LABEL_LIMIT = 200  # characters: a label is a table cell or a chart's tick, not a document
+
+
+def label(value: Any, limit: int = LABEL_LIMIT) -> str:
+    """Any stored value as one line of plain text that means only itself.
+
+    Strings stay as they are and other types are written as JSON (131026, {"a": 1}), so
+    different values keep different labels. Characters that a terminal, a file or a reader
+    would act on rather than show (control characters such as ESC, line breaks, lone
+    surrogates, which UTF-8 cannot encode, and bidirectional overrides) are written as Python
+    escapes (\\x1b, \\ud800, \\u202e). Values longer than `limit` are cut, with an ellipsis.
+    Markup (rich's [/bold], matplotlib's $\\foo$, HTML) is left to each renderer to show as text.
+    """
+    text = value if isinstance(value, str) else _json(value)
+    if len(text) > limit:
+        text = text[: limit - 1] + "\N{HORIZONTAL ELLIPSIS}"
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    except (TypeError, ValueError):  # keys of mixed types cannot be sorted
+        return repr(value)
+
+
+def _label_or(value: Any, absent: str) -> str:
+    return absent if value is None or value == "" else label(value)
+
+
+def _time(value: Any) -> datetime | None:
+    """A stored time, or None for anything else (subtracting it would fail)."""
+    return value if isinstance(value, datetime) and value.tzinfo is not None else None
 
 
 @dataclass(frozen=True)
@@ -61,7 +103,8 @@ class MessageFacts:
     delivered: datetime | None = None
     read: datetime | None = None
     failed: datetime | None = None
-    error_code: str | None = None
+    error_code: str = UNKNOWN_ERROR
+    error_description: str = ""
     created: datetime | None = None
     agent_read_state: str | None = None
     agent_read_time: datetime | None = None
@@ -69,24 +112,29 @@ class MessageFacts:
     @classmethod
     def of(cls, document: Mapping[str, Any]) -> MessageFacts | None:
         """None for a document the metrics cannot place in time (recorded before firstTime)."""
-        first_time = document.get(FIRST_TIME)
-        if not isinstance(first_time, datetime):
+        first_time = _time(document.get(FIRST_TIME))
+        if first_time is None:
             return None
-        agent_read = document.get(FIELD) or {}
+        agent_read = document.get(FIELD)
+        if not isinstance(agent_read, Mapping):
+            agent_read = {}
+        kind = document.get("kind")
+        state = agent_read.get("state")
         return cls(
-            provider=str(document.get("provider") or "unknown"),
-            agent=str(document.get("agent") or NO_AGENT),
+            provider=_label_or(document.get("provider"), NO_PROVIDER),
+            agent=_label_or(document.get("agent"), NO_AGENT),
             direction=str(document.get("direction")),
             first_time=first_time,
-            user_message=document.get("kind") in USER_MESSAGE_KINDS,
-            sent=document.get("sentTime"),
-            delivered=document.get("deliveredTime"),
-            read=document.get("readTime"),
-            failed=document.get("failedTime"),
-            error_code=document.get("errorCode"),
-            created=document.get("createTime") or first_time,
-            agent_read_state=agent_read.get("state"),
-            agent_read_time=agent_read.get("sentTime"),
+            user_message=isinstance(kind, str) and kind in USER_MESSAGE_KINDS,
+            sent=_time(document.get("sentTime")),
+            delivered=_time(document.get("deliveredTime")),
+            read=_time(document.get("readTime")),
+            failed=_time(document.get("failedTime")),
+            error_code=_label_or(document.get("errorCode"), UNKNOWN_ERROR),
+            error_description=_label_or(document.get("errorDescription"), ""),
+            created=_time(document.get("createTime")) or first_time,
+            agent_read_state=state if isinstance(state, str) else None,
+            agent_read_time=_time(agent_read.get("sentTime")),
         )
 
 
@@ -137,6 +185,7 @@ class Metrics:
     agent_reads_pending: int = 0
     agent_read_latency: Distribution = Distribution()
     failures: Mapping[str, int] = field(default_factory=dict)  # by error code, most first
+    error_descriptions: Mapping[str, str] = field(default_factory=dict)  # codes that have one
 
     @property
     def read_rate(self) -> float | None:
@@ -149,6 +198,7 @@ class Tally:
 
     counts: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
+    descriptions: dict[str, Counter[str]] = field(default_factory=dict)  # by error code
     durations: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, facts: MessageFacts) -> None:
@@ -163,7 +213,10 @@ class Tally:
         self.counts["read"] += facts.read is not None
         if facts.failed is not None:
             self.counts["failed"] += 1
-            self.failures[facts.error_code or UNKNOWN_ERROR] += 1
+            self.failures[facts.error_code] += 1
+            if facts.error_description:
+                seen = self.descriptions.setdefault(facts.error_code, Counter())
+                seen[facts.error_description] += 1
         self._duration("time_to_deliver", facts.sent, facts.delivered)
         self._duration("time_to_read", facts.delivered, facts.read)
 
@@ -200,11 +253,20 @@ class Tally:
             agent_reads_failed=count("agent_reads_failed"),
             agent_reads_pending=count("agent_reads_pending"),
             agent_read_latency=duration("agent_read_latency"),
-            failures=dict(self.failures.most_common()),
+            failures=dict(_most_first(self.failures)),
+            error_descriptions={
+                code: _most_first(seen)[0][0] for code, seen in self.descriptions.items()
+            },
         )
 
     def _distribution(self, name: str) -> Distribution:
         return Distribution.of(self.durations.get(name, ()))
+
+
+def _most_first(counts: Counter[str]) -> list[tuple[str, int]]:
+    """Most frequent first, ties in text order: the same documents always read the same,
+    whatever order the query streamed them in."""
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
 
 
 Agent = tuple[str, str]  # (provider, agent)

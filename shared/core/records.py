@@ -246,6 +246,9 @@ def _conversation_writes(
         time = message.create_time or activity
         if message.context and _later(time, changes.get("contextTime", current.get("contextTime"))):
             changes.update(context=dict(message.context), contextTime=time)  # latest wins
+    for name, value in payload.conversation_state.items():
+        if _later(activity, current.get(time_field(name))):
+            changes.update({name: value, time_field(name): activity})  # latest wins
     if not changes:
         return []
     if not current:

@@ -6,9 +6,11 @@
     python -m shared.ops.replay redrive spool
 
 Works against Google Cloud (Application Default Credentials, GOOGLE_CLOUD_PROJECT) or the
-local emulators (PUBSUB_EMULATOR_HOST, FIRESTORE_EMULATOR_HOST). Re-driving publishes the
-event unchanged to the topic it came from, so the subscribers process it as new; they are
-idempotent, so a replay, even a repeated one, records each event once.
+local emulators (PUBSUB_EMULATOR_HOST, FIRESTORE_EMULATOR_HOST). Parked documents are in
+the main database (what the recorder could not use) and in the spool's (SPOOL_DATABASE:
+what the drainer could not publish). Re-driving publishes the event unchanged to the topic
+it came from, so the subscribers process it as new; they are idempotent, so a replay, even
+a repeated one, records each event once. A body stored truncated is never republished.
 """
 
 from __future__ import annotations
@@ -25,9 +27,18 @@ from google.cloud.pubsub_v1 import SubscriberClient
 
 from shared import providers
 from shared.adapters.publisher import Publisher, PubSubSettings
-from shared.adapters.spool import SPOOL, FirestoreSpool
-from shared.core import records
+from shared.adapters.spool import (
+    DEFAULT_DATABASE,
+    SPOOL,
+    Drained,
+    FirestoreSpool,
+    Snapshot,
+    SpoolSettings,
+)
+from shared.core import records, routing
 from shared.core.config import DEFAULT_DEAD_LETTER, Env
+from shared.core.replay import redrive_refusal
+from shared.core.spool import DEFAULT_MAX_ATTEMPTS
 
 # Attributes Pub/Sub adds when it dead-letters a message; not the event's own.
 _PUBSUB_ADDED = "CloudPubSubDeadLetter"
@@ -46,6 +57,19 @@ class DeadLetter:
         return {k: v for k, v in self.attributes.items() if not k.startswith(_PUBSUB_ADDED)}
 
 
+@dataclass(frozen=True)
+class ParkedDocument:
+    parked_id: str
+    database: str  # "main" (the recorder's) or "spool" (the drainer's)
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Redriven:
+    republished: list[str]
+    refused: dict[str, str]  # parked id -> why it was not republished
+
+
 class Replay:
     def __init__(
         self,
@@ -53,11 +77,15 @@ class Replay:
         subscriber: Any,
         dead_letter_subscription: str,
         db: firestore.Client,
+        spool_db: firestore.Client | None = None,  # None: the spool is in the main database
+        spool_max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
         self._publisher = publisher
         self._subscriber = subscriber
         self._dead_letters = dead_letter_subscription
-        self._db = db
+        self._databases = {"main": db, **({"spool": spool_db} if spool_db else {})}
+        self._spool_db = spool_db or db
+        self._spool_max_attempts = spool_max_attempts
 
     # --- dead letters ------------------------------------------------------------------
 
@@ -103,31 +131,52 @@ class Replay:
 
     # --- parked payloads and the spool -------------------------------------------------
 
-    def parked(self) -> list[tuple[str, dict[str, Any]]]:
-        collection = self._db.collection(records.PARKED)
-        return [(s.id, s.to_dict() or {}) for s in collection.order_by("recordTime").stream()]
+    def parked(self) -> list[ParkedDocument]:
+        return [
+            ParkedDocument(snapshot.id, name, snapshot.to_dict() or {})
+            for name, db in self._databases.items()
+            for snapshot in db.collection(records.PARKED).order_by("recordTime").stream()
+        ]
 
-    def redrive_parked(self, parked_ids: Sequence[str]) -> int:
-        """Republishes whole parked payloads (the ones holding their raw body)."""
+    def redrive_parked(self, parked_ids: Sequence[str]) -> Redriven:
+        """Republishes whole parked payloads; refuses, and says why, any it cannot send as
+        they arrived (a part of a payload, a body stored truncated)."""
+        republished: list[str] = []
+        refused: dict[str, str] = {}
         for parked_id in parked_ids:
-            ref = self._db.collection(records.PARKED).document(parked_id)
-            document = ref.get().to_dict() or {}
-            if "rawBody" not in document:
-                raise ValueError(f"{parked_id} is part of a payload, not a whole one to re-drive")
-            attributes = {"provider": document["provider"], "kind": document["kind"]}
+            snapshot = self._find_parked(parked_id)
+            if snapshot is None:
+                refused[parked_id] = "no parked document has this id"
+                continue
+            document = snapshot.to_dict() or {}
+            refusal = redrive_refusal(document)
+            if refusal is not None:
+                refused[parked_id] = refusal
+                continue
+            attributes = routing.attributes(
+                provider=document.get("provider"), kind=document.get("kind")
+            )
             self._publisher.publish(
                 providers.topic_key(attributes), document["rawBody"], attributes
             )
-            ref.update(
+            snapshot.reference.update(
                 {"replayTime": firestore.SERVER_TIMESTAMP, "replays": firestore.Increment(1)}
             )
-        return len(parked_ids)
+            republished.append(parked_id)
+        return Redriven(republished, refused)
+
+    def _find_parked(self, parked_id: str) -> Snapshot | None:
+        for db in self._databases.values():
+            snapshot = db.collection(records.PARKED).document(parked_id).get()
+            if snapshot.exists:
+                return snapshot
+        return None
 
     def spooled(self) -> int:
-        return sum(1 for _ in self._db.collection(SPOOL).select([]).stream())
+        return sum(1 for _ in self._spool_db.collection(SPOOL).select([]).stream())
 
-    def drain_spool(self) -> int:
-        return FirestoreSpool(self._db).drain(self._publisher, limit=500).republished
+    def drain_spool(self) -> Drained:
+        return FirestoreSpool(self._spool_db).drain(self._publisher, 500, self._spool_max_attempts)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -141,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     env = Env()
     pubsub = PubSubSettings.from_env(env, default_timeout=10.0)
+    spool = SpoolSettings.from_env(env)
     dead_letters = env.optional("DEAD_LETTER_SUBSCRIPTION", DEFAULT_DEAD_LETTER)
     env.check("replay")
     subscriber = SubscriberClient()
@@ -149,15 +199,27 @@ def main(argv: Sequence[str] | None = None) -> None:
         subscriber,
         subscriber.subscription_path(pubsub.project, dead_letters),
         firestore.Client(project=pubsub.project),
+        spool.client(pubsub.project) if spool.database != DEFAULT_DATABASE else None,
+        spool.max_attempts,
     )
     if args.command == "list":
         show(replay)
     elif args.what == "dead-letters":
         print(f"re-drove {replay.redrive_dead_letters(args.ids)} dead letters")
     elif args.what == "parked":
-        print(f"re-drove {replay.redrive_parked(args.ids)} parked payloads")
+        redriven = replay.redrive_parked(args.ids)
+        print(f"re-drove {len(redriven.republished)} parked payloads")
+        for parked_id, why in redriven.refused.items():
+            print(f"refused {parked_id}, not republished: {why}", file=sys.stderr)
+        if redriven.refused:
+            sys.exit(1)
     else:
-        print(f"republished {replay.drain_spool()} spooled events")
+        drained = replay.drain_spool()
+        print(
+            f"republished {drained.republished} spooled events, parked {drained.parked}, "
+            f"{drained.waiting} failed and wait for the next drain"
+            + (f" (Pub/Sub: {drained.error})" if drained.error else "")
+        )
 
 
 def show(replay: Replay) -> None:
@@ -172,9 +234,16 @@ def show(replay: Replay) -> None:
         )
     parked = replay.parked()
     print(f"Parked: {len(parked)} (redrive parked PARKED_ID ...: whole payloads only)")
-    for parked_id, d in parked:
-        whole = "whole payload" if "rawBody" in d else f"element {d.get('index')}"
-        print(f"  {parked_id:<40} {d.get('category', ''):<17} {whole:<14} {d.get('reason', '')}")
+    for p in parked:
+        d = p.fields
+        if "rawBody" not in d:
+            what = f"element {d.get('index')}"
+        else:  # a body kept truncated, or empty, can never be re-driven
+            what = "whole payload" if redrive_refusal(d) is None else "not replayable"
+        print(
+            f"  {p.parked_id:<40} {p.database:<5} {d.get('category', ''):<17} {what:<14}"
+            f" {d.get('reason', '')}"
+        )
     print(f"Spooled, waiting for the drainer: {replay.spooled()} (redrive spool: drain now)")
 
 

@@ -25,9 +25,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from google.cloud import firestore
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from shared.core.config import ConfigError, Env
-from shared.core.metrics import FIELDS, Breakdown, MessageFacts
+from shared.core.metrics import FIELDS, Breakdown, MessageFacts, label
 from shared.core.records import FIRST_TIME
 from shared.ops import report_render
 
@@ -52,7 +53,7 @@ class Window:
         def local(moment: datetime) -> str:
             return moment.astimezone(self.timezone).strftime("%Y-%m-%d %H:%M")
 
-        who = f", agent {self.agent}" if self.agent else ", all agents"
+        who = f", agent {label(self.agent)}" if self.agent else ", all agents"
         return f"{local(self.since)} to {local(self.until)} ({self.timezone}){who}"
 
 
@@ -60,7 +61,9 @@ def parse_window(argv: Sequence[str] | None, now: datetime | None = None) -> tup
     parser = argparse.ArgumentParser(prog="make report", description=__doc__.splitlines()[0])
     parser.add_argument("--since", help="a date or ISO time (default: 7 days before --until)")
     parser.add_argument("--until", help="a date or ISO time, exclusive (default: now)")
-    parser.add_argument("--agent", help="only this agent (a BM agent name, a business number)")
+    parser.add_argument(
+        "--agent", help="only this agent (an RBM agent id, a BM agent name, a business number)"
+    )
     parser.add_argument("--timezone", default="UTC", help="days begin at midnight here")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where files are written")
     args = parser.parse_args(argv)
@@ -148,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for table in report.tables():
         console.print(report_render.to_rich(table))
     html, png = report.write(out)
-    console.print(f"\ncharts: {html}\n        {png}")
+    console.print(Text(f"\ncharts: {html}\n        {png}"))  # a path is not markup
 
 
 if __name__ == "__main__":

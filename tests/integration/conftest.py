@@ -21,8 +21,10 @@ from shared.ops.replay import Replay
 from tools.local.stack import Delivery, LocalStack, StackSettings
 from tools.payloads import bm as bm_payloads
 from tools.standins.bm_api import BusinessMessagesStandIn
+from tools.standins.rbm_api import RbmApiStandIn
 
 PROCESSING_TIMEOUT = 90  # contended transactions in the emulator take seconds each
+SPOOL_MAX_ATTEMPTS = 3  # the drainer parks an event after this many failures of its own
 
 
 @pytest.fixture(scope="session")
@@ -30,14 +32,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     settings = StackSettings(
         work_dir=tmp_path_factory.mktemp("stack"),
         signing_keys="local-signing-key,previous-signing-key",
+        rbm_client_tokens="local-rbm-client-token,previous-rbm-client-token",
         drain_interval_seconds=1,
         pull_period_seconds=2,
         max_delivery_attempts=5,
         function_env={
             "PUBLISH_TIMEOUT_SECONDS": "2",
             "BM_API_RETRY_DEADLINE_SECONDS": "2",
+            "RBM_API_RETRY_DEADLINE_SECONDS": "2",
             "READ_RECEIPT_LEASE_SECONDS": "30",
             "MAX_BODY_BYTES": str(64 * 1024),
+            "SPOOL_MAX_ATTEMPTS": str(SPOOL_MAX_ATTEMPTS),
         },
     )
     running = LocalStack(settings).start()
@@ -51,9 +56,21 @@ def db(stack: LocalStack) -> firestore.Client:
 
 
 @pytest.fixture(scope="session")
+def spool_db(stack: LocalStack) -> firestore.Client:
+    """The spool's own database, as in production (SPOOL_DATABASE)."""
+    return stack.spool_client()
+
+
+@pytest.fixture(scope="session")
 def standin(stack: LocalStack) -> BusinessMessagesStandIn:
     assert stack.standin is not None
     return stack.standin
+
+
+@pytest.fixture(scope="session")
+def rbm_standin(stack: LocalStack) -> RbmApiStandIn:
+    assert stack.rbm_standin is not None
+    return stack.rbm_standin
 
 
 class Spy:
@@ -148,7 +165,7 @@ def documents(collection: firestore.CollectionReference) -> dict[str, dict[str, 
 
 
 @pytest.fixture
-def replay(stack: LocalStack, db: firestore.Client) -> Replay:
+def replay(stack: LocalStack, db: firestore.Client, spool_db: firestore.Client) -> Replay:
     settings = stack.settings
     topics = {name.removesuffix("_TOPIC").lower(): topic for name, topic in settings.topics.items()}
     subscriber = SubscriberClient()
@@ -157,4 +174,5 @@ def replay(stack: LocalStack, db: firestore.Client) -> Replay:
         subscriber,
         subscriber.subscription_path(settings.project, DEFAULT_DEAD_LETTER),
         db,
+        spool_db,
     )

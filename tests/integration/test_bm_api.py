@@ -1,11 +1,13 @@
 """The READ receipt call against the loopback stand-in, through google-auth's real flow."""
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from google.oauth2 import service_account
 
+from shared.adapters.google_api import GoogleApi
 from shared.core.read_receipts import ReadTarget
 from shared.providers.bm.read_receipts import SCOPE, BusinessMessagesApi
 from tools.standins.bm_api import BusinessMessagesStandIn
@@ -24,7 +26,7 @@ def api(standin: BusinessMessagesStandIn, tmp_path: Path) -> BusinessMessagesApi
 
     key = standin.write_key(tmp_path / "key.json")
     credentials = service_account.Credentials.from_service_account_file(str(key), scopes=[SCOPE])
-    return BusinessMessagesApi(standin.endpoint, AuthorizedSession(credentials), retry_deadline=10)
+    return BusinessMessagesApi(GoogleApi(standin.endpoint, AuthorizedSession(credentials), 10))
 
 
 def test_read_receipt_is_accepted_with_a_token_from_the_key(
@@ -65,7 +67,7 @@ def test_other_client_errors_are_permanent_and_not_retried(
 def test_retries_stop_at_the_deadline_as_a_transient_failure(
     standin: BusinessMessagesStandIn, api: BusinessMessagesApi
 ) -> None:
-    short = BusinessMessagesApi(standin.endpoint, api._session, retry_deadline=1)
+    short = BusinessMessagesApi(replace(api.api, retry_deadline=1))
     standin.script("m1", [503] * 20)
     outcome = short.send_read_receipt(ReadTarget("c", "m1"))
     assert not outcome.permanent
@@ -76,7 +78,9 @@ def test_retries_stop_at_the_deadline_as_a_transient_failure(
 def test_an_unreachable_api_is_transient(
     api: BusinessMessagesApi, standin: BusinessMessagesStandIn
 ) -> None:
-    unreachable = BusinessMessagesApi("http://127.0.0.1:9", api._session, retry_deadline=0.5)
+    unreachable = BusinessMessagesApi(
+        replace(api.api, endpoint="http://127.0.0.1:9", retry_deadline=0.5)
+    )
     outcome = unreachable.send_read_receipt(ReadTarget("c", "m1"))
     assert not outcome.permanent
     assert outcome.error is not None

@@ -27,6 +27,14 @@ def test_the_demo_conversation_lands_as_shown(
         ("agent-2", "READ"),
         ("agent-3", "READ"),
     ]
+    # The RCS Business Messaging part of the demo.
+    assert "a request signed with the wrong client token         -> 401" in shown
+    assert "user is typing: acknowledged, not stored             -> 200" in shown
+    rbm_rows = [line.split() for line in shown.splitlines() if line.startswith("  reply-")]
+    assert [row[2] for row in rbm_rows] == ["READ"]
+    events = [line for line in shown.splitlines() if "/agentEvents READ" in line]
+    assert len(events) == 2  # one READ per user message, however often Google redelivers
+    assert all(line.endswith("-> 200") for line in events)
     # The Chat App part of the demo.
     assert "a push with a wrong callback token                   -> 401" in shown
     assert "1 malformed, kept aside with the reason (element 1: From, To missing)" in shown

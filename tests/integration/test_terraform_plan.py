@@ -47,15 +47,9 @@ class Scenario:
 
     id: str
     variables: dict[str, str] = field(default_factory=dict)
-    bm: bool = True
-    chatapp: bool = False
+    # The example file's; "chatapp-smq" is Chat App's queue mode (the puller and its job).
+    providers: frozenset[str] = frozenset({"rbm"})
     auto_read_receipts: bool = True
-    smq: bool = False  # Chat App's queue mode: the puller and its scheduler job
-
-    @property
-    def switches(self) -> set[str]:
-        on = {"bm": self.bm, "chatapp": self.chatapp, "chatapp-smq": self.smq}
-        return {switch for switch, enabled in on.items() if enabled}
 
     @property
     def functions(self) -> dict[str, dict[str, Any]]:
@@ -63,7 +57,7 @@ class Scenario:
         return {
             name: fn
             for name, fn in PIPELINE["functions"].items()
-            if "deployed_with" not in fn or self.switches & set(fn["deployed_with"])
+            if "deployed_with" not in fn or self.providers & set(fn["deployed_with"])
         }
 
 
@@ -71,38 +65,37 @@ SCENARIOS = [
     Scenario("example"),
     Scenario(
         "chatapp-only",
-        {"business_messages_enabled": "false", "chatapp_enabled": "true"},
-        bm=False,
-        chatapp=True,
+        {"rbm_enabled": "false", "chatapp_enabled": "true"},
+        providers=frozenset({"chatapp"}),
     ),
     Scenario(
-        "both-providers-manual-read-receipts",
+        "every-provider-manual-read-receipts",
         {
+            "business_messages_enabled": "true",
             "chatapp_enabled": "true",
             "auto_read_receipts": "false",
             "receipt_retention_days": "30",
             "bm_api_service_account_email": EXTERNAL_ACCOUNT,
+            "rbm_api_endpoint": "https://europe-rcsbusinessmessaging.googleapis.com",
         },
-        chatapp=True,
+        providers=frozenset({"bm", "chatapp", "rbm"}),
         auto_read_receipts=False,
     ),
     Scenario(
         "chatapp-queue-mode-without-http-push",
         {"chatapp_smq_queues": SMQ_QUEUES},
-        smq=True,
+        providers=frozenset({"rbm", "chatapp-smq"}),
     ),
     Scenario(
         "chatapp-both-modes-international",
         {
-            "business_messages_enabled": "false",
+            "rbm_enabled": "false",
             "chatapp_enabled": "true",
             "chatapp_smq_queues": SMQ_QUEUES,
             "chatapp_smq_endpoint": "https://1493622401794734.mns.ap-southeast-1.aliyuncs.com",
             "chatapp_smq_token_endpoint": "https://dybaseapi.ap-southeast-1.aliyuncs.com",
         },
-        bm=False,
-        chatapp=True,
-        smq=True,
+        providers=frozenset({"chatapp", "chatapp-smq"}),
     ),
 ]
 
@@ -365,7 +358,7 @@ def test_secrets_reach_functions_only_through_secret_manager(
     planned: tuple[Scenario, checks.Plan],
 ) -> None:
     scenario, plan = planned
-    enabled = scenario.switches
+    enabled = scenario.providers
     expected = {
         f'{FUNCTION}["{name}"]': {
             env: f'google_secret_manager_secret.pipeline["{secret["secret"]}"]'
@@ -435,7 +428,7 @@ def test_the_queue_puller_is_planned_with_its_switch_only(
         for name in ("alibaba-access-key-id", "alibaba-access-key-secret")
     }
     planned_here = set(plan.resources)
-    if not scenario.smq:
+    if "chatapp-smq" not in scenario.providers:
         assert not ({puller, job} | secrets) & planned_here
         return
     assert {puller, job} | secrets <= planned_here

@@ -71,6 +71,7 @@ def test_the_commands_carry_the_settings_terraform_uses() -> None:
     settings = deploy.Settings(
         project="p",
         chatapp_enabled=True,
+        rbm_enabled=True,
         min_instances={"webhook": 1},
         chatapp_smq_queues="ChatAppStatus=Alicom-Queue-1-ChatAppStatus",
     )
@@ -99,6 +100,10 @@ def test_the_commands_carry_the_settings_terraform_uses() -> None:
         assert ("--allow-unauthenticated" in arguments) is public
         assert ("--no-allow-unauthenticated" in arguments) is not public
         assert given["ingress-settings"] == ("all" if public else "internal-only")
+        # Built into the functions' own repository, the only one the build account may write.
+        assert given["docker-repository"] == (
+            "projects/p/locations/europe-west1/repositories/receipt-pipeline-functions"
+        )
         env = dict(
             item.split("=", 1) for item in given["set-env-vars"].removeprefix("^;^").split(";")
         )
@@ -114,3 +119,33 @@ def test_the_read_receipt_function_can_run_as_the_registered_account() -> None:
     by_name = {f.name: flags(deploy.command(f, settings))["service-account"] for f in FUNCTIONS}
     assert by_name["agent-read-receipts"] == registered
     assert by_name["webhook"] == "receipt-pipeline-webhook@p.iam.gserviceaccount.com"
+
+
+def test_the_spool_settings_reach_the_webhook_and_the_drainer(tmp_path: Path) -> None:
+    result, _ = run_deploy(
+        tmp_path,
+        DRY_RUN="1",
+        PROJECT="demo-project",
+        NAME_PREFIX="acme",
+        CHATAPP_ENABLED="true",
+        SPOOL_PROVIDERS="bm,chatapp",
+        SPOOL_MAX_ATTEMPTS="8",
+    )
+    assert result.returncode == 0, result.stderr
+    env = {
+        line.split()[3]: dict(
+            item.split("=", 1)
+            for item in flags(shlex.split(line))["set-env-vars"].removeprefix("^;^").split(";")
+        )
+        for line in result.stdout.splitlines()
+    }
+    assert env["acme-webhook"]["SPOOL_DATABASE"] == "acme-spool"
+    assert env["acme-webhook"]["SPOOL_PROVIDERS"] == "bm,chatapp"
+    assert (
+        env["acme-drain-spool"]["SPOOL_DATABASE"],
+        env["acme-drain-spool"]["SPOOL_MAX_ATTEMPTS"],
+    ) == (
+        "acme-spool",
+        "8",
+    )
+    assert "SPOOL_DATABASE" not in env["acme-record-events"]  # the recorder keeps the main one

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import functools
 import re
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,9 +24,12 @@ from shared.adapters.webhook import WebhookConfig
 from shared.core import routing
 from shared.core.config import DEFAULT_TOPICS, Env
 from shared.core.polling import Schedule
+from shared.core.spool import DEFAULT_MAX_ATTEMPTS
 from shared.ops import report
 from shared.providers import REGISTRY, chatapp, queue_pullers
+from tests.terraform_values import Instance, Terraform
 from tools.deploy import gcloud as deploy
+from tools.local.stack import LOCAL_SPOOL_DATABASE
 from tools.topology import FUNCTIONS, ROOT, SUBSCRIPTIONS, load
 
 TERRAFORM = ROOT / "terraform"
@@ -47,9 +51,11 @@ CONFIG_LOADERS: dict[str, Callable[[Env], object]] = {
     "drain-spool": DrainConfig.from_env,
     "pull-queues": _puller_config,
 }
-SMQ_QUEUES = (
-    "ChatAppStatus=Alicom-Queue-1-ChatAppStatus,ChatAppInbound=Alicom-Queue-1-ChatAppInbound"
-)
+# Chat App's queue mode, as CHATAPP_SMQ_QUEUES (in Terraform's order: its map's keys sorted).
+SMQ_QUEUES = {
+    "ChatAppInbound": "Alicom-Queue-1-ChatAppInbound",
+    "ChatAppStatus": "Alicom-Queue-1-ChatAppStatus",
+}
 
 
 def _clean(value: Any) -> Any:
@@ -84,6 +90,56 @@ def _parse() -> dict[str, Any]:
 
 HCL = _parse()
 PIPELINE = load()
+# Every provider mix, and whether a provider that spools (Chat App by default) is among it;
+# Chat App's queue mode ("chatapp-smq") without its HTTP push, and both Chat App modes.
+PROVIDER_MIXES = [
+    ("bm",),
+    ("chatapp",),
+    ("rbm",),
+    ("bm", "chatapp"),
+    ("bm", "chatapp", "rbm"),
+    ("rbm", "chatapp-smq"),
+    ("chatapp", "chatapp-smq"),
+]
+
+
+def settings_for(providers: tuple[str, ...], **values: Any) -> deploy.Settings:
+    smq = ",".join(f"{kind}={queue}" for kind, queue in SMQ_QUEUES.items())
+    return deploy.Settings(
+        project="p",
+        business_messages_enabled="bm" in providers,
+        chatapp_enabled="chatapp" in providers,
+        rbm_enabled="rbm" in providers,
+        chatapp_smq_queues=smq if "chatapp-smq" in providers else "",
+        **values,
+    )
+
+
+def terraform(settings: deploy.Settings) -> Terraform:
+    """terraform/ evaluated with the Terraform variables these `make deploy` settings spell."""
+    return Terraform(
+        TERRAFORM,
+        {
+            "project_id": settings.project,
+            "region": settings.region,
+            "name_prefix": settings.name_prefix,
+            "business_messages_enabled": settings.business_messages_enabled,
+            "chatapp_enabled": settings.chatapp_enabled,
+            "rbm_enabled": settings.rbm_enabled,
+            "rbm_api_endpoint": settings.rbm_api_endpoint,
+            "chatapp_allowed_ips": list(settings.chatapp_allowed_ips),
+            "spool_providers": list(settings.spool_providers),
+            "spool_max_attempts": settings.spool_max_attempts,
+            "auto_read_receipts": settings.auto_read_receipts,
+            "bm_api_service_account_email": settings.bm_api_service_account_email,
+            "receipt_retention_days": settings.receipt_retention_days,
+            "max_instances": dict(settings.max_instances),
+            "min_instances": dict(settings.min_instances),
+            "chatapp_smq_queues": SMQ_QUEUES if settings.chatapp_smq_queues else {},
+            "chatapp_smq_endpoint": settings.chatapp_smq_endpoint,
+            "chatapp_smq_token_endpoint": settings.chatapp_smq_token_endpoint,
+        },
+    )
 
 
 def resource(kind: str, name: str) -> dict[str, Any]:
@@ -145,21 +201,12 @@ def test_settings_reach_the_function_resource() -> None:
     assert secrets["secret_environment_variables"]["for_each"] == "${each.value.secrets}"
 
 
-@pytest.mark.parametrize(
-    "providers",
-    # The queue mode with no Chat App HTTP push token; and both Chat App modes together.
-    [("bm",), ("chatapp",), ("bm", "chatapp"), ("bm", "chatapp-smq"), ("chatapp", "chatapp-smq")],
-)
+@pytest.mark.parametrize("providers", PROVIDER_MIXES)
 @pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.name)
 def test_each_function_starts_with_exactly_what_terraform_gives_it(
     function: Any, providers: tuple[str, ...]
 ) -> None:
-    settings = deploy.Settings(
-        project="p",
-        business_messages_enabled="bm" in providers,
-        chatapp_enabled="chatapp" in providers,
-        chatapp_smq_queues=SMQ_QUEUES if "chatapp-smq" in providers else "",
-    )
+    settings = settings_for(providers)
     if not settings.deployed(function):
         assert function.settings["deployed_with"]  # off with its switch, as locals.tf has it
         return
@@ -168,24 +215,34 @@ def test_each_function_starts_with_exactly_what_terraform_gives_it(
     CONFIG_LOADERS[function.name](Env({**environment, **secret_values}))  # raises if short
 
 
-def test_terraform_computes_the_environment_the_deploy_tool_does() -> None:
+@pytest.mark.parametrize("providers", PROVIDER_MIXES)
+@pytest.mark.parametrize("spool_providers", [("chatapp",), ("bm", "chatapp"), ()])
+def test_terraform_and_make_deploy_give_each_function_the_same_environment(
+    providers: tuple[str, ...], spool_providers: tuple[str, ...]
+) -> None:
     """locals.tf and tools/deploy/gcloud.py build the same variables (tests above use that)."""
-    locals_ = HCL["locals"]
-    functions, extra = locals_["functions"], locals_["extra_env"]
-    for name in ("GOOGLE_CLOUD_PROJECT", "THREADS", "_TOPIC"):
-        assert name in str(functions)
-    assert "CHATAPP_ALLOWED_IPS" in str(extra["webhook"])
-    assert "SPOOL_PROVIDERS" in str(extra["webhook"])
-    assert "RECEIPT_RETENTION_DAYS" in str(extra["record-events"])
-    assert "AUTO_READ_RECEIPTS" in str(extra["agent-read-receipts"])
-    for name in ("CHATAPP_SMQ_QUEUES", "CHATAPP_SMQ_ENDPOINT", "CHATAPP_SMQ_TOKEN_ENDPOINT"):
-        assert name in str(extra["pull-queues"])
-    full = deploy.Settings(
-        project="p",
-        chatapp_allowed_ips=("1.2.3.4",),
+    settings = settings_for(
+        providers,
+        spool_providers=spool_providers,
+        chatapp_allowed_ips=("1.2.3.4", "10.0.0.0/8"),
         receipt_retention_days=30,
-        chatapp_enabled=True,
-        chatapp_smq_queues=SMQ_QUEUES,
+        spool_max_attempts=7,
+        auto_read_receipts=False,
+    )
+    functions = terraform(settings).local("functions")
+    deployed = [function for function in FUNCTIONS if settings.deployed(function)]
+    assert set(functions) == {function.name for function in deployed}
+    for function in deployed:
+        assert functions[function.name]["env"] == deploy.environment(function, settings)
+        assert functions[function.name]["secrets"] == {
+            env: secret.removeprefix("receipt-pipeline-")
+            for env, secret in deploy.secrets(function, settings).items()
+        }
+
+
+def test_the_environment_names_what_each_function_reads() -> None:
+    full = settings_for(
+        ("chatapp", "chatapp-smq"), chatapp_allowed_ips=("1.2.3.4",), receipt_retention_days=30
     )
     keys = {f.name: set(deploy.environment(f, full)) for f in FUNCTIONS}
     assert keys == {
@@ -194,11 +251,18 @@ def test_terraform_computes_the_environment_the_deploy_tool_does() -> None:
             "THREADS",
             *DEFAULT_TOPICS,
             "SPOOL_PROVIDERS",
+            "SPOOL_DATABASE",
             "CHATAPP_ALLOWED_IPS",
         },
         "record-events": {"GOOGLE_CLOUD_PROJECT", "THREADS", "RECEIPT_RETENTION_DAYS"},
         "agent-read-receipts": {"GOOGLE_CLOUD_PROJECT", "THREADS", "AUTO_READ_RECEIPTS"},
-        "drain-spool": {"GOOGLE_CLOUD_PROJECT", "THREADS", *DEFAULT_TOPICS},
+        "drain-spool": {
+            "GOOGLE_CLOUD_PROJECT",
+            "THREADS",
+            *DEFAULT_TOPICS,
+            "SPOOL_DATABASE",
+            "SPOOL_MAX_ATTEMPTS",
+        },
         "pull-queues": {
             "GOOGLE_CLOUD_PROJECT",
             "THREADS",
@@ -215,12 +279,40 @@ def test_the_queue_modes_defaults_and_switch_are_the_codes() -> None:
     assert variables["chatapp_smq_endpoint"]["default"] == chatapp.SMQ_ENDPOINT
     assert variables["chatapp_smq_token_endpoint"]["default"] == chatapp.SMQ_TOKEN_ENDPOINT
     assert variables["chatapp_smq_queues"]["default"] == {}
-    assert '"chatapp-smq"' in str(HCL["locals"]["enabled_providers"])
-    assert "deployed_with" in str(HCL["locals"]["deployed"])
     assert PIPELINE["functions"]["pull-queues"]["deployed_with"] == ["chatapp-smq"]
+    off = terraform(settings_for(("chatapp",))).local("functions")
+    assert "pull-queues" not in off
     # The scheduler runs the puller every minute, the period each run polls for by default.
     assert PIPELINE["functions"]["pull-queues"]["schedule"] == "* * * * *"
     assert Schedule.from_env(Env({})).period == 60
+
+
+@pytest.mark.parametrize(
+    ("providers", "spool_providers", "spooled"),
+    [
+        (("bm",), ("chatapp",), ""),  # Chat App spools, but is off
+        (("chatapp",), ("chatapp",), "chatapp"),
+        (("bm", "chatapp"), ("chatapp",), "chatapp"),
+        (("bm", "chatapp"), ("bm", "chatapp"), "bm,chatapp"),
+        (("bm", "chatapp"), (), ""),
+    ],
+)
+def test_the_webhook_spools_only_providers_that_are_on(
+    providers: tuple[str, ...], spool_providers: tuple[str, ...], spooled: str
+) -> None:
+    settings = settings_for(providers, spool_providers=spool_providers)
+    webhook = terraform(settings).local("functions")["webhook"]
+    assert webhook["env"]["SPOOL_PROVIDERS"] == spooled
+
+
+def test_the_spool_database_is_the_same_everywhere() -> None:
+    settings = deploy.Settings(project="p")
+    functions = terraform(settings).local("functions")
+    assert functions["webhook"]["env"]["SPOOL_DATABASE"] == "receipt-pipeline-spool"
+    assert functions["drain-spool"]["env"]["SPOOL_DATABASE"] == "receipt-pipeline-spool"
+    assert functions["drain-spool"]["env"]["SPOOL_MAX_ATTEMPTS"] == str(DEFAULT_MAX_ATTEMPTS)
+    assert settings.spool_database == LOCAL_SPOOL_DATABASE == "receipt-pipeline-spool"
+    assert settings.spool_max_attempts == DEFAULT_MAX_ATTEMPTS
 
 
 def test_concurrency_and_threads_match() -> None:
@@ -339,9 +431,229 @@ def test_each_function_has_its_own_account_and_only_its_own_secrets() -> None:
         "drain-spool": set(),
         "pull-queues": {"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"},
     }
-    firestore = resource("google_project_iam_member", "firestore_user")
-    assert firestore["role"] == "roles/datastore.user"
-    assert "databases/(default)" in firestore["condition"][0]["expression"]
+
+
+# Who holds each role on what, as Terraform grants it (evaluated, as a plan would).
+def function(name: str) -> str:
+    return f'serviceAccount:${{google_service_account.function["{name}"].email}}'
+
+
+BUILD = "serviceAccount:${google_service_account.build.email}"
+INVOKER = "serviceAccount:${google_service_account.push.email}"
+PUBSUB_AGENT = (
+    "serviceAccount:service-${data.google_project.this.number}"
+    "@gcp-sa-pubsub.iam.gserviceaccount.com"
+)
+SCHEDULER_AGENT = (
+    "serviceAccount:service-${data.google_project.this.number}"
+    "@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
+)
+PUBLISHER, SECRETS, FIRESTORE = (
+    "roles/pubsub.publisher",
+    "roles/secretmanager.secretAccessor",
+    "roles/datastore.user",
+)
+# What each kind of grant is on: the argument naming its resource.
+GRANTED_ON = {
+    "google_pubsub_topic_iam_member": "topic",
+    "google_pubsub_subscription_iam_member": "subscription",
+    "google_secret_manager_secret_iam_member": "secret_id",
+    "google_cloud_run_v2_service_iam_member": "name",
+    "google_service_account_iam_member": "service_account_id",
+    "google_storage_bucket_iam_member": "bucket",
+    "google_artifact_registry_repository_iam_member": "repository",
+    "google_project_iam_member": "project",
+}
+
+
+def topic(key: str) -> str:
+    return f'${{google_pubsub_topic.pipeline["{key}"].id}}'
+
+
+def secret(name: str) -> str:
+    return f'${{google_secret_manager_secret.pipeline["{name}"].id}}'
+
+
+def database(name: str) -> str:
+    """A project-level grant whose condition confines it to one Firestore database."""
+    return f'p, if resource.name == "projects/p/databases/{name}"'
+
+
+def service(name: str) -> str:
+    return f'${{google_cloudfunctions2_function.pipeline["{name}"].service_config[0].service}}'
+
+
+def granted_on(instance: Instance) -> str:
+    target = str(instance.argument(GRANTED_ON[instance.kind]))
+    if instance.has_block("condition"):
+        target += f", if {instance.argument('condition', 'expression')}"
+    return target
+
+
+def grants(settings: deploy.Settings) -> dict[str, set[tuple[str, str]]]:
+    """Every IAM grant terraform/ makes with these settings: member -> {(role, on what)}."""
+    found: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for instance in terraform(settings).all_instances():
+        if "_iam_" in instance.kind:
+            role = instance.argument("role")
+            found[instance.argument("member")].add((role, granted_on(instance)))
+    return dict(found)
+
+
+def test_iam_is_only_ever_added_to_never_replaced() -> None:
+    """`_iam_member` adds one member; `_iam_binding`/`_iam_policy` would remove others'."""
+    kinds = {kind for kind in HCL["resource"] if "_iam_" in kind}
+    assert kinds == set(GRANTED_ON)
+
+
+@pytest.mark.parametrize("providers", PROVIDER_MIXES)
+def test_each_function_holds_exactly_these_roles_on_exactly_these_resources(
+    providers: tuple[str, ...],
+) -> None:
+    settings = settings_for(providers)  # Terraform's defaults: Chat App spools
+    spooling = "chatapp" in providers
+    secrets_of = {
+        "bm": {"bm-signing-key", "bm-client-token"},
+        "chatapp": {"chatapp-callback-tokens"},
+        "rbm": {"rbm-client-token"},
+        "chatapp-smq": set(),  # the puller's, below
+    }
+    secrets = set().union(*(secrets_of[provider] for provider in providers))
+    found = grants(settings)
+    assert found[function("webhook")] == {
+        (PUBLISHER, topic("events")),
+        (PUBLISHER, topic("readable")),
+        *{(SECRETS, secret(name)) for name in secrets},
+        # Firestore only to spool, only in the spool's database, only while a provider spools.
+        *([(FIRESTORE, database("receipt-pipeline-spool"))] if spooling else []),
+    }
+    assert found[function("record-events")] == {(FIRESTORE, database("(default)"))}
+    assert found[function("agent-read-receipts")] == {(FIRESTORE, database("(default)"))}
+    assert found[function("drain-spool")] == {
+        (PUBLISHER, topic("events")),
+        (PUBLISHER, topic("readable")),
+        (FIRESTORE, database("receipt-pipeline-spool")),
+    }
+    # The queue puller publishes and reads its AccessKey; no Firestore at all.
+    puller = {
+        (PUBLISHER, topic("events")),
+        (SECRETS, secret("alibaba-access-key-id")),
+        (SECRETS, secret("alibaba-access-key-secret")),
+    }
+    assert found.get(function("pull-queues"), set()) == (
+        puller if "chatapp-smq" in providers else set()
+    )
+
+
+@pytest.mark.parametrize(
+    ("providers", "spool_providers"),
+    [(("bm",), ("chatapp",)), (("bm",), ()), (("chatapp",), ()), (("bm", "chatapp"), ())],
+)
+def test_without_a_provider_that_spools_the_webhook_has_no_firestore_access(
+    providers: tuple[str, ...], spool_providers: tuple[str, ...]
+) -> None:
+    found = grants(settings_for(providers, spool_providers=spool_providers))
+    assert not {
+        role for role, _ in found[function("webhook")] if role.startswith("roles/datastore")
+    }
+
+
+def test_business_messages_spooling_gives_the_webhook_the_spool_alone() -> None:
+    found = grants(settings_for(("bm",), spool_providers=("bm",)))
+    firestore = {(r, on) for r, on in found[function("webhook")] if r == FIRESTORE}
+    assert firestore == {(FIRESTORE, database("receipt-pipeline-spool"))}
+
+
+def test_the_read_receipt_function_may_run_as_the_registered_account() -> None:
+    registered = "bm-partner@partner-project.iam.gserviceaccount.com"
+    found = grants(settings_for(("bm",), bm_api_service_account_email=registered))
+    assert found[f"serviceAccount:{registered}"] == {(FIRESTORE, database("(default)"))}
+    assert function("agent-read-receipts") not in found
+
+
+def test_everyone_else_holds_exactly_these_roles() -> None:
+    found = grants(settings_for(("bm",)))
+    function_accounts = {function(f.name) for f in FUNCTIONS}
+    others = {member: roles for member, roles in found.items() if member not in function_accounts}
+    assert others == {
+        # The build writes logs (Cloud Logging authorises writes per project) and pushes
+        # images to the functions' repository only; it reads the sources' bucket.
+        BUILD: {
+            ("roles/logging.logWriter", "p"),
+            (
+                "roles/artifactregistry.writer",
+                "${google_artifact_registry_repository.functions.name}",
+            ),
+            ("roles/storage.objectViewer", "p-receipt-pipeline-sources"),  # its name
+        },
+        INVOKER: {
+            ("roles/run.invoker", service("record-events")),
+            ("roles/run.invoker", service("agent-read-receipts")),
+            ("roles/run.invoker", service("drain-spool")),
+        },
+        "allUsers": {("roles/run.invoker", service("webhook"))},
+        PUBSUB_AGENT: {
+            ("roles/iam.serviceAccountTokenCreator", "${google_service_account.push.name}"),
+            ("roles/pubsub.publisher", "${google_pubsub_topic.dead_letter.id}"),
+            *{
+                ("roles/pubsub.subscriber", f'${{google_pubsub_subscription.push["{s}"].id}}')
+                for s in PIPELINE["subscriptions"]
+            },
+        },
+        SCHEDULER_AGENT: {
+            ("roles/iam.serviceAccountTokenCreator", "${google_service_account.push.name}")
+        },
+    }
+
+
+def test_functions_are_built_into_their_own_repository() -> None:
+    settings = deploy.Settings(project="p")
+    tf = terraform(settings)
+    [repository] = tf.instances("google_artifact_registry_repository", "functions")
+    assert (repository.argument("format"), repository.argument("location")) == (
+        "DOCKER",
+        "europe-west1",
+    )
+    assert repository.argument("repository_id") == "receipt-pipeline-functions"
+    assert settings.docker_repository == (
+        "projects/p/locations/europe-west1/repositories/receipt-pipeline-functions"
+    )  # its id, as `make deploy` passes it
+    for instance in tf.instances("google_cloudfunctions2_function", "pipeline"):
+        build = resource("google_cloudfunctions2_function", "pipeline")["build_config"][0]
+        assert build["docker_repository"] == "${google_artifact_registry_repository.functions.id}"
+        assert instance.key in {f.name for f in FUNCTIONS}
+
+
+def test_no_client_may_read_or_write_any_database() -> None:
+    """The functions use IAM; security rules govern client SDKs, and deny them everything."""
+    tf = terraform(deploy.Settings(project="p"))
+    [ruleset] = tf.instances("google_firebaserules_ruleset", "deny_all")
+    [rules_file] = resource("google_firebaserules_ruleset", "deny_all")["source"][0]["files"]
+    rules = (TERRAFORM / "firestore.rules").read_text()
+    assert rules_file["content"] == '${file("${path.module}/firestore.rules")}'
+    code = [line.strip() for line in rules.splitlines() if line.strip() and "//" not in line]
+    assert code == [
+        "rules_version = '2';",
+        "service cloud.firestore {",
+        "match /databases/{database}/documents {",
+        "match /{document=**} {",
+        "allow read, write: if false;",
+        "}",
+        "}",
+        "}",
+    ]
+    releases = {
+        r.key: (r.argument("name"), r.argument("ruleset_name"))
+        for r in tf.instances("google_firebaserules_release", "deny_all")
+    }
+    ruleset_name = f"projects/p/rulesets/{ruleset.argument('name')}"
+    assert releases == {
+        "main": ("cloud.firestore", ruleset_name),  # the (default) database's release
+        "spool": ("cloud.firestore/receipt-pipeline-spool", ruleset_name),
+    }
+    assert (
+        "firebaserules.googleapis.com" in resource("google_project_service", "required")["for_each"]
+    )
 
 
 def test_no_secret_value_in_terraform_or_the_repo() -> None:
@@ -352,6 +664,7 @@ def test_no_secret_value_in_terraform_or_the_repo() -> None:
         "BM_SIGNING_KEY",
         "BM_CLIENT_TOKEN",
         "CHATAPP_CALLBACK_TOKENS",
+        "RBM_CLIENT_TOKEN",
         "ALIBABA_CLOUD_ACCESS_KEY_ID",
         "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
     }

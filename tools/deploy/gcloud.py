@@ -31,8 +31,11 @@ class Settings:
     name_prefix: str = "receipt-pipeline"
     business_messages_enabled: bool = True
     chatapp_enabled: bool = False
+    rbm_enabled: bool = False
+    rbm_api_endpoint: str = ""
     chatapp_allowed_ips: tuple[str, ...] = ()
     spool_providers: tuple[str, ...] = ("chatapp",)
+    spool_max_attempts: int = 5
     auto_read_receipts: bool = True
     bm_api_service_account_email: str = ""
     receipt_retention_days: int = 0
@@ -56,8 +59,11 @@ class Settings:
                 environ.get("BM_ENABLED"), cls.business_messages_enabled
             ),
             chatapp_enabled=_flag(environ.get("CHATAPP_ENABLED"), cls.chatapp_enabled),
+            rbm_enabled=_flag(environ.get("RBM_ENABLED"), cls.rbm_enabled),
+            rbm_api_endpoint=environ.get("RBM_API_ENDPOINT", ""),
             chatapp_allowed_ips=comma_list(environ.get("CHATAPP_ALLOWED_IPS", "")),
             spool_providers=comma_list(environ.get("SPOOL_PROVIDERS", "chatapp")),
+            spool_max_attempts=int(environ.get("SPOOL_MAX_ATTEMPTS") or cls.spool_max_attempts),
             auto_read_receipts=_flag(environ.get("AUTO_READ_RECEIPTS"), cls.auto_read_receipts),
             bm_api_service_account_email=environ.get("BM_API_SERVICE_ACCOUNT_EMAIL", ""),
             receipt_retention_days=int(environ.get("RECEIPT_RETENTION_DAYS") or 0),
@@ -75,6 +81,7 @@ class Settings:
         enabled = {
             "bm": self.business_messages_enabled,
             "chatapp": self.chatapp_enabled,
+            "rbm": self.rbm_enabled,
             "chatapp-smq": bool(self.chatapp_smq_queues.strip()),
         }
         return {provider for provider, on in enabled.items() if on}
@@ -83,6 +90,23 @@ class Settings:
         """As locals.tf decides: a function with `deployed_with` needs one of those on."""
         switches = function.settings.get("deployed_with")
         return switches is None or bool(self.providers & set(switches))
+
+    @property
+    def spooling_providers(self) -> list[str]:
+        """The providers whose events the webhook spools: listed and enabled."""
+        return sorted(set(self.spool_providers) & self.providers)
+
+    @property
+    def spool_database(self) -> str:
+        return f"{self.name_prefix}-spool"
+
+    @property
+    def docker_repository(self) -> str:
+        """The functions' Artifact Registry repository, the only one the build may write to."""
+        return (
+            f"projects/{self.project}/locations/{self.region}"
+            f"/repositories/{self.name_prefix}-functions"
+        )
 
     def account(self, function: Function) -> str:
         if function.name == "agent-read-receipts" and self.bm_api_service_account_email:
@@ -99,14 +123,20 @@ def environment(function: Function, settings: Settings) -> dict[str, str]:
         f"{topic.upper()}_TOPIC": f"{settings.name_prefix}-{topic}"
         for topic in config["publishes_to"]
     }
+    if function.name in ("webhook", "drain-spool"):
+        env["SPOOL_DATABASE"] = settings.spool_database
+    if function.name == "drain-spool":
+        env["SPOOL_MAX_ATTEMPTS"] = str(settings.spool_max_attempts)
     if function.name == "webhook":
-        env["SPOOL_PROVIDERS"] = ",".join(settings.spool_providers)
+        env["SPOOL_PROVIDERS"] = ",".join(settings.spooling_providers)
         if settings.chatapp_allowed_ips:
             env["CHATAPP_ALLOWED_IPS"] = ",".join(settings.chatapp_allowed_ips)
     if function.name == "record-events" and settings.receipt_retention_days > 0:
         env["RECEIPT_RETENTION_DAYS"] = str(settings.receipt_retention_days)
     if function.name == "agent-read-receipts":
         env["AUTO_READ_RECEIPTS"] = str(settings.auto_read_receipts).lower()
+        if settings.rbm_api_endpoint:
+            env["RBM_API_ENDPOINT"] = settings.rbm_api_endpoint
     if function.name == "pull-queues":
         env["CHATAPP_SMQ_QUEUES"] = settings.chatapp_smq_queues
         env["CHATAPP_SMQ_ENDPOINT"] = settings.chatapp_smq_endpoint
@@ -145,6 +175,7 @@ def command(function: Function, settings: Settings) -> list[str]:
         f"--ingress-settings={'all' if public else 'internal-only'}",
         f"--service-account={settings.account(function)}",
         f"--build-service-account={build_account}",
+        f"--docker-repository={settings.docker_repository}",
         f"--memory={config['memory']}",
         f"--cpu={config['cpu']}",
         f"--timeout={config['timeout_seconds']}s",

@@ -1,12 +1,14 @@
-"""`make demo`: a short signed Business Messages conversation and Chat App batches through the
-local stack, then a simulated week of history for `make report`.
+"""`make demo`: a short signed RCS Business Messaging conversation, a Business Messages one
+and Chat App batches through the local stack, then a simulated week of history for
+`make report`.
 
 Plays against a running `make local` when there is one, otherwise starts a stack of its
-own (with its own loopback stand-in for the Business Messages API) and stops it after.
+own (with its own loopback stand-ins of the Google APIs) and stops it after.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -21,12 +23,14 @@ import requests
 from google.cloud import firestore
 
 from shared.providers.chatapp.normalise import conversation_id as chatapp_conversation
+from shared.providers.rbm.normalise import conversation_id as rbm_conversation
 from tools.local.history import DAYS, simulate
 from tools.local.main import STATE_FILE
 from tools.local.procs import answers_http, wait_until
 from tools.local.stack import LocalStack, StackSettings, running
 from tools.payloads import bm as bm
 from tools.payloads import chatapp as ca
+from tools.payloads import rbm
 
 CHATAPP_TYPES = ("status", "inbound", "audit")
 QUEUE_TYPES = ("ChatAppStatus", "ChatAppInbound", "ChatAppAudit")
@@ -41,13 +45,17 @@ class Target:
     firestore_host: str
     calls: Callable[[], list[dict[str, Any]]]  # the READ receipts the API received
     chatapp: Mapping[str, str]  # Chat App callback URL by type: status, inbound, audit
+    rbm_url: str
+    rbm_client_token: str
+    rbm_calls: Callable[[], list[dict[str, Any]]]  # the agent events the RBM API received
     alibaba: str | None = None  # the Chat App queues' stand-in, when the stack runs one
 
     @classmethod
     def of(cls, stack: LocalStack) -> Target:
         """A stack started in this process, with its stand-in."""
-        standin = stack.standin
+        standin, rbm_standin = stack.standin, stack.rbm_standin
         assert standin is not None
+        assert rbm_standin is not None
         return cls(
             stack.webhook_url,
             stack.signing_key,
@@ -56,6 +64,9 @@ class Target:
             stack.firestore_host,
             lambda: standin.summary()["calls"],
             {kind: stack.chatapp_url(kind) for kind in CHATAPP_TYPES},
+            stack.rbm_url,
+            stack.rbm_client_token,
+            lambda: rbm_standin.summary()["calls"],
             stack.alibaba.endpoint if stack.alibaba else None,
         )
 
@@ -71,27 +82,33 @@ def running_stack() -> Target | None:
         return None
     if not answers_http(state["webhook"]):
         return None
-    calls_url = f"{state['apiEndpoint']}/_standin/calls"
-
-    def calls() -> list[dict[str, Any]]:
-        if not state["standin"]:
-            return []
-        found: list[dict[str, Any]] = requests.get(calls_url, timeout=5).json()["calls"]
-        return found
-
     return Target(
         state["webhook"],
         state["signingKey"],
         state["clientToken"],
         state["GOOGLE_CLOUD_PROJECT"],
         state["FIRESTORE_EMULATOR_HOST"],
-        calls,
+        functools.partial(_standin_calls, state["apiEndpoint"] if state["standin"] else None),
         {kind: state[f"chatapp{kind.title()}Url"] for kind in CHATAPP_TYPES},
+        state["rbmUrl"],
+        state["rbmClientToken"],
+        functools.partial(_standin_calls, state["rbmApiEndpoint"] if state["rbmStandin"] else None),
         state.get("alibabaStandin"),
     )
 
 
+def _standin_calls(endpoint: str | None) -> list[dict[str, Any]]:
+    """What a loopback stand-in of a running stack received; nothing from a real API."""
+    if endpoint is None:
+        return []
+    found: list[dict[str, Any]] = requests.get(f"{endpoint}/_standin/calls", timeout=5).json()[
+        "calls"
+    ]
+    return found
+
+
 def play(target: Target) -> None:
+    play_rbm(target)
     play_business_messages(target)
     play_chatapp(target)
     play_chatapp_queues(target)
@@ -104,6 +121,66 @@ def play_history(target: Target) -> None:
     print(f"\nA simulated week for `make report`: {DAYS} days before {today}...", flush=True)
     messages = simulate(target.firestore(), today)
     print(f"  recorded {messages} agent messages with their receipts, and users' messages")
+
+
+def play_rbm(target: Target) -> None:
+    phone = "+4477009" + str(uuid.uuid4().int)[:5]
+    reply = f"reply-{uuid.uuid4().hex[:6]}"
+
+    def body(event: dict[str, Any]) -> bytes:
+        return rbm.encode(rbm.envelope(event))
+
+    hello = body(rbm.text_message("Is my order on its way?", phone=phone))
+    delivered = body(rbm.user_event("DELIVERED", reply, phone=phone))
+    steps: list[tuple[str, Callable[[], bytes]]] = [
+        ("user writes", lambda: hello),
+        ("Google redelivers the same event", lambda: hello),
+        ("the agent's reply DELIVERED", lambda: delivered),
+        ("... and READ", lambda: body(rbm.user_event("READ", reply, phone=phone))),
+        ("a late duplicate of the DELIVERED", lambda: delivered),
+        ("user is typing: acknowledged, not stored", lambda: body(rbm.user_event("IS_TYPING"))),
+        (
+            "user taps a suggestion",
+            lambda: body(rbm.suggestion_response("t", "Track", phone=phone)),
+        ),
+    ]
+    handshake = rbm.post_handshake(target.rbm_url, target.rbm_client_token, "demo-secret")
+    print(f"\nRCS Business Messaging: agent {rbm.AGENT_ID}, user {phone}\n")
+    print(f"  {'webhook verification handshake':<52} -> {handshake.status_code} {handshake.text!r}")
+    for title, build in steps:
+        response = rbm.post_signed(target.rbm_url, build(), target.rbm_client_token)
+        print(f"  {title:<52} -> {response.status_code}")
+    forged = rbm.post_signed(target.rbm_url, hello, "not-the-client-token")
+    print(f"  {'a request signed with the wrong client token':<52} -> {forged.status_code}")
+    show_rbm(target, phone, reply)
+
+
+def show_rbm(target: Target, phone: str, reply: str) -> None:
+    cid = rbm_conversation(rbm.AGENT_ID, phone)
+    messages = target.firestore().document(f"conversations/{cid}").collection("messages")
+
+    def settled() -> bool:
+        documents = {snap.id: snap.to_dict() or {} for snap in messages.stream()}
+        users = [d for d in documents.values() if d.get("direction") == "USER"]
+        read = documents.get(reply, {}).get("status") == "READ"
+        states = {d.get("agentReadReceipt", {}).get("state") for d in users}
+        return read and len(users) == 2 and states <= {"SENT", "FAILED"}
+
+    wait_until(settled, 60, "the RBM conversation to be persisted")
+    print(f"\nFirestore: conversations/{cid}")
+    for snap in messages.order_by("recordTime").stream():
+        d = snap.to_dict() or {}
+        state = d.get("agentReadReceipt", {}).get("state", "")
+        what = (
+            d.get("status") or f"{d.get('messageType')}: {d.get('text') or d.get('postbackData')}"
+        )
+        print(f"  {_short(snap.id):<24}{d.get('direction', ''):<8}{what:<40}{state}")
+    events = [c for c in target.rbm_calls() if c["phone"] == phone]
+    print("\nAgent events the RBM API stand-in received:")
+    for call in events:
+        event = f"{call['event_type']} {call['message_id']}"
+        duplicate = " (a reused eventId: ignored)" if call["duplicate"] else ""
+        print(f"  POST phones/{phone}/agentEvents {event} -> {call['status']}{duplicate}")
 
 
 def play_business_messages(target: Target) -> None:

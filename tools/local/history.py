@@ -1,10 +1,11 @@
 """A simulated week of traffic, so the demo's report has days to compare.
 
-Each day, a Business Messages agent and a Chat App business number send messages that are
-delivered, read or fail after realistic delays, and users write in and get the agent's READ
-receipt. It is recorded by the product's own recorder, send API and READ-receipt sender, with
-a simulated clock, in the order a real webhook would see it: some receipts twice, some READs
-before their DELIVERED. Seeded by the date, so a second run on the same day changes nothing.
+Each day, an RBM agent, a Business Messages agent and a Chat App business number send
+messages that are delivered, read or fail after realistic delays, and users write in and
+get the agent's READ receipt. It is recorded by the product's own recorder, send API and
+READ-receipt sender, with a simulated clock, in the order a real webhook would see it: some
+receipts twice, some READs before their DELIVERED. Seeded by the date, so a second run on
+the same day changes nothing.
 """
 
 from __future__ import annotations
@@ -13,19 +14,23 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from google.cloud import firestore
 
+from shared import providers
 from shared.adapters.read_receipt_sender import ReadReceiptSender
 from shared.adapters.store import FirestoreRecorder
 from shared.core.events import Payload
 from shared.core.read_receipts import Outcome, ReadTarget
 from shared.ops.sends import SentMessage, record_sent
 from shared.providers import bm, chatapp
+from shared.providers import rbm as rbm_provider
 from shared.providers.bm.normalise import normalise_one
 from shared.providers.chatapp.normalise import normalise_batch
 from tools.payloads import bm as bm_payloads
 from tools.payloads import chatapp as ca
+from tools.payloads import rbm
 
 DAYS = 7
 CHATAPP_FAILURES = (
@@ -68,6 +73,8 @@ def _day(day: date, rng: random.Random) -> Traffic:
         _bm_conversation(traffic, day, n, rng)
     for n in range(int(rng.randint(20, 30) * busy)):
         _chatapp_message(traffic, day, n, rng)
+    for n in range(int(rng.randint(25, 35) * busy)):
+        _rbm_conversation(traffic, day, n, rng)
     return traffic
 
 
@@ -104,6 +111,34 @@ def _bm_conversation(traffic: Traffic, day: date, n: int, rng: random.Random) ->
 def _bm_receipts(cid: str, messages: list[str], status: str, at: datetime) -> Payload:
     document = bm_payloads.receipts(cid, *((m, status) for m in messages), at=at)
     return normalise_one(bm_payloads.encode(document))
+
+
+def _rbm_conversation(traffic: Traffic, day: date, n: int, rng: random.Random) -> None:
+    """A user writes, the agent answers once: RBM sends one event per request, so each of
+    the conversation's events goes in a round of its own."""
+    phone = f"+44770{day.toordinal() % 10_000:04d}{n:03d}"
+    opened = _moment(day, rng)
+    message, reply = f"rbm-user-{day.isoformat()}-{n}", f"rbm-agent-{day.isoformat()}-{n}"
+    latency = rng.lognormvariate(0.3, 0.5) if rng.random() > 0.02 else None  # None: no RCS
+    [written] = _rbm(rbm.text_message("Hello", phone=phone, message_id=message, at=opened))
+    traffic.rounds[0].append(written)
+    assert written.conversation_id is not None
+    traffic.readable.append((written.conversation_id, message, opened, latency))
+    delivered_at = opened + timedelta(seconds=rng.uniform(30, 90))
+    events = [rbm.user_event("DELIVERED", reply, phone=phone, at=delivered_at)]
+    if rng.random() < 0.85:
+        read_at = delivered_at + timedelta(seconds=rng.lognormvariate(4.5, 1.3))
+        events.append(rbm.user_event("READ", reply, phone=phone, at=read_at))
+        if rng.random() < 0.15:
+            events.reverse()  # the READ arrives first, the DELIVERED after it
+    traffic.agent_messages += 1
+    for index, event in enumerate(events):
+        traffic.rounds[index + 1] += _rbm(event)
+
+
+def _rbm(event: dict[str, Any]) -> list[Payload]:
+    body = rbm.encode(rbm.envelope(event))
+    return providers.normalise({"provider": rbm_provider.NAME}, body, datetime.now(UTC))
 
 
 def _chatapp_message(traffic: Traffic, day: date, n: int, rng: random.Random) -> None:

@@ -84,25 +84,32 @@ def describe(stack: LocalStack) -> dict[str, object]:
         "chatappAuditUrl": stack.chatapp_url("audit"),
         "apiEndpoint": stack.api_endpoint,
         "standin": stack.standin is not None,
+        "rbmUrl": stack.rbm_url,
+        "rbmClientToken": stack.rbm_client_token,
+        "rbmApiEndpoint": stack.rbm_api_endpoint,
+        "rbmStandin": stack.rbm_standin is not None,
         "alibabaStandin": stack.alibaba.endpoint if stack.alibaba else None,
         **stack.client_environment(),
     }
 
 
 def print_summary(stack: LocalStack) -> None:
+    standin = "   (loopback stand-in)"
+    rows = [
+        ("RCS Business Messaging", f"{stack.rbm_url}   (POST, signed with RBM_CLIENT_TOKEN)"),
+        ("Business Messages", f"{stack.webhook_url}   (POST, signed with BM_SIGNING_KEY)"),
+        *((f"Chat App {kind}", stack.chatapp_url(kind)) for kind in ("status", "inbound", "audit")),
+        ("Pub/Sub emulator", stack.pubsub_host),
+        ("Firestore emulator", stack.firestore_host),
+        ("Business Messages API", stack.api_endpoint + (standin if stack.standin else "")),
+        ("RBM API", stack.rbm_api_endpoint + (standin if stack.rbm_standin else "")),
+        ("Chat App SMQ queues", smq_summary(stack)),
+        ("logs", str(stack.log_dir)),
+    ]
+    lines = "\n".join(f"  {name:<23}{value}" for name, value in rows)
     print(
-        f"""
-Receipt pipeline running locally.
-  Business Messages     {stack.webhook_url}   (POST, signed with BM_SIGNING_KEY)
-  Chat App status       {stack.chatapp_url("status")}
-  Chat App inbound      {stack.chatapp_url("inbound")}
-  Chat App audit        {stack.chatapp_url("audit")}
-  Pub/Sub emulator      {stack.pubsub_host}
-  Firestore emulator    {stack.firestore_host}
-  Business Messages API {stack.api_endpoint}{"   (loopback stand-in)" if stack.standin else ""}
-  Chat App SMQ queues   {smq_summary(stack)}
-  logs                  {stack.log_dir}
-Try `make demo` in another terminal. Ctrl-C stops everything.""",
+        f"\nReceipt pipeline running locally.\n{lines}\n"
+        "Try `make demo` in another terminal. Ctrl-C stops everything.",
         flush=True,
     )
 
@@ -111,7 +118,7 @@ def smq_summary(stack: LocalStack) -> str:
     queues = stack.smq_environment()
     where = queues.get("CHATAPP_SMQ_ENDPOINT", "Alibaba's China site")
     kind = "   (loopback stand-in)" if stack.alibaba else ""
-    return f"{where}{kind}, pulled every {stack.settings.pull_period_seconds:g} s"
+    return f"{where}, pulled every {stack.settings.pull_period_seconds:g} s{kind}"
 
 
 if __name__ == "__main__":

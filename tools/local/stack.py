@@ -31,6 +31,8 @@ from tools.local.procs import ManagedProcess, answers_http, free_port, stop_all,
 from tools.local.stop_signals import stopping_on_signals
 from tools.standins.alibaba import AlibabaStandIn
 from tools.standins.bm_api import BusinessMessagesStandIn
+from tools.standins.google_oauth import ServiceAccountTokens
+from tools.standins.rbm_api import RbmApiStandIn
 from tools.topology import FUNCTIONS, PULL_QUEUES, ROOT, SUBSCRIPTIONS, WEBHOOK, Function
 
 Delivery = tuple[str, str]  # (Pub/Sub message id, SHA-256 of the body)
@@ -44,16 +46,21 @@ SMQ_VARIABLES = (
 )
 
 LOCAL_PROJECT = "receipt-pipeline-local"
+# The spool's own database, named as Terraform names it: the emulator serves named databases.
+LOCAL_SPOOL_DATABASE = "receipt-pipeline-spool"
 # Variables the stack sets for its functions; inherited values must not leak in.
 _STACK_VARIABLES = (
     "GOOGLE_CLOUD_PROJECT",
     "PUBSUB_EMULATOR_HOST",
     "FIRESTORE_EMULATOR_HOST",
+    "SPOOL_DATABASE",
     "BM_SIGNING_KEY",
     "BM_CLIENT_TOKEN",
     "CHATAPP_CALLBACK_TOKENS",
     "CHATAPP_ALLOWED_IPS",
     "BM_API_ENDPOINT",
+    "RBM_CLIENT_TOKEN",
+    "RBM_API_ENDPOINT",
     "GOOGLE_APPLICATION_CREDENTIALS",
     *DEFAULT_TOPICS,
     *SMQ_VARIABLES,
@@ -68,11 +75,14 @@ class StackSettings:
     webhook_port: int = 0  # 0: any free port
     pubsub_host: str | None = None  # an emulator already running; None: start one
     firestore_host: str | None = None
+    spool_database: str = LOCAL_SPOOL_DATABASE
     bm_api_endpoint: str | None = None  # a real or other API; None: start the stand-in
-    credentials: str | None = None  # service-account key for that API
+    rbm_api_endpoint: str | None = None  # likewise for RCS Business Messaging
+    credentials: str | None = None  # service-account key for those APIs
     signing_keys: str = "local-signing-key"  # local development value; set BM_SIGNING_KEY
     client_token: str = "local-client-token"  # noqa: S105 (a local development value)
     chatapp_tokens: str = "local-chatapp-token"  # local development value
+    rbm_client_tokens: str = "local-rbm-client-token"
     topics: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TOPICS))
     function_env: dict[str, str] = field(default_factory=dict)  # e.g. AUTO_READ_RECEIPTS
     ack_deadline_seconds: int = 60
@@ -92,12 +102,15 @@ class StackSettings:
             webhook_port=int(environ.get("PORT") or 8080),
             pubsub_host=environ.get("PUBSUB_EMULATOR_HOST") or None,
             firestore_host=environ.get("FIRESTORE_EMULATOR_HOST") or None,
+            spool_database=environ.get("SPOOL_DATABASE") or LOCAL_SPOOL_DATABASE,
             bm_api_endpoint=environ.get("BM_API_ENDPOINT") or None,
+            rbm_api_endpoint=environ.get("RBM_API_ENDPOINT") or None,
             credentials=environ.get("GOOGLE_APPLICATION_CREDENTIALS") or None,
         )
         settings.signing_keys = environ.get("BM_SIGNING_KEY") or settings.signing_keys
         settings.client_token = environ.get("BM_CLIENT_TOKEN") or settings.client_token
         settings.chatapp_tokens = environ.get("CHATAPP_CALLBACK_TOKENS") or settings.chatapp_tokens
+        settings.rbm_client_tokens = environ.get("RBM_CLIENT_TOKEN") or settings.rbm_client_tokens
         settings.topics = {
             name: environ.get(name) or topic for name, topic in DEFAULT_TOPICS.items()
         }
@@ -105,8 +118,12 @@ class StackSettings:
             "AUTO_READ_RECEIPTS",
             "MAX_BODY_BYTES",
             "PUBLISH_TIMEOUT_SECONDS",
+            "SPOOL_MAX_ATTEMPTS",
             "BM_API_RETRY_DEADLINE_SECONDS",
+            "RBM_API_RETRY_DEADLINE_SECONDS",
             "READ_RECEIPT_LEASE_SECONDS",
+            "TRUSTED_PROXY_HOPS",
+            "SPOOL_PROVIDERS",
             "CHATAPP_ALLOWED_IPS",
             "CHATAPP_SMQ_MAX_RECEIVES",
             "CHATAPP_SMQ_MAX_POLLERS",
@@ -145,7 +162,8 @@ class LocalStack:
             "firestore", ["emulators", "firestore", "start"], self.firestore_host
         )
         self.standin: BusinessMessagesStandIn | None = None
-        self.alibaba: AlibabaStandIn | None = None  # without CHATAPP_SMQ_QUEUES
+        self.rbm_standin: RbmApiStandIn | None = None
+        self.alibaba: AlibabaStandIn | None = None  # unless other SMQ queues are configured
         self._credentials = settings.credentials
         self._scheduler_stop = threading.Event()
         self._schedulers: list[threading.Thread] = []
@@ -179,13 +197,11 @@ class LocalStack:
             # Its request in flight, if any, failed when its function stopped.
             scheduler.join(timeout=STOP_GRACE_SECONDS)
         self._schedulers = []
-        if self.alibaba is not None:
-            self.alibaba.stop()
-            self.alibaba = None
-        if self.standin is not None:
-            self.standin.stop()
-            self.standin = None
-            self._standin_key.unlink(missing_ok=True)
+        for standin in (self.standin, self.rbm_standin, self.alibaba):
+            if standin is not None:
+                standin.stop()
+        self.standin = self.rbm_standin = self.alibaba = None
+        self._standin_key.unlink(missing_ok=True)
 
     def _start_emulators(self) -> None:
         emulators = (
@@ -203,12 +219,18 @@ class LocalStack:
                 process.await_ready(url, 90)
 
     def _start_api(self) -> None:
-        if self.settings.bm_api_endpoint:
-            return
-        self.standin = BusinessMessagesStandIn().start()
-        self._standin_key.parent.mkdir(parents=True, exist_ok=True)
-        self.standin.write_key(self._standin_key)
-        self._credentials = str(self._standin_key)
+        """The providers' API stand-ins where no endpoint is given, sharing one token endpoint
+        (as Google's APIs do), so one key file serves the READ sender for both."""
+        tokens = ServiceAccountTokens()
+        if not self.settings.bm_api_endpoint:
+            self.standin = BusinessMessagesStandIn(tokens=tokens).start()
+        if not self.settings.rbm_api_endpoint:
+            self.rbm_standin = RbmApiStandIn(tokens=tokens).start()
+        issuer = self.standin or self.rbm_standin
+        if issuer is not None and not self.settings.credentials:
+            self._standin_key.parent.mkdir(parents=True, exist_ok=True)
+            issuer.write_key(self._standin_key)
+            self._credentials = str(self._standin_key)
 
     def start_function(self, target: str) -> None:
         self.functions[target].start(f"{self.url(target)}/", timeout=60)
@@ -271,12 +293,29 @@ class LocalStack:
         assert self.standin is not None
         return self.standin.endpoint
 
+    @property
+    def rbm_api_endpoint(self) -> str:
+        if self.settings.rbm_api_endpoint:
+            return self.settings.rbm_api_endpoint
+        assert self.rbm_standin is not None
+        return self.rbm_standin.endpoint
+
+    @property
+    def rbm_url(self) -> str:
+        """The webhook URL to register in the RBM Developer Console."""
+        return f"{self.webhook_url}/rbm"
+
+    @property
+    def rbm_client_token(self) -> str:
+        return comma_list(self.settings.rbm_client_tokens)[0]
+
     def client_environment(self) -> dict[str, str]:
-        """What a Google client needs to reach this stack's emulators."""
+        """What a Google client needs to reach this stack's emulators, and its spool."""
         return {
             "GOOGLE_CLOUD_PROJECT": self.settings.project,
             "PUBSUB_EMULATOR_HOST": self.pubsub_host,
             "FIRESTORE_EMULATOR_HOST": self.firestore_host,
+            "SPOOL_DATABASE": self.settings.spool_database,
         }
 
     def function_environment(self) -> dict[str, str]:
@@ -289,6 +328,8 @@ class LocalStack:
             BM_CLIENT_TOKEN=self.settings.client_token,
             CHATAPP_CALLBACK_TOKENS=self.settings.chatapp_tokens,
             BM_API_ENDPOINT=self.api_endpoint,
+            RBM_CLIENT_TOKEN=self.settings.rbm_client_tokens,
+            RBM_API_ENDPOINT=self.rbm_api_endpoint,
             RUN_PERIOD_SECONDS=str(self.settings.pull_period_seconds),
             **self.smq_environment(),
             **self.settings.topics,
@@ -347,6 +388,13 @@ class LocalStack:
     def firestore_client(self) -> firestore.Client:
         _set_emulator_hosts(self.client_environment())
         return firestore.Client(project=self.settings.project)
+
+    def spool_client(self) -> firestore.Client:
+        """The spool's database, where the drainer also parks what it cannot publish."""
+        _set_emulator_hosts(self.client_environment())
+        return firestore.Client(
+            project=self.settings.project, database=self.settings.spool_database
+        )
 
     def provision_pubsub(self) -> None:
         _set_emulator_hosts(self.client_environment())

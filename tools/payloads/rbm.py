@@ -22,10 +22,15 @@ import secrets
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import requests
+
+from shared.providers.rbm import NAME
+from shared.providers.rbm.normalise import conversation_id
+from tools.payloads.kit import Sample, WebhookRequest, first_secret
 
 AGENT_ID = "receipts-demo-agent"  # the bare id that the API's agentId parameter takes
 AGENT = f"{AGENT_ID}@rbm.goog"  # the id as every payload writes it
@@ -347,3 +352,32 @@ def post_handshake(
     headers = {"Content-Type": "application/json"}
     body = handshake(client_token, secret)
     return (session or requests).post(url, data=body, headers=headers, timeout=30)
+
+
+class _Kit:
+    """RCS Business Messaging for the providers' contract suite."""
+
+    name = NAME
+
+    def receipt(self, env: Mapping[str, str], tag: str) -> Sample:
+        phone = "+44" + str(int(hashlib.sha256(tag.encode()).hexdigest(), 16))[:10]
+        body = encode(envelope(user_event("DELIVERED", f"{tag}-m", phone=phone)))
+        headers = signed_headers(body, first_secret(env, "RBM_CLIENT_TOKEN"))
+        return Sample(
+            WebhookRequest("/rbm", body, headers), conversation_id(AGENT_ID, phone), f"{tag}-m"
+        )
+
+    def forged(self, env: Mapping[str, str], request: WebhookRequest) -> WebhookRequest:
+        return replace(request, headers=signed_headers(request.body, "not-the-client-token"))
+
+    def unauthenticated(self, env: Mapping[str, str], request: WebhookRequest) -> WebhookRequest:
+        return replace(request, headers={"Content-Type": "application/json"})
+
+    def malformed(self, env: Mapping[str, str]) -> WebhookRequest | None:
+        body = b'{"message": {"data": "not base64!"}}'
+        token = first_secret(env, "RBM_CLIENT_TOKEN")
+        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(body, token)}
+        return WebhookRequest("/rbm", body, headers)
+
+
+KIT = _Kit()

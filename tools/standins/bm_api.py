@@ -8,20 +8,20 @@ issued with the businessmessages scope. Failures can be scripted per message to 
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from shared.providers.bm.read_receipts import SCOPE
 from tools.standins.google_oauth import ServiceAccountTokens
+from tools.standins.loopback import LoopbackServer
 
 RECEIPT_PATH = re.compile(
     r"/v1/conversations/(?P<conversation>[^/]+)/messages/(?P<message>[^/]+)/receipt"
@@ -44,7 +44,7 @@ class ReceiptCall:
     status: int
 
 
-class BusinessMessagesStandIn:
+class BusinessMessagesStandIn(LoopbackServer):
     def __init__(
         self, host: str = "127.0.0.1", port: int = 0, tokens: ServiceAccountTokens | None = None
     ) -> None:
@@ -53,32 +53,15 @@ class BusinessMessagesStandIn:
         self._scripts: dict[str, deque[int]] = defaultdict(deque)
         self._stalls: dict[str, float] = {}
         self.calls: list[ReceiptCall] = []
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._server.daemon_threads = True
-        # A short poll so stop() returns at once.
-        serve = functools.partial(self._server.serve_forever, poll_interval=0.05)
-        self._thread = threading.Thread(target=serve, daemon=True)
+        super().__init__(_handler_for(self), host, port)
 
     @property
     def token_grants(self) -> int:
         return self.tokens.grants
 
     @property
-    def endpoint(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    @property
     def token_uri(self) -> str:
         return f"{self.endpoint}/token"
-
-    def start(self) -> BusinessMessagesStandIn:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def write_key(self, path: Path) -> Path:
         """A service-account key file, as the Google Cloud console would download it."""

@@ -17,7 +17,6 @@ next calls or for one (phone, messageId).
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import threading
@@ -27,13 +26,14 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tools.standins.google_oauth import ServiceAccountTokens
+from tools.standins.loopback import LoopbackServer
 
 SCOPE = "https://www.googleapis.com/auth/rcsbusinessmessaging"
 AGENT_SUFFIX = "@rbm.goog"
@@ -96,7 +96,7 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-class RbmApiStandIn:
+class RbmApiStandIn(LoopbackServer):
     """phones.agentEvents.create and a token endpoint on a loopback port.
 
     duplicate_answer: what a reused eventId of the same agent answers. Google documents only
@@ -134,31 +134,17 @@ class RbmApiStandIn:
         self._first_answers: dict[tuple[str, str], dict[str, Any]] = {}
         self._next: deque[Outcome] = deque()
         self._scripts: dict[tuple[str, str], deque[Outcome]] = defaultdict(deque)
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._server.daemon_threads = True
-        # A short poll so stop() returns at once: tests start and stop one per test.
-        serve = functools.partial(self._server.serve_forever, poll_interval=0.05)
-        self._thread = threading.Thread(target=serve, daemon=True)
+        super().__init__(_handler_for(self), host, port)
 
     # --- lifecycle ----------------------------------------------------------------------
-
-    @property
-    def endpoint(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     @property
     def token_uri(self) -> str:
         return f"{self.endpoint}{TOKEN_PATH}"
 
-    def start(self) -> RbmApiStandIn:
-        self._thread.start()
-        return self
-
     def stop(self) -> None:
         self._closing.set()  # ends any stall at once
-        self._server.shutdown()
-        self._server.server_close()
+        super().stop()
 
     def __enter__(self) -> RbmApiStandIn:
         return self.start()

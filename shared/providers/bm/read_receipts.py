@@ -11,14 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
-import requests
-
-from shared.adapters.google_api import (
-    REQUEST_TIMEOUT_SECONDS,
-    authorized_session,
-    call_with_backoff,
-    longest_call,
-)
+from shared.adapters import google_api
+from shared.adapters.google_api import ApiSettings, GoogleApi
 from shared.core.config import Env
 from shared.core.events import Payload
 from shared.core.read_receipts import Outcome, ReadTarget
@@ -38,40 +32,23 @@ def read_targets(payloads: Sequence[Payload]) -> list[ReadTarget]:
     ]
 
 
-@dataclass(frozen=True)
-class ApiSettings:
-    endpoint: str
-    retry_deadline: float
-
-    @property
-    def longest_send(self) -> float:
-        return longest_call(self.retry_deadline)
-
-    def connect(self) -> BusinessMessagesApi:
-        return BusinessMessagesApi(self.endpoint, authorized_session(SCOPE), self.retry_deadline)
-
-
 def api_settings(env: Env) -> ApiSettings:
-    return ApiSettings(
-        endpoint=env.optional("BM_API_ENDPOINT", DEFAULT_ENDPOINT),
-        retry_deadline=env.number("BM_API_RETRY_DEADLINE_SECONDS", 30.0, minimum=0),
+    return google_api.api_settings(
+        env,
+        prefix="BM",
+        default_endpoint=DEFAULT_ENDPOINT,
+        scope=SCOPE,
+        adapter=BusinessMessagesApi,
     )
 
 
+@dataclass(frozen=True)
 class BusinessMessagesApi:
-    def __init__(self, endpoint: str, session: requests.Session, retry_deadline: float) -> None:
-        self._endpoint = endpoint.rstrip("/")
-        self._session = session
-        self._retry_deadline = retry_deadline
+    api: GoogleApi
 
     def send_read_receipt(self, target: ReadTarget) -> Outcome:
-        url = (
-            f"{self._endpoint}/v1/conversations/{quote(target.conversation_id, safe='')}"
+        path = (
+            f"/v1/conversations/{quote(target.conversation_id, safe='')}"
             f"/messages/{quote(target.message_id, safe='')}/receipt"
         )
-        return call_with_backoff(
-            lambda: self._session.patch(
-                url, json={"receiptType": "READ"}, timeout=REQUEST_TIMEOUT_SECONDS
-            ),
-            self._retry_deadline,
-        )
+        return self.api.call("PATCH", path, json={"receiptType": "READ"})

@@ -1,0 +1,61 @@
+"""RCS Business Messaging (RBM, "RCS for Business"): the live successor of Business Messages.
+
+`envelope.py` reads the Pub/Sub-push-shaped request Google sends, `webhook.py` answers the
+handshake and checks the signature, `normalise.py` turns an event into the product's
+events, `read_receipts.py` sends the agent's READ. This module holds the provider's
+vocabulary and its registry entry, and imports none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from shared.core import routing
+from shared.core.events import StatusScale
+from shared.core.provider import Provider
+
+NAME = "rbm"
+# Receipts of the agent's own messages. A READ may come before its DELIVERED.
+SCALE = StatusScale({"DELIVERED": 1, "READ": 2})
+# What a user sends: exactly one of these fields; each gets the agent's READ receipt.
+MESSAGE_KINDS = ("text", "userFile", "location", "suggestionResponse")
+SUBSCRIPTION_EVENTS = ("SUBSCRIBE", "UNSUBSCRIBE")
+TYPING = "IS_TYPING"
+# Server events: the agent's message outlived its time to live.
+TTL_EVENTS = ("TTL_EXPIRATION_REVOKED", "TTL_EXPIRATION_REVOKE_FAILED")
+LAUNCH = "agent_launch_event"  # the envelope's attributes.type of an agent's launch event
+UNKNOWN = "unknown"
+AGENT_SUFFIX = "@rbm.goog"  # how payloads write an agent id; the API takes the bare id
+
+
+def kind_of(event: Any, attributes: Mapping[str, str]) -> str:
+    """A user message's kind (its content field), an event's type, or the launch event."""
+    if attributes.get("type") == LAUNCH:
+        return LAUNCH
+    if not isinstance(event, dict):
+        return UNKNOWN
+    event_type = event.get("eventType")
+    if isinstance(event_type, str) and event_type:
+        return event_type
+    return next((kind for kind in MESSAGE_KINDS if kind in event), UNKNOWN)
+
+
+def topic_key(kind: str) -> str:
+    return routing.READABLE if kind in MESSAGE_KINDS else routing.EVENTS
+
+
+PROVIDER = Provider(
+    name=NAME,
+    title="RCS Business Messaging",
+    route="rbm",
+    switch=("RBM_CLIENT_TOKEN",),
+    topic_key=topic_key,
+    scale=SCALE,
+    sent_status="SENT",  # RBM reports no send: a send record only dates the message
+    # Google retries for 7 days: a 503 while Pub/Sub is down loses nothing.
+    spools_by_default=False,
+    webhook_module=f"{__name__}.webhook",
+    normaliser_module=f"{__name__}.normalise",
+    read_receipt_module=f"{__name__}.read_receipts",
+)
