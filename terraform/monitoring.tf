@@ -28,8 +28,12 @@ locals {
 
   # One metric per enabled provider and status: a log entry counts once per metric, and one
   # Chat App batch mixes statuses, so a status label on one metric could not count them.
+  # Chat App's queue mode records its receipts as Chat App.
+  recording_providers = distinct([
+    for provider in local.enabled_providers : provider == "chatapp-smq" ? "chatapp" : provider
+  ])
   receipt_metrics = merge([
-    for provider in local.enabled_providers : {
+    for provider in local.recording_providers : {
       for status in lookup(var.receipt_statuses, provider, []) :
       "${provider}-${status}" => { provider = provider, status = status }
     }
@@ -304,7 +308,7 @@ locals {
 }
 
 resource "google_monitoring_alert_policy" "webhook" {
-  for_each = local.webhook_answers
+  for_each = length(local.public_services) > 0 ? local.webhook_answers : {}
 
   display_name          = "${var.name_prefix}: ${each.value.title}"
   combiner              = "OR"
@@ -460,7 +464,8 @@ locals {
 
   # Each chart: a title, the y axis, the alert thresholds drawn on it, and its series (a
   # Monitoring filter, its aggregation, and a legend; "" for the series' own labels).
-  charts = [
+  # The webhook's charts, while it is deployed (not with Chat App's queue mode alone).
+  webhook_charts = [for chart in [
     {
       title = "Webhook acknowledgement latency (ms)", unit = "ms", plot = "LINE", thresholds = []
       series = [for label, reducer in local.latency_percentiles : {
@@ -470,20 +475,22 @@ locals {
       }]
     },
     {
+      title = "Webhook answers per minute by status code", unit = "answers/min", plot = "STACKED_BAR", thresholds = []
+      series = [{
+        legend      = ""
+        filter      = join(" AND ", [local.run_revisions, local.webhook_services, "metric.type = \"run.googleapis.com/request_count\""])
+        aggregation = merge(local.per_minute, { groupByFields = ["metric.label.response_code"] })
+      }]
+    },
+  ] : chart if length(local.public_services) > 0]
+  charts = concat(local.webhook_charts, [
+    {
       # A subscriber's answer is its push's acknowledgement.
       title = "Acknowledgement latency p99 by function (ms)", unit = "ms", plot = "LINE", thresholds = []
       series = [{
         legend      = ""
         filter      = join(" AND ", [local.run_revisions, local.pipeline_services, "metric.type = \"run.googleapis.com/request_latencies\""])
         aggregation = { alignmentPeriod = "60s", perSeriesAligner = "ALIGN_DELTA", crossSeriesReducer = "REDUCE_PERCENTILE_99", groupByFields = ["resource.label.service_name"] }
-      }]
-    },
-    {
-      title = "Webhook answers per minute by status code", unit = "answers/min", plot = "STACKED_BAR", thresholds = []
-      series = [{
-        legend      = ""
-        filter      = join(" AND ", [local.run_revisions, local.webhook_services, "metric.type = \"run.googleapis.com/request_count\""])
-        aggregation = merge(local.per_minute, { groupByFields = ["metric.label.response_code"] })
       }]
     },
     {
@@ -526,7 +533,7 @@ locals {
         aggregation = local.per_minute
       }]
     },
-  ]
+  ])
 
   receipts_widget = {
     title = "Receipts per minute by provider and status"

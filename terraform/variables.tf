@@ -56,6 +56,29 @@ variable "chatapp_allowed_ips" {
   default     = []
 }
 
+variable "chatapp_smq_queues" {
+  description = "Chat App's SMQ queue mode: MessageType => queue name, as the Chat App console shows them, e.g. { ChatAppStatus = \"Alicom-Queue-123-ChatAppStatus\" }. Not empty: the queue puller, its Cloud Scheduler job and the AccessKey secrets are deployed. Works with or without chatapp_enabled (HTTP push)."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for type in keys(var.chatapp_smq_queues) : contains(["ChatAppStatus", "ChatAppInbound", "ChatAppAudit"], type)])
+    error_message = "chatapp_smq_queues keys are MessageTypes: ChatAppStatus, ChatAppInbound, ChatAppAudit."
+  }
+}
+
+variable "chatapp_smq_endpoint" {
+  description = "The SMQ (MNS) endpoint of the Chat App queues. International site: https://1493622401794734.mns.ap-southeast-1.aliyuncs.com."
+  type        = string
+  default     = "https://1943695596114318.mns.cn-hangzhou.aliyuncs.com"
+}
+
+variable "chatapp_smq_token_endpoint" {
+  description = "The Dybaseapi endpoint that issues the queues' temporary tokens. International site: https://dybaseapi.ap-southeast-1.aliyuncs.com."
+  type        = string
+  default     = "https://dybaseapi.aliyuncs.com"
+}
+
 variable "spool_providers" {
   description = "Providers whose events the webhook keeps in a Firestore spool when Pub/Sub fails, instead of refusing them. Chat App re-pushes for ~6 minutes only; Business Messages retries for 7 days."
   type        = list(string)

@@ -265,6 +265,7 @@ class Terraform:
         functions: dict[str, Callable[..., Any]] = {
             "concat": lambda *lists: [item for items in lists for item in items],
             "contains": lambda collection, item: item in collection,
+            "distinct": lambda items: list(dict.fromkeys(items)),
             "file": file,
             "flatten": lambda items: [i for item in items for i in _flat(item)],
             "join": lambda separator, items: separator.join(items),

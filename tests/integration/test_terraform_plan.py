@@ -37,6 +37,10 @@ FUNCTION = "google_cloudfunctions2_function.pipeline"
 SECRET_NAMES = {env for fn in PIPELINE["functions"].values() for env in fn["secrets"]}
 EXTERNAL_ACCOUNT = "bm-partner@partner-project.iam.gserviceaccount.com"
 BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
+SMQ_QUEUES = (
+    '{ChatAppStatus = "Alicom-Queue-1-ChatAppStatus", '
+    'ChatAppInbound = "Alicom-Queue-1-ChatAppInbound"}'
+)
 
 pytestmark = pytest.mark.integration
 
@@ -47,8 +51,18 @@ class Scenario:
 
     id: str
     variables: dict[str, str] = field(default_factory=dict)
-    providers: frozenset[str] = frozenset({"rbm"})  # the example file's
+    # The example file's; "chatapp-smq" is Chat App's queue mode (the puller and its job).
+    providers: frozenset[str] = frozenset({"rbm"})
     auto_read_receipts: bool = True
+
+    @property
+    def functions(self) -> dict[str, dict[str, Any]]:
+        """The pipeline's functions this scenario deploys (locals.tf's `deployed_with`)."""
+        return {
+            name: fn
+            for name, fn in PIPELINE["functions"].items()
+            if "deployed_with" not in fn or self.providers & set(fn["deployed_with"])
+        }
 
 
 SCENARIOS = [
@@ -85,6 +99,27 @@ SCENARIOS = [
             "alert_drainer_silent_minutes": "13",
             "alert_read_receipt_failures": "2",
         },
+    ),
+    Scenario(
+        "chatapp-queue-mode-without-http-push",
+        {"chatapp_smq_queues": SMQ_QUEUES},
+        providers=frozenset({"rbm", "chatapp-smq"}),
+    ),
+    Scenario(  # nothing pushes to the webhook: it is not deployed, nothing is public
+        "chatapp-queue-mode-alone",
+        {"rbm_enabled": "false", "chatapp_smq_queues": SMQ_QUEUES},
+        providers=frozenset({"chatapp-smq"}),
+    ),
+    Scenario(
+        "chatapp-both-modes-international",
+        {
+            "rbm_enabled": "false",
+            "chatapp_enabled": "true",
+            "chatapp_smq_queues": SMQ_QUEUES,
+            "chatapp_smq_endpoint": "https://1493622401794734.mns.ap-southeast-1.aliyuncs.com",
+            "chatapp_smq_token_endpoint": "https://dybaseapi.ap-southeast-1.aliyuncs.com",
+        },
+        providers=frozenset({"chatapp", "chatapp-smq"}),
     ),
 ]
 
@@ -250,7 +285,7 @@ def test_a_value_known_only_when_planning_is_checked_then(workspace: run.Workspa
     assert broken.validation()["valid"] is True
     with pytest.raises(run.TerraformError) as failed:
         broken.plan([EXAMPLE], name="broken-ingress")
-    private = sorted(name for name, fn in PIPELINE["functions"].items() if not fn["public"])
+    private = sorted(name for name, fn in SCENARIOS[0].functions.items() if not fn["public"])
     failing = re.findall(
         r'with google_cloudfunctions2_function\.pipeline\["([\w-]+)"\]', failed.value.result.stderr
     )
@@ -283,7 +318,7 @@ def test_the_plan_uses_the_pinned_providers(planned: tuple[Scenario, checks.Plan
 
 
 def test_each_push_subscription_calls_its_function(planned: tuple[Scenario, checks.Plan]) -> None:
-    _, plan = planned
+    scenario, plan = planned
     expected = {
         f'google_pubsub_subscription.push["{sub}"]': f'{FUNCTION}["{spec["function"]}"]'
         for sub, spec in PIPELINE["subscriptions"].items()
@@ -295,7 +330,7 @@ def test_each_push_subscription_calls_its_function(planned: tuple[Scenario, chec
     # ...and the invoker may call exactly the private functions.
     invoker = plan.resources["google_service_account.push"].get("member")
     private = {
-        f'{FUNCTION}["{name}"]' for name, fn in PIPELINE["functions"].items() if not fn["public"]
+        f'{FUNCTION}["{name}"]' for name, fn in scenario.functions.items() if not fn["public"]
     }
     assert checks.roles_of(plan, invoker) == {("roles/run.invoker", target) for target in private}
 
@@ -326,15 +361,21 @@ def test_the_pubsub_service_agent_has_exactly_the_roles_it_needs(
     }
 
 
+def webhook_deployed(scenario: Scenario) -> bool:
+    """Whether a provider that pushes to the webhook is on (not Chat App's queue mode alone)."""
+    return bool(set(PIPELINE["functions"]["webhook"]["deployed_with"]) & scenario.providers)
+
+
 def test_only_the_webhook_is_public(planned: tuple[Scenario, checks.Plan]) -> None:
-    _, plan = planned
+    scenario, plan = planned
     (public,) = [name for name, fn in PIPELINE["functions"].items() if fn["public"]]
-    binding = "google_cloud_run_v2_service_iam_member.public_webhook"
-    assert checks.public_grants(plan) == [
-        checks.Grant(binding, "roles/run.invoker", "allUsers", f'{FUNCTION}["{public}"]')
-    ]
-    assert checks.mentioning(plan, "allUsers") == [binding]
+    pushed_to = webhook_deployed(scenario)
+    binding = f'google_cloud_run_v2_service_iam_member.public_webhook["{public}"]'
+    expected = [checks.Grant(binding, "roles/run.invoker", "allUsers", f'{FUNCTION}["{public}"]')]
+    assert checks.public_grants(plan) == (expected if pushed_to else [])
+    assert checks.mentioning(plan, "allUsers") == ([binding] if pushed_to else [])
     assert checks.mentioning(plan, "allAuthenticatedUsers") == []
+    assert (f'{FUNCTION}["{public}"]' in plan.resources) == bool(pushed_to)
 
 
 def test_no_basic_roles(planned: tuple[Scenario, checks.Plan]) -> None:
@@ -354,7 +395,7 @@ def test_secrets_reach_functions_only_through_secret_manager(
             for env, secret in fn["secrets"].items()
             if secret["provider"] in enabled
         }
-        for name, fn in PIPELINE["functions"].items()
+        for name, fn in scenario.functions.items()
     }
     assert checks.plain_secret_problems(plan, SECRET_NAMES) == []
     assert checks.secret_environment(plan) == expected
@@ -395,8 +436,8 @@ def test_the_switches_reach_the_functions(planned: tuple[Scenario, checks.Plan])
 def test_each_function_deploys_the_zip_of_its_own_build(
     planned: tuple[Scenario, checks.Plan],
 ) -> None:
-    _, plan = planned
-    for name in PIPELINE["functions"]:
+    scenario, plan = planned
+    for name in scenario.functions:
         archive = plan.data_sources[f'data.archive_file.source["{name}"]']
         source = plan.resources[f'google_storage_bucket_object.source["{name}"]']
         assert source.get("name") == f"{name}/{archive['output_md5']}.zip"
@@ -495,7 +536,10 @@ def test_the_webhook_s_refusals_are_cloud_run_s_own_count(
     planned: tuple[Scenario, checks.Plan],
 ) -> None:
     """401/403 and 5xx from request_count: the refusal log lines are rate-limited."""
-    _, plan = planned
+    scenario, plan = planned
+    if not webhook_deployed(scenario):
+        assert conditions_on(plan, REQUESTS) == []  # no webhook, nothing to watch
+        return
     found = {}
     for condition in conditions_on(plan, REQUESTS):
         assert checks.filter_values(condition.filter, "resource.type") == {"cloud_run_revision"}
@@ -561,7 +605,7 @@ def test_the_log_based_conditions_and_their_thresholds(
 def test_every_alert_policy_notifies_the_channels_from_the_variables(
     planned: tuple[Scenario, checks.Plan],
 ) -> None:
-    _, plan = planned
+    scenario, plan = planned
     emails, existing = variable(plan, "alert_emails"), variable(plan, "alert_notification_channels")
     channels = plan.of_type("google_monitoring_notification_channel")
     assert sorted((c.get("type"), c.get("labels")["email_address"]) for c in channels) == sorted(
@@ -573,8 +617,7 @@ def test_every_alert_policy_notifies_the_channels_from_the_variables(
         for name in (
             "dead_letters",
             "backlog_age",
-            'webhook["auth_failures"]',
-            'webhook["5xx"]',
+            *(['webhook["auth_failures"]', 'webhook["5xx"]'] if webhook_deployed(scenario) else []),
             "spool",
             "read_receipts_failed",
         )
@@ -687,7 +730,8 @@ def test_receipts_per_minute_by_provider_and_status(planned: tuple[Scenario, che
     """One metric per enabled provider and status, each charted with its labels."""
     scenario, plan = planned
     statuses = variable(plan, "receipt_statuses")
-    expected = {(p, s) for p in scenario.providers for s in statuses[p]}
+    recording = {"chatapp" if p == "chatapp-smq" else p for p in scenario.providers}
+    expected = {(p, s) for p in recording for s in statuses[p]}
     found = {}
     for metric in plan.instances("google_logging_metric", "receipts").values():
         [provider] = checks.filter_values(metric.get("filter"), "jsonPayload.provider")
@@ -717,7 +761,7 @@ def test_receipts_per_minute_by_provider_and_status(planned: tuple[Scenario, che
 def test_the_dashboard_charts_every_subscription_and_function(
     planned: tuple[Scenario, checks.Plan],
 ) -> None:
-    _, plan = planned
+    scenario, plan = planned
     push, dead_letter = subscription_names(plan)
     widgets = checks.dashboard(plan, "google_monitoring_dashboard.pipeline")["gridLayout"][
         "widgets"
@@ -730,11 +774,13 @@ def test_the_dashboard_charts_every_subscription_and_function(
         ]
         for w in widgets
     }
-    assert set(filters) == {
-        "Receipts per minute by provider and status",
+    webhook_charts = {
         "Webhook acknowledgement latency (ms)",
-        "Acknowledgement latency p99 by function (ms)",
         "Webhook answers per minute by status code",
+    }
+    assert set(filters) == (webhook_charts if webhook_deployed(scenario) else set()) | {
+        "Receipts per minute by provider and status",
+        "Acknowledgement latency p99 by function (ms)",
         "Backlog: undelivered messages by subscription",
         "Oldest unacknowledged message by push subscription (s)",
         "Dead letters waiting",
@@ -752,9 +798,9 @@ def test_the_dashboard_charts_every_subscription_and_function(
     assert values("Oldest unacknowledged message by push subscription (s)", subscription) == [push]
     assert values("Dead letters waiting", subscription) == [dead_letter]
     service = "resource.label.service_name"
-    assert (
-        values("Webhook acknowledgement latency (ms)", service) == [services(plan, public=True)] * 3
-    )
+    if webhook_deployed(scenario):
+        latency = values("Webhook acknowledgement latency (ms)", service)
+        assert latency == [services(plan, public=True)] * 3
     assert values(
         "Acknowledgement latency p99 by function (ms)",
         service,
@@ -794,6 +840,40 @@ def test_a_new_subscription_is_monitored_without_editing_monitoring_tf(
     [series] = backlog["xyChart"]["dataSets"]
     backlog_filter = series["timeSeriesQuery"]["timeSeriesFilter"]["filter"]
     assert push < checks.filter_values(backlog_filter, "resource.label.subscription_id")
+
+
+def test_the_queue_puller_is_planned_with_its_switch_only(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    scenario, plan = planned
+    puller = f'{FUNCTION}["pull-queues"]'
+    job = 'google_cloud_scheduler_job.pipeline["pull-queues"]'
+    secrets = {
+        f'google_secret_manager_secret.pipeline["{name}"]'
+        for name in ("alibaba-access-key-id", "alibaba-access-key-secret")
+    }
+    planned_here = set(plan.resources)
+    if "chatapp-smq" not in scenario.providers:
+        assert not ({puller, job} | secrets) & planned_here
+        return
+    assert {puller, job} | secrets <= planned_here
+    environment = plan.resources[puller].get("service_config", 0, "environment_variables")
+    assert environment["CHATAPP_SMQ_QUEUES"] == (
+        "ChatAppInbound=Alicom-Queue-1-ChatAppInbound,ChatAppStatus=Alicom-Queue-1-ChatAppStatus"
+    )
+    endpoints = {
+        "CHATAPP_SMQ_ENDPOINT": "chatapp_smq_endpoint",
+        "CHATAPP_SMQ_TOKEN_ENDPOINT": "chatapp_smq_token_endpoint",
+    }
+    for variable, terraform_variable in endpoints.items():
+        given = scenario.variables.get(terraform_variable)
+        assert environment[variable] == (
+            given or plan.data["variables"][terraform_variable]["value"]
+        )
+    scheduled = plan.resources[job]
+    assert scheduled.get("schedule") == "* * * * *"
+    uri = plan.resources[puller].get("service_config", 0, "uri")
+    assert scheduled.get("http_target", 0, "uri") == uri
 
 
 # The stub providers' processes

@@ -10,7 +10,9 @@ it long-polls, hides received messages for a visibility timeout, shows them agai
 receipt handle, and deletes them one by one or in batches.
 
 Tests script faults (expired tokens, internal errors, slow answers, partial batch deletes)
-and read what the queues hold and which calls were made.
+and read what the queues hold and which calls were made. Another process (`make demo`
+beside `make local`) enqueues as Alibaba would and reads the counts over HTTP, under
+`/_standin/queues/{MessageType or queue}/messages` (POST a JSON receipt, GET the counts).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ CHANGE_MESSAGE_VISIBILITY = "ChangeMessageVisibility"
 RECEIVES = frozenset({RECEIVE_MESSAGE, BATCH_RECEIVE_MESSAGE})
 
 _MESSAGES_PATH = re.compile(r"/queues/(?P<queue>[^/?]+)/messages")
+_CONTROL_PATH = re.compile(r"/_standin/queues/(?P<queue>[^/?]+)/messages")
 _MNS_AUTHORIZATION = re.compile(r"MNS (?P<key_id>[^:\s]+):(?P<signature>\S+)")
 _INVALID_HANDLE = "The receipt handle you provide is not valid."
 _NO_MESSAGE = "Message not exist."
@@ -381,11 +384,22 @@ class AlibabaStandIn:
         path = target.partition("?")[0]
         if path == "/":
             return self._answer_token_call(method, target, headers, body)
+        control = _CONTROL_PATH.fullmatch(path)
+        if control is not None:
+            return self._answer_control(method, unquote(control["queue"]), body)
         match = _MESSAGES_PATH.fullmatch(path)
         if match is None:
             refusal = _Refusal(400, "InvalidRequestURL", "Http request URL format invalid.")
             return _mns_error(refusal, headers)
         return self._answer_queue_call(method, target, unquote(match["queue"]), headers, body)
+
+    def _answer_control(self, method: str, queue: str, body: bytes) -> Answer:
+        """For another process: enqueue a receipt (POST its JSON), or read the counts (GET)."""
+        if self._resolve(queue) not in self._queues:
+            return _json_answer(404, {"error": f"no queue {queue}"})
+        if method == "POST":
+            return _json_answer(201, {"MessageId": self.enqueue(queue, body)})
+        return _json_answer(200, vars(self.counts(queue)))
 
     # --- Dybaseapi -----------------------------------------------------------------------------
 
