@@ -35,9 +35,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from email.message import Message
 from email.utils import parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, quote, unquote
+
+from tools.standins.loopback import LoopbackServer
 
 DYBASEAPI_VERSION = "2017-05-25"
 DYBASEAPI_ACTION = "QueryTokenForMnsQueue"
@@ -174,7 +176,7 @@ class _Delay:
         return self.operation in (None, operation)
 
 
-class AlibabaStandIn:
+class AlibabaStandIn(LoopbackServer):
     """Dybaseapi's token call and the Chat App receipt queues, on one loopback port."""
 
     def __init__(
@@ -212,37 +214,21 @@ class AlibabaStandIn:
         self._rejected_deletes: dict[str, str] = {}
         self._calls: list[Call] = []
         self._issued: list[StsCredentials] = []
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._server.daemon_threads = True
-        # A short poll interval: stop() returns at once, and tests start one stand-in each.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        super().__init__(_handler_for(self), host, port)
 
     # --- running ------------------------------------------------------------------------
 
     @property
-    def endpoint(self) -> str:
-        """The queue endpoint as aliyun-mns-sdk's Account takes it (http://host:port)."""
-        return f"http://{self.dybaseapi_endpoint}"
-
-    @property
     def dybaseapi_endpoint(self) -> str:
-        """host:port, as the POP client's Config(endpoint=..., protocol="http") takes it."""
-        host, port = self._server.server_address[:2]
-        return f"{host!s}:{port}"
-
-    def start(self) -> AlibabaStandIn:
-        self._thread.start()
-        return self
+        """host:port, as the POP client's Config(endpoint=..., protocol="http") takes it; the
+        queue endpoint (`endpoint`) is the same server, as aliyun-mns-sdk's Account takes it."""
+        return self.address
 
     def stop(self) -> None:
         self._stopping.set()
         with self._changed:
             self._changed.notify_all()  # long polls end now instead of at their deadline
-        if self._thread.is_alive():  # shutdown() waits forever for a loop that never ran
-            self._server.shutdown()
-        self._server.server_close()
+        super().stop()
 
     # --- the queues, for tests -------------------------------------------------------------
 
