@@ -62,12 +62,20 @@ resource "google_cloud_run_v2_service_iam_member" "push_invoker" {
 }
 
 # The webhook is the one public endpoint: providers call it without Google credentials,
-# and it authenticates every request itself (signature, handshake, callback token).
+# and it authenticates every request itself (signature, handshake, callback token). It is
+# deployed while a provider that pushes to it is on (Chat App's queue mode alone needs none).
 resource "google_cloud_run_v2_service_iam_member" "public_webhook" {
+  for_each = { for name, fn in local.functions : name => fn if fn.public }
+
   location = var.region
-  name     = google_cloudfunctions2_function.pipeline["webhook"].service_config[0].service
+  name     = google_cloudfunctions2_function.pipeline[each.key].service_config[0].service
   role     = "roles/run.invoker"
   member   = "allUsers"
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.public_webhook
+  to   = google_cloud_run_v2_service_iam_member.public_webhook["webhook"]
 }
 
 # The Pub/Sub and Cloud Scheduler service agents mint the invoker's OIDC tokens.

@@ -7,10 +7,19 @@ locals {
     var.business_messages_enabled ? ["bm"] : [],
     var.chatapp_enabled ? ["chatapp"] : [],
     var.rbm_enabled ? ["rbm"] : [],
+    # Chat App's queue mode has its own switch: it runs with or without the HTTP push.
+    length(var.chatapp_smq_queues) > 0 ? ["chatapp-smq"] : [],
   )
 
   # The providers whose events the webhook spools when Pub/Sub fails: listed and enabled.
   spooling_providers = sort(setintersection(var.spool_providers, local.enabled_providers))
+
+  # A function whose pipeline.json entry lists `deployed_with` is deployed only when one of
+  # those switches is on; the others always are.
+  deployed = {
+    for name, fn in local.pipeline.functions : name => fn
+    if length(setintersection(lookup(fn, "deployed_with", ["always"]), concat(["always"], local.enabled_providers))) > 0
+  }
 
   extra_env = {
     "webhook" = merge(
@@ -31,10 +40,15 @@ locals {
       SPOOL_DATABASE     = google_firestore_database.spool.name
       SPOOL_MAX_ATTEMPTS = tostring(var.spool_max_attempts)
     }
+    "pull-queues" = {
+      CHATAPP_SMQ_QUEUES         = join(",", [for type, queue in var.chatapp_smq_queues : "${type}=${queue}"])
+      CHATAPP_SMQ_ENDPOINT       = var.chatapp_smq_endpoint
+      CHATAPP_SMQ_TOKEN_ENDPOINT = var.chatapp_smq_token_endpoint
+    }
   }
 
   functions = {
-    for name, fn in local.pipeline.functions : name => merge(fn, {
+    for name, fn in local.deployed : name => merge(fn, {
       max_instances = lookup(var.max_instances, name, fn.max_instances)
       min_instances = lookup(var.min_instances, name, 0)
       secrets = {

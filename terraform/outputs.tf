@@ -1,18 +1,23 @@
+locals {
+  # Null while no provider that pushes to the webhook is on (Chat App's queue mode alone).
+  webhook_url = try(google_cloudfunctions2_function.pipeline["webhook"].service_config[0].uri, null)
+}
+
 output "webhook_url" {
   description = "The webhook: register it with Business Messages as is."
-  value       = google_cloudfunctions2_function.pipeline["webhook"].service_config[0].uri
+  value       = local.webhook_url
 }
 
 output "rbm_webhook_url" {
   description = "The URL to register as the RBM partner (or agent) webhook, with a value of the rbm-client-token secret as its client token."
-  value       = var.rbm_enabled ? "${google_cloudfunctions2_function.pipeline["webhook"].service_config[0].uri}/rbm" : null
+  value       = var.rbm_enabled ? "${local.webhook_url}/rbm" : null
 }
 
 output "chatapp_callback_urls" {
   description = "The URLs to paste into the Chat App console, with TOKEN replaced by a value of the chatapp-callback-tokens secret."
   value = var.chatapp_enabled ? {
     for kind in ["status", "inbound", "audit"] :
-    kind => "${google_cloudfunctions2_function.pipeline["webhook"].service_config[0].uri}/chatapp/${kind}/TOKEN"
+    kind => "${local.webhook_url}/chatapp/${kind}/TOKEN"
   } : {}
 }
 
@@ -44,4 +49,29 @@ output "service_accounts" {
 output "source_bucket" {
   description = "Bucket holding the functions' zipped sources."
   value       = google_storage_bucket.sources.name
+}
+
+output "monitoring" {
+  description = "The dashboard (Monitoring > Dashboards, named after name_prefix), the alert policies, the log-based metrics, and the channels every alert notifies."
+  value = {
+    dashboard = google_monitoring_dashboard.pipeline.id
+    alert_policies = {
+      dead_letters          = google_monitoring_alert_policy.dead_letters.name
+      backlog_age           = google_monitoring_alert_policy.backlog_age.name
+      webhook_auth_failures = try(google_monitoring_alert_policy.webhook["auth_failures"].name, null)
+      webhook_5xx           = try(google_monitoring_alert_policy.webhook["5xx"].name, null)
+      spool                 = google_monitoring_alert_policy.spool.name
+      read_receipts_failed  = google_monitoring_alert_policy.read_receipts_failed.name
+    }
+    log_metrics = concat(
+      [for metric in google_logging_metric.receipts : metric.name],
+      [google_logging_metric.read_receipts.name, google_logging_metric.spool_drains.name, google_logging_metric.spool_not_empty.name],
+    )
+    notification_channels = local.notification_channels
+  }
+}
+
+output "replay_command" {
+  description = "`make replay` for this deployment (its project, spool database, dead-letter subscription and topics); append ARGS=list or ARGS=\"redrive dead-letters|parked|spool [ids]\"."
+  value       = local.replay
 }

@@ -56,6 +56,29 @@ variable "chatapp_allowed_ips" {
   default     = []
 }
 
+variable "chatapp_smq_queues" {
+  description = "Chat App's SMQ queue mode: MessageType => queue name, as the Chat App console shows them, e.g. { ChatAppStatus = \"Alicom-Queue-123-ChatAppStatus\" }. Not empty: the queue puller, its Cloud Scheduler job and the AccessKey secrets are deployed. Works with or without chatapp_enabled (HTTP push)."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for type in keys(var.chatapp_smq_queues) : contains(["ChatAppStatus", "ChatAppInbound", "ChatAppAudit"], type)])
+    error_message = "chatapp_smq_queues keys are MessageTypes: ChatAppStatus, ChatAppInbound, ChatAppAudit."
+  }
+}
+
+variable "chatapp_smq_endpoint" {
+  description = "The SMQ (MNS) endpoint of the Chat App queues. International site: https://1493622401794734.mns.ap-southeast-1.aliyuncs.com."
+  type        = string
+  default     = "https://1943695596114318.mns.cn-hangzhou.aliyuncs.com"
+}
+
+variable "chatapp_smq_token_endpoint" {
+  description = "The Dybaseapi endpoint that issues the queues' temporary tokens. International site: https://dybaseapi.ap-southeast-1.aliyuncs.com."
+  type        = string
+  default     = "https://dybaseapi.aliyuncs.com"
+}
+
 variable "spool_providers" {
   description = "Providers whose events the webhook keeps in a Firestore spool when Pub/Sub fails, instead of refusing them. Chat App re-pushes for ~6 minutes only; Business Messages retries for 7 days."
   type        = list(string)
@@ -122,4 +145,121 @@ variable "min_instances" {
   description = "Per-function minimum instance count, for example { webhook = 1 } to avoid cold starts."
   type        = map(number)
   default     = {}
+}
+
+# --- Monitoring (monitoring.tf): where alerts go, and when they fire -------------------
+
+variable "alert_emails" {
+  description = "E-mail addresses that receive every alert (one notification channel each); empty for none."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for email in var.alert_emails : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", email))])
+    error_message = "alert_emails must be e-mail addresses."
+  }
+}
+
+variable "alert_notification_channels" {
+  description = "Existing notification channels (projects/PROJECT/notificationChannels/ID: Slack, PagerDuty, SMS, ...) that also receive every alert."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for channel in var.alert_notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", channel))])
+    error_message = "alert_notification_channels must be channel names: projects/PROJECT/notificationChannels/ID."
+  }
+}
+
+variable "alert_dead_letters" {
+  description = "Alert when more than this many messages wait on the dead-letter subscription."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.alert_dead_letters >= 0
+    error_message = "alert_dead_letters cannot be negative."
+  }
+}
+
+variable "alert_oldest_unacked_seconds" {
+  description = "Alert when the oldest unacknowledged message of a push subscription is older than this (seconds). A message failing every delivery reaches the dead-letter topic after about 40 minutes of backoff."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.alert_oldest_unacked_seconds >= 60
+    error_message = "alert_oldest_unacked_seconds must be at least 60."
+  }
+}
+
+variable "alert_webhook_auth_failures" {
+  description = "Alert when the webhook answers more than this many 401 and 403 in 5 minutes (Cloud Run's own count, not the rate-limited log lines)."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.alert_webhook_auth_failures >= 0
+    error_message = "alert_webhook_auth_failures cannot be negative."
+  }
+}
+
+variable "alert_webhook_5xx" {
+  description = "Alert when the webhook answers more than this many 5xx in 5 minutes: each is an event a provider must push again (Chat App only twice)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.alert_webhook_5xx >= 0
+    error_message = "alert_webhook_5xx cannot be negative."
+  }
+}
+
+variable "alert_spool_minutes" {
+  description = "Alert when every drain run for this many minutes ended with events left in the spool."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.alert_spool_minutes >= 1 && floor(var.alert_spool_minutes) == var.alert_spool_minutes
+    error_message = "alert_spool_minutes must be a whole number of minutes, at least 1."
+  }
+}
+
+variable "alert_drainer_silent_minutes" {
+  description = "Alert when the spool's drainer (scheduled every minute) has reported no run for this many minutes."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.alert_drainer_silent_minutes >= 2 && floor(var.alert_drainer_silent_minutes) == var.alert_drainer_silent_minutes
+    error_message = "alert_drainer_silent_minutes must be a whole number of minutes, at least 2."
+  }
+}
+
+variable "alert_read_receipt_failures" {
+  description = "Alert when more than this many agent READ receipts end FAILED (a permanent API error) in 5 minutes."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.alert_read_receipt_failures >= 0
+    error_message = "alert_read_receipt_failures cannot be negative."
+  }
+}
+
+variable "receipt_statuses" {
+  description = "Per provider, the receipt statuses the recorder records: each gets a log-based metric, charted per minute on the dashboard (only enabled providers')."
+  type        = map(list(string))
+  default = {
+    bm      = ["DELIVERED", "READ"]
+    chatapp = ["Sent", "Delivered", "Read", "Failed", "Deleted", "subscribe", "unsubscribe"]
+    rbm     = ["DELIVERED", "READ", "TTL_EXPIRATION_REVOKED", "TTL_EXPIRATION_REVOKE_FAILED"]
+  }
+
+  validation {
+    # Each is a log field name and part of a metric name.
+    condition     = alltrue([for statuses in values(var.receipt_statuses) : alltrue([for status in statuses : can(regex("^[A-Za-z][A-Za-z0-9_]*$", status))])])
+    error_message = "receipt_statuses may hold letters, digits and underscores only."
+  }
 }

@@ -10,6 +10,7 @@ configuration sets (a database's name) is evaluated, as a plan would know it.
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,8 @@ class Terraform:
             return "".join(self._string_part(part, scope) for part in kids)
         if rule == "heredoc_template":
             return _text(node).split("\n", 1)[1].rsplit("\n", 2)[0] + "\n"
+        if rule == "heredoc_template_trim":  # <<-EOT: the lines' common indentation removed
+            return textwrap.dedent(_text(node).split("\n", 1)[1].rsplit("\n", 2)[0] + "\n")
         if rule == "tuple":
             return [self.evaluate(kid, scope) for kid in kids]
         if rule == "object":
@@ -262,6 +265,7 @@ class Terraform:
         functions: dict[str, Callable[..., Any]] = {
             "concat": lambda *lists: [item for items in lists for item in items],
             "contains": lambda collection, item: item in collection,
+            "distinct": lambda items: list(dict.fromkeys(items)),
             "file": file,
             "flatten": lambda items: [i for item in items for i in _flat(item)],
             "join": lambda separator, items: separator.join(items),

@@ -47,6 +47,7 @@ _BY_NAME = {function.name: function for function in FUNCTIONS}
 WEBHOOK = _BY_NAME["webhook"]
 RECORD_EVENTS = _BY_NAME["record-events"]
 AGENT_READ_RECEIPTS = _BY_NAME["agent-read-receipts"]
+PULL_QUEUES = _BY_NAME["pull-queues"]
 
 SUBSCRIPTIONS = tuple(
     Subscription(sub_id, sub["topic"], _BY_NAME[sub["function"]].target)

@@ -32,6 +32,7 @@ def agent_read_receipts(message: PushedMessage) -> None:
             extra={
                 "pubsubMessageId": message.message_id,
                 "payloadKey": message.key,
+                "provider": message.attributes.get("provider"),  # a label of the READ metric
                 "conversationId": target.conversation_id,
                 "messageId": target.message_id,
                 "state": state,

@@ -1,6 +1,7 @@
 """Pub/Sub subscriber: persists every event (receipts, user messages, parked payloads)."""
 
 import logging
+from collections import Counter
 
 import functions_framework
 from google.cloud import firestore
@@ -31,6 +32,8 @@ def record_events(message: PushedMessage) -> None:
             "conversationId": message.attributes.get("conversationId"),
             "requestId": message.attributes.get("requestId"),
             "receipts": sum(len(p.receipts) for p in payloads),
+            # Per status: a log-based metric per status counts each exactly (batches mix them).
+            "receiptStatuses": dict(Counter(r.status for p in payloads for r in p.receipts)),
             "userMessages": sum(len(p.user_messages) for p in payloads),
             "reviews": sum(len(p.reviews) for p in payloads),
             "parked": sum(len(p.parked) for p in payloads),

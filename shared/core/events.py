@@ -24,6 +24,7 @@ NOT_JSON = "NOT_JSON"
 MALFORMED = "MALFORMED"
 UNSTORABLE = "UNSTORABLE"  # Firestore refused it, or would (too deep, not Unicode, ...)
 TOO_MANY = "TOO_MANY"  # more events in one request than the pipeline records from one
+REDELIVERED = "REDELIVERED"  # received from a queue too often without being confirmed
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,10 @@ never a normaliser or an API client.
 - normaliser: `normalise(raw, attributes, received) -> list[Payload]`.
 - agent READ receipt, for a provider that has one: `read_targets(payloads)`, the user
   messages to mark READ, and `api_settings(env)`, whose `connect()` builds the API adapter.
+- queue half, for a provider whose events can also be pulled from queues: `puller(env,
+  publish)` reads its configuration (reporting problems to the Env) and returns what the
+  scheduled puller runs: each run receives until its stop time, publishes what it received
+  as the webhook would, and deletes from the queue only what Pub/Sub confirmed.
 """
 
 from __future__ import annotations
@@ -26,10 +30,13 @@ from typing import Any, Protocol, cast
 from shared.core.config import Env
 from shared.core.events import Payload, StatusScale
 from shared.core.ingress import Incoming, Publish, Reply
+from shared.core.polling import PullReport
 from shared.core.read_receipts import ReadTarget, ReceiptApi
 
 # A provider's receive step, bound to its configuration.
 Receiver = Callable[[Incoming], Reply | Publish]
+# (topic key, body, attributes) -> the Pub/Sub message id once confirmed; raises otherwise.
+PublishFunction = Callable[[str, bytes, Mapping[str, str]], str]
 
 
 class ApiSettings(Protocol):
@@ -61,6 +68,16 @@ class ReadReceiptHalf(Protocol):
     def api_settings(self, env: Env) -> ApiSettings: ...
 
 
+class QueuePuller(Protocol):
+    def run(self, stop_polling_at: float) -> PullReport:
+        """Receives until stop_polling_at (epoch seconds), then finishes what it holds."""
+        ...
+
+
+class QueueHalf(Protocol):
+    def puller(self, env: Env, publish: PublishFunction) -> QueuePuller: ...
+
+
 @dataclass(frozen=True)
 class Provider:
     name: str  # the `provider` attribute of every message and field of every document
@@ -74,6 +91,8 @@ class Provider:
     webhook_module: str
     normaliser_module: str
     read_receipt_module: str | None = None  # None: the provider has no agent READ receipt
+    queue_module: str | None = None  # None: its events only come by webhook
+    queue_switch: tuple[str, ...] = ()  # environment variables whose presence turns it on
 
     def receiver(self, env: Env) -> Receiver:
         return cast(WebhookHalf, _load(self.webhook_module)).receiver(env)
@@ -87,6 +106,12 @@ class Provider:
         if self.read_receipt_module is None:
             return None
         return cast(ReadReceiptHalf, _load(self.read_receipt_module))
+
+    @property
+    def queue(self) -> QueueHalf | None:
+        if self.queue_module is None:
+            return None
+        return cast(QueueHalf, _load(self.queue_module))
 
 
 def _load(module: str) -> Any:

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from shared.core import routing
+from shared.core.config import Env
 from shared.core.events import UNKNOWN_KIND, Payload, StatusScale, parked_whole, payload_key
-from shared.core.provider import Provider
+from shared.core.provider import Provider, PublishFunction, QueuePuller
 from shared.core.read_receipts import ReadTarget
 from shared.core.screening import screen
 from shared.providers import bm, chatapp, rbm
@@ -60,3 +61,19 @@ def read_targets(attributes: Mapping[str, str], raw: bytes, received: datetime) 
     if half is None:
         return []
     return half.read_targets(normalise(attributes, raw, received))
+
+
+def queue_pullers(env: Env, publish: PublishFunction) -> list[QueuePuller]:
+    """The queue pullers of the providers whose queue mode is switched on: what the scheduled
+    puller runs. Their configuration problems, and having none, go to the Env."""
+    pullers = [
+        half.puller(env, publish)
+        for provider in REGISTRY
+        if env.present(*provider.queue_switch) and (half := provider.queue) is not None
+    ]
+    if not pullers:
+        choices = " or ".join(
+            f"{' and '.join(p.queue_switch)} ({p.title})" for p in REGISTRY if p.queue_switch
+        )
+        env.problem(f"no queue is configured: set {choices}")
+    return pullers

@@ -35,6 +35,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         signing_keys="local-signing-key,previous-signing-key",
         rbm_client_tokens="local-rbm-client-token,previous-rbm-client-token",
         drain_interval_seconds=1,
+        pull_period_seconds=2,
         max_delivery_attempts=5,
         function_env={
             "PUBLISH_TIMEOUT_SECONDS": "2",

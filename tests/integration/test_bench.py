@@ -31,6 +31,7 @@ def test_the_benchmark_runs_and_counts_one_commit_per_payload(stack: LocalStack)
         "record_events",
         "agent_read_receipts",
         "drain_spool",
+        "pull_queues",
     ]
     by_payload = {row.payload: row for row in results.costs}
     for n in (1, 3, 10):
@@ -40,8 +41,13 @@ def test_the_benchmark_runs_and_counts_one_commit_per_payload(stack: LocalStack)
             assert (row.reads, row.writes, row.commits) == (n, n, 1)
             assert (row.publishes, row.deliveries, row.invocations) == (1, 1, 2)
     assert [row.receipts for row in results.drain] == [100, 100]
+    ceiling, pulled = results.queue_drain
+    assert (ceiling.messages, pulled.messages) == (100, 100)  # every one deleted and persisted
+    assert pulled.persisted_seconds is not None
+    assert 100 / 16 <= pulled.publishes < 100  # queue messages batched into Pub/Sub messages
 
     report = markdown(results)
-    for heading in ("**1. Webhook", "**2. Cold start", "**3. Cost", "**4. End-to-end", "**5. Cost"):
+    headings = ("**1. Webhook", "**2. Cold start", "**3. Cost", "**4. End-to-end", "**5. Cost")
+    for heading in (*headings, "**6. Chat App SMQ queue drain"):
         assert heading in report
     assert "Target: one commit per payload: **met**" in report

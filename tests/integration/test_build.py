@@ -13,8 +13,10 @@ from tools.deploy import bundle as build
 from tools.local.procs import free_port, wait_until
 from tools.local.stack import LocalStack, pubsub_push
 from tools.payloads import bm as bm
+from tools.payloads import chatapp as ca
+from tools.standins.alibaba import AlibabaStandIn
 from tools.standins.bm_api import BusinessMessagesStandIn
-from tools.topology import AGENT_READ_RECEIPTS, RECORD_EVENTS, WEBHOOK, Function
+from tools.topology import AGENT_READ_RECEIPTS, PULL_QUEUES, RECORD_EVENTS, WEBHOOK, Function
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +24,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("build")
-    for function in (WEBHOOK, RECORD_EVENTS, AGENT_READ_RECEIPTS):
+    for function in (WEBHOOK, RECORD_EVENTS, AGENT_READ_RECEIPTS, PULL_QUEUES):
         build.bundle(function, out)
     return out
 
@@ -31,11 +33,14 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def serve(stack: LocalStack, bundles: Path) -> Iterator[Any]:
     started = []
 
-    def start(function: Function) -> str:
+    def start(function: Function, **environment: str) -> str:
         port = free_port()
         # No PYTHONPATH: `shared` must come from the bundle itself.
         process = stack.function_process(
-            function, port, {"PYTHONPATH": ""}, source=bundles / function.name / "main.py"
+            function,
+            port,
+            {"PYTHONPATH": "", **environment},
+            source=bundles / function.name / "main.py",
         )
         started.append(process)
         process.start(f"http://127.0.0.1:{port}/")
@@ -90,6 +95,26 @@ def test_the_read_receipt_bundle_sends_one(
     assert [
         c.status for c in standin.calls_for("u-bundle") if c.conversation_id == "bundle-reader"
     ] == [200]
+
+
+def test_the_queue_puller_bundle_pulls_a_queue(serve: Any) -> None:
+    alibaba = AlibabaStandIn().start()
+    try:
+        alibaba.enqueue("ChatAppInbound", ca.inbound_text("bundle-mo", "8613900009999", "hi"))
+        url = serve(
+            PULL_QUEUES,
+            CHATAPP_SMQ_QUEUES=f"ChatAppInbound={alibaba.queue_name('ChatAppInbound')}",
+            CHATAPP_SMQ_ENDPOINT=alibaba.endpoint,
+            CHATAPP_SMQ_TOKEN_ENDPOINT=alibaba.endpoint,
+            ALIBABA_CLOUD_ACCESS_KEY_ID=alibaba.access_key_id,
+            ALIBABA_CLOUD_ACCESS_KEY_SECRET=alibaba.access_key_secret,
+            RUN_PERIOD_SECONDS="2",
+        )
+        answer = requests.post(url, timeout=60)  # a run of 2 s, less its hand-over
+        assert answer.status_code == 200, answer.text
+        assert (answer.json()["received"], answer.json()["deleted"]) == (1, 1)
+    finally:
+        alibaba.stop()
 
 
 def test_a_bundle_without_shared_cannot_start(

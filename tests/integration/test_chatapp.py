@@ -53,6 +53,8 @@ def test_a_batch_of_five_mixed_statuses_is_recorded(
     assert response.json()["msg"] == "accepted 5 events"
     [entry] = recorded(stack, response)
     assert (entry["receipts"], entry["commits"]) == (5, 1)
+    # One batch mixes statuses: each is counted on its own, for the per-status metrics.
+    assert entry["receiptStatuses"] == {"Sent": 2, "Delivered": 1, "Read": 1, "Deleted": 1}
     state = history(db, user)
     assert set(state["receipts"]) == {"m1~Sent", "m1~Delivered", "m2~Sent", "m2~Read", "m3~Deleted"}
     assert {m: d["status"] for m, d in state["messages"].items()} == {

@@ -45,6 +45,9 @@ def test_the_demo_conversation_lands_as_shown(
     }
     assert chatapp_rows["wa-1"][2] == "Read"
     assert (chatapp_rows["wa-2"][2], chatapp_rows["wa-2"][-1]) == ("Failed", "131026")
+    # The Chat App SMQ part: enqueued in the stand-in, pulled by the scheduled puller.
+    assert "receipts: 3 unique (the repeated Delivered collapsed)" in shown
+    assert re.search(r"queue ChatAppStatus +deleted \d+, left 0", shown)
     # The simulated week for `make report`.
     assert "A simulated week for `make report`: 7 days before" in shown
     assert re.search(r"recorded [1-9]\d+ agent messages", shown)

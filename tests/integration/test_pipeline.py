@@ -58,6 +58,7 @@ def test_a_payload_of_three_receipts_records_all_three(
     payload = bm.receipts(cid, ("a1", "DELIVERED"), ("a2", "DELIVERED"), ("a3", "READ"))
     [entry] = recorded(stack, send(stack, bm.encode(payload)))
     assert (entry["receipts"], entry["commits"]) == (3, 1)
+    assert entry["receiptStatuses"] == {"DELIVERED": 2, "READ": 1}  # the per-status metrics
     state = conversation(db, cid)
     assert set(state["receipts"]) == {"a1~DELIVERED", "a2~DELIVERED", "a3~READ"}
     receipt = state["receipts"]["a1~DELIVERED"]
@@ -183,7 +184,7 @@ def test_a_user_message_delivered_twice_gets_exactly_one_read_receipt(
     read_receipt_settled(stack, first)
     second = send(stack, body)
     [entry] = read_receipt_settled(stack, second)
-    assert entry["state"] == "SENT"
+    assert (entry["state"], entry["provider"]) == ("SENT", "bm")  # the READ metric's labels
     assert [c.status for c in standin.calls_for("u1") if c.conversation_id == cid] == [200]
     state = conversation(db, cid)["messages"]["u1"]["agentReadReceipt"]
     assert (state["state"], state["attempts"], state["error"]) == ("SENT", 1, None)
@@ -221,7 +222,7 @@ def test_a_404_is_recorded_as_failed_and_never_retried(
     standin.script(message_id, [404])
     body = bm.encode(bm.user_text(cid, message_id, "hi"))
     [entry] = read_receipt_settled(stack, send(stack, body))
-    assert entry["state"] == "FAILED"
+    assert (entry["state"], entry["provider"]) == ("FAILED", "bm")
     read_receipt_settled(stack, send(stack, body))  # Google redelivers the message
     assert [c.status for c in standin.calls_for(message_id)] == [404]
     state = conversation(db, cid)["messages"][message_id]["agentReadReceipt"]

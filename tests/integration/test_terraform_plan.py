@@ -8,6 +8,9 @@ subscription's endpoint is compared with the function's own planned URL, never a
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -19,9 +22,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from shared.adapters.spool import Drained
 from tools.terraform import plan as checks
 from tools.terraform import run
 from tools.topology import load
@@ -32,6 +37,10 @@ FUNCTION = "google_cloudfunctions2_function.pipeline"
 SECRET_NAMES = {env for fn in PIPELINE["functions"].values() for env in fn["secrets"]}
 EXTERNAL_ACCOUNT = "bm-partner@partner-project.iam.gserviceaccount.com"
 BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
+SMQ_QUEUES = (
+    '{ChatAppStatus = "Alicom-Queue-1-ChatAppStatus", '
+    'ChatAppInbound = "Alicom-Queue-1-ChatAppInbound"}'
+)
 
 pytestmark = pytest.mark.integration
 
@@ -42,8 +51,18 @@ class Scenario:
 
     id: str
     variables: dict[str, str] = field(default_factory=dict)
-    providers: frozenset[str] = frozenset({"rbm"})  # the example file's
+    # The example file's; "chatapp-smq" is Chat App's queue mode (the puller and its job).
+    providers: frozenset[str] = frozenset({"rbm"})
     auto_read_receipts: bool = True
+
+    @property
+    def functions(self) -> dict[str, dict[str, Any]]:
+        """The pipeline's functions this scenario deploys (locals.tf's `deployed_with`)."""
+        return {
+            name: fn
+            for name, fn in PIPELINE["functions"].items()
+            if "deployed_with" not in fn or self.providers & set(fn["deployed_with"])
+        }
 
 
 SCENARIOS = [
@@ -65,6 +84,42 @@ SCENARIOS = [
         },
         providers=frozenset({"bm", "chatapp", "rbm"}),
         auto_read_receipts=False,
+    ),
+    # Alerts to e-mail and to an existing channel, every threshold other than its default.
+    Scenario(
+        "alerts-to-channels-custom-thresholds",
+        {
+            "alert_emails": '["ops@example.com", "oncall@example.com"]',
+            "alert_notification_channels": '["projects/my-project/notificationChannels/123"]',
+            "alert_dead_letters": "3",
+            "alert_oldest_unacked_seconds": "1234",
+            "alert_webhook_auth_failures": "77",
+            "alert_webhook_5xx": "4",
+            "alert_spool_minutes": "7",
+            "alert_drainer_silent_minutes": "13",
+            "alert_read_receipt_failures": "2",
+        },
+    ),
+    Scenario(
+        "chatapp-queue-mode-without-http-push",
+        {"chatapp_smq_queues": SMQ_QUEUES},
+        providers=frozenset({"rbm", "chatapp-smq"}),
+    ),
+    Scenario(  # nothing pushes to the webhook: it is not deployed, nothing is public
+        "chatapp-queue-mode-alone",
+        {"rbm_enabled": "false", "chatapp_smq_queues": SMQ_QUEUES},
+        providers=frozenset({"chatapp-smq"}),
+    ),
+    Scenario(
+        "chatapp-both-modes-international",
+        {
+            "rbm_enabled": "false",
+            "chatapp_enabled": "true",
+            "chatapp_smq_queues": SMQ_QUEUES,
+            "chatapp_smq_endpoint": "https://1493622401794734.mns.ap-southeast-1.aliyuncs.com",
+            "chatapp_smq_token_endpoint": "https://dybaseapi.ap-southeast-1.aliyuncs.com",
+        },
+        providers=frozenset({"chatapp", "chatapp-smq"}),
     ),
 ]
 
@@ -230,7 +285,7 @@ def test_a_value_known_only_when_planning_is_checked_then(workspace: run.Workspa
     assert broken.validation()["valid"] is True
     with pytest.raises(run.TerraformError) as failed:
         broken.plan([EXAMPLE], name="broken-ingress")
-    private = sorted(name for name, fn in PIPELINE["functions"].items() if not fn["public"])
+    private = sorted(name for name, fn in SCENARIOS[0].functions.items() if not fn["public"])
     failing = re.findall(
         r'with google_cloudfunctions2_function\.pipeline\["([\w-]+)"\]', failed.value.result.stderr
     )
@@ -263,7 +318,7 @@ def test_the_plan_uses_the_pinned_providers(planned: tuple[Scenario, checks.Plan
 
 
 def test_each_push_subscription_calls_its_function(planned: tuple[Scenario, checks.Plan]) -> None:
-    _, plan = planned
+    scenario, plan = planned
     expected = {
         f'google_pubsub_subscription.push["{sub}"]': f'{FUNCTION}["{spec["function"]}"]'
         for sub, spec in PIPELINE["subscriptions"].items()
@@ -275,7 +330,7 @@ def test_each_push_subscription_calls_its_function(planned: tuple[Scenario, chec
     # ...and the invoker may call exactly the private functions.
     invoker = plan.resources["google_service_account.push"].get("member")
     private = {
-        f'{FUNCTION}["{name}"]' for name, fn in PIPELINE["functions"].items() if not fn["public"]
+        f'{FUNCTION}["{name}"]' for name, fn in scenario.functions.items() if not fn["public"]
     }
     assert checks.roles_of(plan, invoker) == {("roles/run.invoker", target) for target in private}
 
@@ -306,15 +361,21 @@ def test_the_pubsub_service_agent_has_exactly_the_roles_it_needs(
     }
 
 
+def webhook_deployed(scenario: Scenario) -> bool:
+    """Whether a provider that pushes to the webhook is on (not Chat App's queue mode alone)."""
+    return bool(set(PIPELINE["functions"]["webhook"]["deployed_with"]) & scenario.providers)
+
+
 def test_only_the_webhook_is_public(planned: tuple[Scenario, checks.Plan]) -> None:
-    _, plan = planned
+    scenario, plan = planned
     (public,) = [name for name, fn in PIPELINE["functions"].items() if fn["public"]]
-    binding = "google_cloud_run_v2_service_iam_member.public_webhook"
-    assert checks.public_grants(plan) == [
-        checks.Grant(binding, "roles/run.invoker", "allUsers", f'{FUNCTION}["{public}"]')
-    ]
-    assert checks.mentioning(plan, "allUsers") == [binding]
+    pushed_to = webhook_deployed(scenario)
+    binding = f'google_cloud_run_v2_service_iam_member.public_webhook["{public}"]'
+    expected = [checks.Grant(binding, "roles/run.invoker", "allUsers", f'{FUNCTION}["{public}"]')]
+    assert checks.public_grants(plan) == (expected if pushed_to else [])
+    assert checks.mentioning(plan, "allUsers") == ([binding] if pushed_to else [])
     assert checks.mentioning(plan, "allAuthenticatedUsers") == []
+    assert (f'{FUNCTION}["{public}"]' in plan.resources) == bool(pushed_to)
 
 
 def test_no_basic_roles(planned: tuple[Scenario, checks.Plan]) -> None:
@@ -334,7 +395,7 @@ def test_secrets_reach_functions_only_through_secret_manager(
             for env, secret in fn["secrets"].items()
             if secret["provider"] in enabled
         }
-        for name, fn in PIPELINE["functions"].items()
+        for name, fn in scenario.functions.items()
     }
     assert checks.plain_secret_problems(plan, SECRET_NAMES) == []
     assert checks.secret_environment(plan) == expected
@@ -375,8 +436,8 @@ def test_the_switches_reach_the_functions(planned: tuple[Scenario, checks.Plan])
 def test_each_function_deploys_the_zip_of_its_own_build(
     planned: tuple[Scenario, checks.Plan],
 ) -> None:
-    _, plan = planned
-    for name in PIPELINE["functions"]:
+    scenario, plan = planned
+    for name in scenario.functions:
         archive = plan.data_sources[f'data.archive_file.source["{name}"]']
         source = plan.resources[f'google_storage_bucket_object.source["{name}"]']
         assert source.get("name") == f"{name}/{archive['output_md5']}.zip"
@@ -384,6 +445,435 @@ def test_each_function_deploys_the_zip_of_its_own_build(
             "build_config", 0, "source", 0, "storage_source", 0
         )
         assert storage["object"] == source.get("name")
+
+
+# Monitoring (terraform/monitoring.tf)
+
+POLICY = "google_monitoring_alert_policy"
+UNACKED_AGE = "pubsub.googleapis.com/subscription/oldest_unacked_message_age"
+UNDELIVERED = "pubsub.googleapis.com/subscription/num_undelivered_messages"
+REQUESTS = "run.googleapis.com/request_count"
+# Per log line the metrics read, the dataclass whose fields a `vars(...)` extra logs.
+LOGGED_AS_VARS = {"spool drained": Drained}
+
+
+def variable(plan: checks.Plan, name: str) -> Any:
+    """A variable's value in the plan; one given with -var is shown as written (HCL text)."""
+    value = plan.data["variables"][name]["value"]
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return json.loads(value)
+    return value
+
+
+def conditions_on(plan: checks.Plan, metric_type: str) -> list[checks.Condition]:
+    return [
+        c
+        for c in checks.alert_conditions(plan)
+        if checks.filter_values(c.filter, "metric.type") == {metric_type}
+    ]
+
+
+def subscription_names(plan: checks.Plan) -> tuple[set[str], set[str]]:
+    """The push subscriptions' names, and the dead-letter subscriptions' (a dead-letter topic's)."""
+    subscriptions = plan.of_type("google_pubsub_subscription")
+    dead_letter_topics = checks.dead_letter_topics(plan)
+    push = {s.get("name") for s in subscriptions if s.get("push_config", 0)}
+    dead = {
+        s.get("name") for s in subscriptions if plan.owner_of(s.get("topic")) in dead_letter_topics
+    }
+    return push, dead
+
+
+def services(plan: checks.Plan, public: bool | None = None) -> set[str]:
+    """The Cloud Run services the functions run as (a 2nd gen function's own name)."""
+    return {
+        f.get("name")
+        for f in plan.of_type("google_cloudfunctions2_function")
+        if public is None
+        or (f.get("service_config", 0, "ingress_settings") == "ALLOW_ALL") is public
+    }
+
+
+def test_every_push_subscription_has_a_backlog_age_condition(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    _, plan = planned
+    push, dead_letter = subscription_names(plan)
+    assert push == {f"receipt-pipeline-{sub}" for sub in PIPELINE["subscriptions"]}
+    [age] = conditions_on(plan, UNACKED_AGE)
+    assert checks.filter_values(age.filter, "resource.type") == {"pubsub_subscription"}
+    assert checks.filter_values(age.filter, "resource.label.subscription_id") == push
+    # No cross-series reducer: each subscription is its own series, and its own incident.
+    assert [a.get("cross_series_reducer") for a in age.aggregations] == [None]
+    assert (age.values["comparison"], age.values["threshold_value"]) == (
+        "COMPARISON_GT",
+        variable(plan, "alert_oldest_unacked_seconds"),
+    )
+    assert not dead_letter & push  # dead letters wait by design: their own condition
+
+
+def test_every_dead_letter_subscription_has_a_dead_letter_condition(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    _, plan = planned
+    push, dead_letter = subscription_names(plan)
+    assert dead_letter == {"receipt-pipeline-dead-letter"}
+    assert not push & dead_letter
+    waiting = {
+        c.policy: checks.filter_values(c.filter, "resource.label.subscription_id")
+        for c in conditions_on(plan, UNDELIVERED)
+    }
+    assert waiting == {f"{POLICY}.dead_letters": dead_letter}
+    [condition] = conditions_on(plan, UNDELIVERED)
+    assert (condition.values["comparison"], condition.values["threshold_value"]) == (
+        "COMPARISON_GT",
+        variable(plan, "alert_dead_letters"),
+    )
+
+
+def test_the_webhook_s_refusals_are_cloud_run_s_own_count(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    """401/403 and 5xx from request_count: the refusal log lines are rate-limited."""
+    scenario, plan = planned
+    if not webhook_deployed(scenario):
+        assert conditions_on(plan, REQUESTS) == []  # no webhook, nothing to watch
+        return
+    found = {}
+    for condition in conditions_on(plan, REQUESTS):
+        assert checks.filter_values(condition.filter, "resource.type") == {"cloud_run_revision"}
+        assert checks.filter_values(condition.filter, "resource.label.service_name") == services(
+            plan, public=True
+        )
+        [aggregation] = condition.aggregations
+        assert (aggregation["alignment_period"], aggregation["cross_series_reducer"]) == (
+            "300s",
+            "REDUCE_SUM",
+        )
+        codes = checks.filter_values(condition.filter, "metric.label.response_code")
+        classes = checks.filter_values(condition.filter, "metric.label.response_code_class")
+        found[condition.policy] = (codes, classes, condition.values["threshold_value"])
+    assert found == {
+        f'{POLICY}.webhook["auth_failures"]': (
+            {"401", "403"},
+            set(),
+            variable(plan, "alert_webhook_auth_failures"),
+        ),
+        f'{POLICY}.webhook["5xx"]': (set(), {"5xx"}, variable(plan, "alert_webhook_5xx")),
+    }
+    assert services(plan, public=True) == {"receipt-pipeline-webhook"}
+
+
+def test_the_log_based_conditions_and_their_thresholds(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    scenario, plan = planned
+    metrics = checks.log_metric_types(plan)
+    on_logs = {}
+    for condition in checks.alert_conditions(plan):
+        [metric_type] = checks.filter_values(condition.filter, "metric.type")
+        if metric_type in metrics:
+            on_logs[(condition.policy, condition.kind, metrics[metric_type])] = (
+                condition.values.get("threshold_value"),
+                condition.values["duration"],
+                checks.filter_values(condition.filter, "metric.label.state"),
+            )
+    assert on_logs == {
+        (f"{POLICY}.spool", "condition_threshold", "google_logging_metric.spool_not_empty"): (
+            0,
+            f"{variable(plan, 'alert_spool_minutes') * 60}s",
+            set(),
+        ),
+        (f"{POLICY}.spool", "condition_absent", "google_logging_metric.spool_drains"): (
+            None,
+            f"{variable(plan, 'alert_drainer_silent_minutes') * 60}s",
+            set(),
+        ),
+        (
+            f"{POLICY}.read_receipts_failed",
+            "condition_threshold",
+            "google_logging_metric.read_receipts",
+        ): (variable(plan, "alert_read_receipt_failures"), "0s", {"FAILED"}),
+    }
+    # The thresholds are the variables': those a scenario sets reach the plan.
+    for name, value in scenario.variables.items():
+        if name.startswith("alert_") and not value.startswith("["):
+            assert variable(plan, name) == int(value), name
+
+
+def test_every_alert_policy_notifies_the_channels_from_the_variables(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    scenario, plan = planned
+    emails, existing = variable(plan, "alert_emails"), variable(plan, "alert_notification_channels")
+    channels = plan.of_type("google_monitoring_notification_channel")
+    assert sorted((c.get("type"), c.get("labels")["email_address"]) for c in channels) == sorted(
+        ("email", email) for email in emails
+    )
+    policies = plan.of_type(POLICY)
+    assert {p.address for p in policies} == {
+        f"{POLICY}.{name}"
+        for name in (
+            "dead_letters",
+            "backlog_age",
+            *(['webhook["auth_failures"]', 'webhook["5xx"]'] if webhook_deployed(scenario) else []),
+            "spool",
+            "read_receipts_failed",
+        )
+    }
+    for policy in policies:
+        # The existing channels by name, then each created one's (Google's id: known after apply).
+        assert policy.get("notification_channels") == [*existing, *[checks.UNKNOWN] * len(emails)]
+        assert policy.get("enabled") in (None, True)
+
+
+def test_every_alert_policy_says_what_it_means_and_what_to_do(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    """Each policy's documentation gives the commands, spelt for this deployment."""
+    _, plan = planned
+    replay = plan.data["planned_values"]["outputs"]["replay_command"]["value"]
+    _, dead_letter = subscription_names(plan)
+    assert f"DEAD_LETTER_SUBSCRIPTION={dead_letter.pop()} " in replay
+    spool = plan.resources["google_firestore_database.spool"].get("name")
+    assert f"SPOOL_DATABASE={spool} " in replay
+    for key, topic in plan.instances("google_pubsub_topic", "pipeline").items():
+        assert f"{str(key).upper()}_TOPIC={topic.get('name')} " in replay
+    secrets = [s.get("secret_id") for s in plan.of_type("google_secret_manager_secret")]
+    commands = {
+        "dead_letters": [f"{replay} ARGS=list", f'{replay} ARGS="redrive dead-letters"'],
+        "backlog_age": ["max_instances"],
+        'webhook["auth_failures"]': [
+            "refused a request",
+            "make secrets PROJECT=my-project NAME_PREFIX=receipt-pipeline SECRET=NAME",
+            *(f"`{s.removeprefix('receipt-pipeline-')}`" for s in secrets),
+        ],
+        'webhook["5xx"]': ["event not acknowledged"],
+        "spool": [f'{replay} ARGS="redrive spool"', "spool drained"],
+        "read_receipts_failed": ["agent READ receipt settled", "terraform output service_accounts"],
+    }
+    for policy in plan.of_type(POLICY):
+        [documentation] = policy.get("documentation")
+        assert documentation["mime_type"] == "text/markdown"
+        assert documentation["subject"]
+        for text in commands[policy.address.removeprefix(f"{POLICY}.")]:
+            assert text in documentation["content"], (policy.address, text)
+
+
+def _logged(source: Path) -> dict[str, set[str]]:
+    """Each message a module logs (a literal first argument), with the fields it logs."""
+    found: dict[str, set[str]] = {}
+    for node in ast.walk(ast.parse(source.read_text())):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("debug", "info", "warning", "error", "exception", "critical")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            continue
+        message = node.args[0].value
+        fields = {"message"}
+        for keyword in node.keywords:
+            if keyword.arg == "extra" and isinstance(keyword.value, ast.Dict):
+                fields |= {
+                    k.value
+                    for k in keyword.value.keys
+                    if isinstance(k, ast.Constant) and isinstance(k.value, str)
+                }
+            elif keyword.arg == "extra" and message in LOGGED_AS_VARS:
+                fields |= {f.name for f in dataclasses.fields(LOGGED_AS_VARS[message])}
+        found[message] = found.get(message, set()) | fields
+    return found
+
+
+def test_the_log_based_metrics_read_the_lines_the_code_writes(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    """Each metric's message and fields are read from functions/*/main.py: a renamed line fails."""
+    _, plan = planned
+    logged: dict[str, set[str]] = {}
+    for function in PIPELINE["functions"].values():
+        for message, fields in _logged(
+            run.ROOT / "functions" / function["entry_point"] / "main.py"
+        ).items():
+            logged[message] = logged.get(message, set()) | fields
+    metrics = plan.of_type("google_logging_metric")
+    assert {m.name for m in metrics} == {
+        "receipts",
+        "read_receipts",
+        "spool_drains",
+        "spool_not_empty",
+    }
+    for metric in metrics:
+        text = " ".join(
+            [
+                metric.get("filter"),
+                metric.get("value_extractor") or "",
+                *(metric.get("label_extractors") or {}).values(),
+            ]
+        )
+        [message] = checks.filter_values(metric.get("filter"), "jsonPayload.message")
+        assert message in logged, (metric.address, message)
+        assert set(re.findall(r"jsonPayload\.(\w+)", text)) <= logged[message], metric.address
+        # Logs of this deployment's functions only, as Cloud Run writes them.
+        assert checks.filter_values(metric.get("filter"), "resource.type") == {"cloud_run_revision"}
+        assert checks.filter_values(
+            metric.get("filter"), "resource.labels.service_name"
+        ) == services(plan)
+    assert "remaining" in logged["spool drained"]  # what spool_not_empty selects on
+
+
+def test_receipts_per_minute_by_provider_and_status(planned: tuple[Scenario, checks.Plan]) -> None:
+    """One metric per enabled provider and status, each charted with its labels."""
+    scenario, plan = planned
+    statuses = variable(plan, "receipt_statuses")
+    recording = {"chatapp" if p == "chatapp-smq" else p for p in scenario.providers}
+    expected = {(p, s) for p in recording for s in statuses[p]}
+    found = {}
+    for metric in plan.instances("google_logging_metric", "receipts").values():
+        [provider] = checks.filter_values(metric.get("filter"), "jsonPayload.provider")
+        status = metric.get("value_extractor").removeprefix("EXTRACT(jsonPayload.receiptStatuses.")
+        status = status.removesuffix(")")
+        assert f"jsonPayload.receiptStatuses.{status}:*" in metric.get("filter")
+        assert metric.get("metric_descriptor", 0, "value_type") == "DISTRIBUTION"
+        found[(provider, status)] = metric.get("name")
+    assert set(found) == expected
+    [query] = [
+        d["timeSeriesQuery"]["prometheusQuery"]
+        for w in checks.dashboard(plan, "google_monitoring_dashboard.pipeline")["gridLayout"][
+            "widgets"
+        ]
+        if w["title"] == "Receipts per minute by provider and status"
+        for d in w["xyChart"]["dataSets"]
+    ]
+    terms = query.split(" or ")
+    assert len(terms) == len(expected)
+    for (provider, status), name in found.items():
+        promql = "logging_googleapis_com:user_" + name.replace("-", "_") + "_sum"
+        [term] = [t for t in terms if f"{promql}{{" in t]
+        assert f'"provider", "{provider}"' in term
+        assert f'"status", "{status}"' in term
+
+
+def test_the_dashboard_charts_every_subscription_and_function(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    scenario, plan = planned
+    push, dead_letter = subscription_names(plan)
+    widgets = checks.dashboard(plan, "google_monitoring_dashboard.pipeline")["gridLayout"][
+        "widgets"
+    ]
+    filters = {
+        w["title"]: [
+            d["timeSeriesQuery"]["timeSeriesFilter"]["filter"]
+            for d in w["xyChart"]["dataSets"]
+            if "timeSeriesFilter" in d["timeSeriesQuery"]
+        ]
+        for w in widgets
+    }
+    webhook_charts = {
+        "Webhook acknowledgement latency (ms)",
+        "Webhook answers per minute by status code",
+    }
+    assert set(filters) == (webhook_charts if webhook_deployed(scenario) else set()) | {
+        "Receipts per minute by provider and status",
+        "Acknowledgement latency p99 by function (ms)",
+        "Backlog: undelivered messages by subscription",
+        "Oldest unacknowledged message by push subscription (s)",
+        "Dead letters waiting",
+        "Agent READ receipts per minute by state and provider",
+        "Spool: drain runs per minute, and those ending with events left",
+    }
+
+    def values(title: str, field: str) -> list[set[str]]:
+        return [checks.filter_values(f, field) for f in filters[title]]
+
+    subscription = "resource.label.subscription_id"
+    assert values("Backlog: undelivered messages by subscription", subscription) == [
+        push | dead_letter
+    ]
+    assert values("Oldest unacknowledged message by push subscription (s)", subscription) == [push]
+    assert values("Dead letters waiting", subscription) == [dead_letter]
+    service = "resource.label.service_name"
+    if webhook_deployed(scenario):
+        latency = values("Webhook acknowledgement latency (ms)", service)
+        assert latency == [services(plan, public=True)] * 3
+    assert values(
+        "Acknowledgement latency p99 by function (ms)",
+        service,
+    ) == [services(plan)]
+    log_metrics = checks.log_metric_types(plan)
+    for title in (
+        "Agent READ receipts per minute by state and provider",
+        "Spool: drain runs per minute, and those ending with events left",
+    ):
+        for metric_types in values(title, "metric.type"):
+            assert metric_types <= set(log_metrics), title
+
+
+def test_a_new_subscription_is_monitored_without_editing_monitoring_tf(
+    workspace: run.Workspace,
+) -> None:
+    """monitoring.tf reads pipeline.json: a subscription added there is watched and charted."""
+    variant = workspace.variant("another-subscription")
+    (variant.root / "build").symlink_to(workspace.root / "build")  # the bundles, as built
+    topology = variant.module / "pipeline.json"
+    pipeline = json.loads(topology.read_text())
+    pipeline["subscriptions"]["record-events-again"] = {
+        "topic": "events",
+        "function": "record-events",
+    }
+    topology.write_text(json.dumps(pipeline))
+    _, data = variant.plan([EXAMPLE], name="another-subscription")
+    plan = checks.Plan(data)
+    push, _ = subscription_names(plan)
+    assert "receipt-pipeline-record-events-again" in push
+    [age] = conditions_on(plan, UNACKED_AGE)
+    assert checks.filter_values(age.filter, "resource.label.subscription_id") == push
+    widgets = checks.dashboard(plan, "google_monitoring_dashboard.pipeline")["gridLayout"][
+        "widgets"
+    ]
+    [backlog] = [w for w in widgets if w["title"].startswith("Backlog")]
+    [series] = backlog["xyChart"]["dataSets"]
+    backlog_filter = series["timeSeriesQuery"]["timeSeriesFilter"]["filter"]
+    assert push < checks.filter_values(backlog_filter, "resource.label.subscription_id")
+
+
+def test_the_queue_puller_is_planned_with_its_switch_only(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    scenario, plan = planned
+    puller = f'{FUNCTION}["pull-queues"]'
+    job = 'google_cloud_scheduler_job.pipeline["pull-queues"]'
+    secrets = {
+        f'google_secret_manager_secret.pipeline["{name}"]'
+        for name in ("alibaba-access-key-id", "alibaba-access-key-secret")
+    }
+    planned_here = set(plan.resources)
+    if "chatapp-smq" not in scenario.providers:
+        assert not ({puller, job} | secrets) & planned_here
+        return
+    assert {puller, job} | secrets <= planned_here
+    environment = plan.resources[puller].get("service_config", 0, "environment_variables")
+    assert environment["CHATAPP_SMQ_QUEUES"] == (
+        "ChatAppInbound=Alicom-Queue-1-ChatAppInbound,ChatAppStatus=Alicom-Queue-1-ChatAppStatus"
+    )
+    endpoints = {
+        "CHATAPP_SMQ_ENDPOINT": "chatapp_smq_endpoint",
+        "CHATAPP_SMQ_TOKEN_ENDPOINT": "chatapp_smq_token_endpoint",
+    }
+    for variable, terraform_variable in endpoints.items():
+        given = scenario.variables.get(terraform_variable)
+        assert environment[variable] == (
+            given or plan.data["variables"][terraform_variable]["value"]
+        )
+    scheduled = plan.resources[job]
+    assert scheduled.get("schedule") == "* * * * *"
+    uri = plan.resources[puller].get("service_config", 0, "uri")
+    assert scheduled.get("http_target", 0, "uri") == uri
 
 
 # The stub providers' processes

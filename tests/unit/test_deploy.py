@@ -27,15 +27,33 @@ def test_dry_run_prints_the_exact_commands_and_runs_none(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     printed = [shlex.split(line) for line in result.stdout.splitlines()]
     settings = deploy.Settings(project="demo-project")
-    assert printed == [deploy.command(function, settings) for function in FUNCTIONS]
+    deployed = [function for function in FUNCTIONS if settings.deployed(function)]
+    assert printed == [deploy.command(function, settings) for function in deployed]
+    assert "pull-queues" not in {function.name for function in deployed}  # no queue: no puller
     assert not calls.exists()
+
+
+def test_the_queue_puller_is_deployed_with_its_queues(tmp_path: Path) -> None:
+    queues = "ChatAppStatus=Alicom-Queue-1-ChatAppStatus"
+    result, _ = run_deploy(tmp_path, DRY_RUN="1", PROJECT="p", CHATAPP_SMQ_QUEUES=queues)
+    assert result.returncode == 0, result.stderr
+    [puller] = [shlex.split(line) for line in result.stdout.splitlines() if "pull-queues" in line]
+    given = flags(puller)
+    assert f"CHATAPP_SMQ_QUEUES={queues}" in given["set-env-vars"]
+    assert given["set-secrets"] == (
+        "ALIBABA_CLOUD_ACCESS_KEY_ID=receipt-pipeline-alibaba-access-key-id:latest,"
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET=receipt-pipeline-alibaba-access-key-secret:latest"
+    )
 
 
 def test_without_dry_run_each_command_is_run(tmp_path: Path) -> None:
     result, calls = run_deploy(tmp_path, PROJECT="demo-project")
     assert result.returncode == 0, result.stderr
+    settings = deploy.Settings(project="demo-project")
     assert [line.split()[:3] for line in calls.read_text().splitlines()] == [
-        ["functions", "deploy", f"receipt-pipeline-{function.name}"] for function in FUNCTIONS
+        ["functions", "deploy", f"receipt-pipeline-{function.name}"]
+        for function in FUNCTIONS
+        if settings.deployed(function)
     ]
 
 
@@ -51,7 +69,11 @@ def flags(arguments: list[str]) -> dict[str, str]:
 
 def test_the_commands_carry_the_settings_terraform_uses() -> None:
     settings = deploy.Settings(
-        project="p", chatapp_enabled=True, rbm_enabled=True, min_instances={"webhook": 1}
+        project="p",
+        chatapp_enabled=True,
+        rbm_enabled=True,
+        min_instances={"webhook": 1},
+        chatapp_smq_queues="ChatAppStatus=Alicom-Queue-1-ChatAppStatus",
     )
     for function in FUNCTIONS:
         arguments = deploy.command(function, settings)

@@ -39,6 +39,12 @@ def test_its_parts_load_and_fit_the_interface(provider: Provider) -> None:
     if half is not None:
         assert callable(half.read_targets)
         assert callable(half.api_settings(Env({})).connect)
+    queue = provider.queue
+    if queue is not None:  # a second way in: pulled from queues, published as the webhook does
+        assert provider.queue_switch
+        assert list(inspect.signature(queue.puller).parameters) == ["env", "publish"]
+    else:
+        assert provider.queue_switch == ()
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -16,15 +16,17 @@ from typing import Any
 import hcl2
 import pytest
 
+from shared.adapters.publisher import PubSubSettings
 from shared.adapters.read_receipt_sender import ReadReceiptConfig
 from shared.adapters.spool import DrainConfig
 from shared.adapters.store import RecorderConfig
 from shared.adapters.webhook import WebhookConfig
 from shared.core import records, routing
 from shared.core.config import DEFAULT_TOPICS, Env
+from shared.core.polling import Schedule
 from shared.core.spool import DEFAULT_MAX_ATTEMPTS
 from shared.ops import report
-from shared.providers import REGISTRY
+from shared.providers import REGISTRY, chatapp, queue_pullers, rbm
 from tests.terraform_values import Instance, Terraform
 from tools.deploy import gcloud as deploy
 from tools.local.stack import LOCAL_SPOOL_DATABASE
@@ -32,11 +34,27 @@ from tools.topology import FUNCTIONS, ROOT, SUBSCRIPTIONS, load
 
 TERRAFORM = ROOT / "terraform"
 BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
+
+
+def _puller_config(env: Env) -> None:
+    """What functions/pull_queues/main.py reads, in its order."""
+    Schedule.from_env(env)
+    PubSubSettings.from_env(env, default_timeout=10.0)
+    queue_pullers(env, lambda *_: "1")
+    env.check("pull-queues")
+
+
 CONFIG_LOADERS: dict[str, Callable[[Env], object]] = {
     "webhook": functools.partial(WebhookConfig.from_env, REGISTRY),
     "record-events": RecorderConfig.from_env,
     "agent-read-receipts": functools.partial(ReadReceiptConfig.from_env, REGISTRY),
     "drain-spool": DrainConfig.from_env,
+    "pull-queues": _puller_config,
+}
+# Chat App's queue mode, as CHATAPP_SMQ_QUEUES (in Terraform's order: its map's keys sorted).
+SMQ_QUEUES = {
+    "ChatAppInbound": "Alicom-Queue-1-ChatAppInbound",
+    "ChatAppStatus": "Alicom-Queue-1-ChatAppStatus",
 }
 
 
@@ -72,16 +90,27 @@ def _parse() -> dict[str, Any]:
 
 HCL = _parse()
 PIPELINE = load()
-# Every provider mix, and whether a provider that spools (Chat App by default) is among it.
-PROVIDER_MIXES = [("bm",), ("chatapp",), ("rbm",), ("bm", "chatapp"), ("bm", "chatapp", "rbm")]
+# Every provider mix, and whether a provider that spools (Chat App by default) is among it;
+# Chat App's queue mode ("chatapp-smq") without its HTTP push, and both Chat App modes.
+PROVIDER_MIXES = [
+    ("bm",),
+    ("chatapp",),
+    ("rbm",),
+    ("bm", "chatapp"),
+    ("bm", "chatapp", "rbm"),
+    ("rbm", "chatapp-smq"),
+    ("chatapp", "chatapp-smq"),
+]
 
 
 def settings_for(providers: tuple[str, ...], **values: Any) -> deploy.Settings:
+    smq = ",".join(f"{kind}={queue}" for kind, queue in SMQ_QUEUES.items())
     return deploy.Settings(
         project="p",
         business_messages_enabled="bm" in providers,
         chatapp_enabled="chatapp" in providers,
         rbm_enabled="rbm" in providers,
+        chatapp_smq_queues=smq if "chatapp-smq" in providers else "",
         **values,
     )
 
@@ -106,6 +135,9 @@ def terraform(settings: deploy.Settings) -> Terraform:
             "receipt_retention_days": settings.receipt_retention_days,
             "max_instances": dict(settings.max_instances),
             "min_instances": dict(settings.min_instances),
+            "chatapp_smq_queues": SMQ_QUEUES if settings.chatapp_smq_queues else {},
+            "chatapp_smq_endpoint": settings.chatapp_smq_endpoint,
+            "chatapp_smq_token_endpoint": settings.chatapp_smq_token_endpoint,
         },
     )
 
@@ -175,6 +207,9 @@ def test_each_function_starts_with_exactly_what_terraform_gives_it(
     function: Any, providers: tuple[str, ...]
 ) -> None:
     settings = settings_for(providers)
+    if not settings.deployed(function):
+        assert function.settings["deployed_with"]  # off with its switch, as locals.tf has it
+        return
     environment = deploy.environment(function, settings)
     secret_values = dict.fromkeys(deploy.secrets(function, settings), "secret-value")
     CONFIG_LOADERS[function.name](Env({**environment, **secret_values}))  # raises if short
@@ -195,7 +230,9 @@ def test_terraform_and_make_deploy_give_each_function_the_same_environment(
         auto_read_receipts=False,
     )
     functions = terraform(settings).local("functions")
-    for function in FUNCTIONS:
+    deployed = [function for function in FUNCTIONS if settings.deployed(function)]
+    assert set(functions) == {function.name for function in deployed}
+    for function in deployed:
         assert functions[function.name]["env"] == deploy.environment(function, settings)
         assert functions[function.name]["secrets"] == {
             env: secret.removeprefix("receipt-pipeline-")
@@ -204,7 +241,9 @@ def test_terraform_and_make_deploy_give_each_function_the_same_environment(
 
 
 def test_the_environment_names_what_each_function_reads() -> None:
-    full = settings_for(("chatapp",), chatapp_allowed_ips=("1.2.3.4",), receipt_retention_days=30)
+    full = settings_for(
+        ("chatapp", "chatapp-smq"), chatapp_allowed_ips=("1.2.3.4",), receipt_retention_days=30
+    )
     keys = {f.name: set(deploy.environment(f, full)) for f in FUNCTIONS}
     assert keys == {
         "webhook": {
@@ -224,7 +263,28 @@ def test_the_environment_names_what_each_function_reads() -> None:
             "SPOOL_DATABASE",
             "SPOOL_MAX_ATTEMPTS",
         },
+        "pull-queues": {
+            "GOOGLE_CLOUD_PROJECT",
+            "THREADS",
+            "EVENTS_TOPIC",
+            "CHATAPP_SMQ_QUEUES",
+            "CHATAPP_SMQ_ENDPOINT",
+            "CHATAPP_SMQ_TOKEN_ENDPOINT",
+        },
     }
+
+
+def test_the_queue_modes_defaults_and_switch_are_the_codes() -> None:
+    variables = HCL["variable"]
+    assert variables["chatapp_smq_endpoint"]["default"] == chatapp.SMQ_ENDPOINT
+    assert variables["chatapp_smq_token_endpoint"]["default"] == chatapp.SMQ_TOKEN_ENDPOINT
+    assert variables["chatapp_smq_queues"]["default"] == {}
+    assert PIPELINE["functions"]["pull-queues"]["deployed_with"] == ["chatapp-smq"]
+    off = terraform(settings_for(("chatapp",))).local("functions")
+    assert "pull-queues" not in off
+    # The scheduler runs the puller every minute, the period each run polls for by default.
+    assert PIPELINE["functions"]["pull-queues"]["schedule"] == "* * * * *"
+    assert Schedule.from_env(Env({})).period == 60
 
 
 @pytest.mark.parametrize(
@@ -353,7 +413,7 @@ def test_all_users_only_on_the_webhook() -> None:
     ]
     assert public == [("google_cloud_run_v2_service_iam_member", "public_webhook")]
     webhook = resource("google_cloud_run_v2_service_iam_member", "public_webhook")
-    assert '["webhook"]' in webhook["name"]
+    assert "fn.public" in webhook["for_each"]
     assert [name for name, f in PIPELINE["functions"].items() if f["public"]] == ["webhook"]
 
 
@@ -362,8 +422,15 @@ def test_each_function_has_its_own_account_and_only_its_own_secrets() -> None:
     assert "local.functions" in accounts["for_each"]
     readers = HCL["locals"]["secret_readers"]
     assert "fn.secrets" in readers  # a function reads only the secrets it mounts
-    private_secrets = [f["secrets"] for f in PIPELINE["functions"].values() if not f["public"]]
-    assert private_secrets == [{}, {}, {}]
+    private_secrets = {
+        name: set(f["secrets"]) for name, f in PIPELINE["functions"].items() if not f["public"]
+    }
+    assert private_secrets == {
+        "record-events": set(),
+        "agent-read-receipts": set(),
+        "drain-spool": set(),
+        "pull-queues": {"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"},
+    }
 
 
 # Who holds each role on what, as Terraform grants it (evaluated, as a plan would).
@@ -449,6 +516,7 @@ def test_each_function_holds_exactly_these_roles_on_exactly_these_resources(
         "bm": {"bm-signing-key", "bm-client-token"},
         "chatapp": {"chatapp-callback-tokens"},
         "rbm": {"rbm-client-token"},
+        "chatapp-smq": set(),  # the puller's, below
     }
     secrets = set().union(*(secrets_of[provider] for provider in providers))
     found = grants(settings)
@@ -466,6 +534,15 @@ def test_each_function_holds_exactly_these_roles_on_exactly_these_resources(
         (PUBLISHER, topic("readable")),
         (FIRESTORE, database("receipt-pipeline-spool")),
     }
+    # The queue puller publishes and reads its AccessKey; no Firestore at all.
+    puller = {
+        (PUBLISHER, topic("events")),
+        (SECRETS, secret("alibaba-access-key-id")),
+        (SECRETS, secret("alibaba-access-key-secret")),
+    }
+    assert found.get(function("pull-queues"), set()) == (
+        puller if "chatapp-smq" in providers else set()
+    )
 
 
 @pytest.mark.parametrize(
@@ -588,6 +665,8 @@ def test_no_secret_value_in_terraform_or_the_repo() -> None:
         "BM_CLIENT_TOKEN",
         "CHATAPP_CALLBACK_TOKENS",
         "RBM_CLIENT_TOKEN",
+        "ALIBABA_CLOUD_ACCESS_KEY_ID",
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
     }
     for function in FUNCTIONS:  # secrets are mounted, never plain environment variables
         assert not secret_names & set(deploy.environment(function, deploy.Settings("p")))
@@ -597,15 +676,16 @@ def test_no_secret_value_in_terraform_or_the_repo() -> None:
 
 def test_scheduled_functions_are_called_by_cloud_scheduler_with_the_invoker() -> None:
     scheduled = {name for name, f in PIPELINE["functions"].items() if f["trigger"] == "schedule"}
-    assert scheduled == {"drain-spool"}
+    assert scheduled == {"drain-spool", "pull-queues"}
     job = resource("google_cloud_scheduler_job", "pipeline")
     assert 'fn.trigger == "schedule"' in job["for_each"]
     token = job["http_target"][0]["oidc_token"][0]
     assert token["service_account_email"] == "${google_service_account.push.email}"
     grant = resource("google_service_account_iam_member", "token_creator")
     assert grant["for_each"]["scheduler"] == "${local.scheduler_service_agent}"
-    drainer = PIPELINE["functions"]["drain-spool"]
-    assert (drainer["max_instances"], drainer["concurrency"]) == (1, 1)  # drains in order, alone
+    for name in scheduled:  # the drainer drains in order; the puller runs alone, one run at once
+        function = PIPELINE["functions"][name]
+        assert (function["max_instances"], function["concurrency"]) == (1, 1)
 
 
 def test_service_account_ids_fit_in_30_characters() -> None:
@@ -652,3 +732,36 @@ def test_the_report_query_has_its_collection_group_indexes() -> None:
     )
     fields = [(f["field_path"], f["order"]) for f in composite["fields"]]
     assert fields == [(report.EQUALITY_FIELD, "ASCENDING"), (report.RANGE_FIELD, "ASCENDING")]
+
+
+# --- monitoring -----------------------------------------------------------------------
+
+
+def test_the_receipt_statuses_charted_are_those_each_provider_records() -> None:
+    """One log-based metric per provider and status (monitoring.tf): a status missing from
+    `receipt_statuses` would go uncounted on the dashboard."""
+    # The statuses on each provider's scale, and those it records without a rank.
+    recorded = {provider.name: set(provider.scale.ranks) for provider in REGISTRY}
+    recorded["rbm"] |= set(rbm.TTL_EVENTS)
+    recorded["chatapp"] |= set(chatapp.UNRANKED_STATUSES)
+    default = HCL["variable"]["receipt_statuses"]["default"]
+    assert {provider: set(statuses) for provider, statuses in default.items()} == recorded
+    assert all(len(set(statuses)) == len(statuses) for statuses in default.values())
+
+
+@pytest.mark.parametrize("providers", PROVIDER_MIXES)
+def test_receipt_metrics_only_for_the_enabled_providers(providers: tuple[str, ...]) -> None:
+    tf = terraform(settings_for(providers))
+    metrics = {instance.key for instance in tf.instances("google_logging_metric", "receipts")}
+    statuses = HCL["variable"]["receipt_statuses"]["default"]
+    recording = {"chatapp" if p == "chatapp-smq" else p for p in providers}  # the queue mode
+    assert metrics == {f"{p}-{s}" for p in recording for s in statuses[p]}
+
+
+def test_the_monitoring_api_is_enabled_and_alerts_go_nowhere_by_default() -> None:
+    assert (
+        resource("google_project_service", "monitoring")["service"] == "monitoring.googleapis.com"
+    )
+    tf = terraform(deploy.Settings(project="p"))
+    assert tf.instances("google_monitoring_notification_channel", "email") == []
+    assert HCL["variable"]["alert_emails"]["default"] == []

@@ -21,6 +21,7 @@ from google.cloud.pubsub_v1 import PublisherClient
 
 from shared.core import records
 from shared.core.events import payload_key
+from shared.core.polling import SCHEDULE_TIME_HEADER, Schedule
 from shared.core.times import utc_now
 from shared.providers.bm import webhook as bm_webhook
 from shared.providers.bm.normalise import normalise_one
@@ -30,7 +31,14 @@ from tools.local.procs import ManagedProcess, free_port, wait_until
 from tools.local.stack import Delivery, LocalStack, pubsub_push
 from tools.payloads import bm as bm_payloads
 from tools.payloads import chatapp as ca
-from tools.topology import AGENT_READ_RECEIPTS, FUNCTIONS, RECORD_EVENTS, WEBHOOK, Function
+from tools.topology import (
+    AGENT_READ_RECEIPTS,
+    FUNCTIONS,
+    PULL_QUEUES,
+    RECORD_EVENTS,
+    WEBHOOK,
+    Function,
+)
 
 HERE = Path(__file__).resolve().parent
 # Topics without subscriptions: the webhook under load publishes into them, so no subscriber
@@ -52,10 +60,18 @@ class Settings:
     thread_counts: tuple[int, ...] = (10, 20, 40, 80)  # THREADS (= concurrency) tried
     payload_sizes: tuple[int, ...] = (1, 3, 10)  # receipts per payload
     drain_receipts: int = 10_000
+    queue_messages: int = 10_000  # Chat App status reports drained from an SMQ queue
 
 
 FULL = Settings()
-TINY = Settings(load_seconds=0.3, rounds=1, cold_starts=1, thread_counts=(), drain_receipts=100)
+TINY = Settings(
+    load_seconds=0.3,
+    rounds=1,
+    cold_starts=1,
+    thread_counts=(),
+    drain_receipts=100,
+    queue_messages=100,
+)
 
 
 def create_bench_topics(stack: LocalStack) -> None:
@@ -175,6 +191,7 @@ def cold_starts(stack: LocalStack, settings: Settings) -> list[ColdStart]:
         WEBHOOK.target: lambda url: _send(signed_requests(url, stack.signing_key, 1, _run_id())[0]),
         RECORD_EVENTS.target: lambda url: _push(url, _receipt_body(_run_id())),
         AGENT_READ_RECEIPTS.target: lambda url: _push(url, _user_message_body(_run_id())),
+        PULL_QUEUES.target: lambda url: _brief_pull(url, stack.settings.pull_period_seconds),
     }
     functions = [EMPTY, *FUNCTIONS]
     return [
@@ -202,6 +219,14 @@ def _cold_start(
         return time.perf_counter() - started
     finally:
         process.stop()
+
+
+def _brief_pull(url: str, period: float) -> requests.Response:
+    """A run whose schedule time leaves it no time to wait: a token, one look at each queue."""
+    schedule = Schedule(period)
+    late = time.time() - schedule.period + schedule.handover + 0.05
+    scheduled = datetime.fromtimestamp(late, UTC).isoformat().replace("+00:00", "Z")
+    return requests.post(url, headers={SCHEDULE_TIME_HEADER: scheduled}, timeout=60)
 
 
 def _plain_post(url: str) -> requests.Response:  # the empty function and the drainer
@@ -363,7 +388,7 @@ def drain(stack: LocalStack, settings: Settings) -> list[Drain]:
         mark,
     )
     pipeline_seconds = time.perf_counter() - started
-    persisted = _receipts_stored(db, f"{run}-", f"{run}-plain")
+    persisted = receipts_stored(db, f"{run}-", f"{run}-plain")
     assert persisted == receipts, f"persisted {persisted} of {receipts} receipts"
     return [
         Drain(
@@ -378,13 +403,13 @@ def _drain_body(conversation: str) -> bytes:
     return bm_payloads.encode(bm_payloads.receipts(conversation, *entries))
 
 
-def _receipts_stored(db: Any, low: str, high: str) -> int:
-    """DELIVERED receipts recorded in the conversations whose ids lie in [low, high): each
-    drained message has one, recorded on the message with its deliveredTime."""
+def receipts_stored(db: Any, low: str, high: str) -> int:
+    """Receipts recorded in the conversations whose ids lie in [low, high): on their messages."""
     query = (
         db.collection_group(records.MESSAGES)
         .where(filter=FieldFilter("conversationId", ">=", low))
         .where(filter=FieldFilter("conversationId", "<", high))
-        .where(filter=FieldFilter("deliveredTime", ">", datetime(1970, 1, 1, tzinfo=UTC)))
+        .select([records.RECEIPTS])
     )
-    return int(query.count().get()[0][0].value)
+    messages = {snapshot.reference.path: snapshot.to_dict() or {} for snapshot in query.stream()}
+    return len(records.receipts_of(messages))

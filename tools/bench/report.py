@@ -6,15 +6,17 @@ import os
 import platform
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from tools.bench import prices
 from tools.bench.measure import ColdStart, Cost, Drain, Settings, Throughput
+from tools.bench.queues import QueueDrain
 from tools.topology import ROOT, WEBHOOK
 
 THROUGHPUT_TARGET = 0.8  # of the empty function's requests/s
 COLD_START_TARGET = 1.5  # times the empty function's
+QUEUE_DRAIN_TARGET = 0.5  # of the receive-and-delete loop's messages/s, persisted
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class Results:
     cold_starts: list[ColdStart]
     costs: list[Cost]
     drain: list[Drain]
+    queue_drain: list[QueueDrain] = field(default_factory=list)
 
 
 def markdown(results: Results) -> str:
@@ -34,6 +37,7 @@ def markdown(results: Results) -> str:
         _costs(results.costs),
         _drain(results.drain),
         _cost_model(results.costs, _webhook(results.throughput).load.rate),
+        *([_queue_drain(results.queue_drain)] if results.queue_drain else []),
     ]
     return "\n\n".join(sections) + "\n"
 
@@ -187,6 +191,41 @@ def _drain(rows: list[Drain]) -> str:
                     for row in rows
                 ],
             ),
+        ]
+    )
+
+
+def _queue_drain(rows: list[QueueDrain]) -> str:
+    ceiling, pulled = rows
+    persisted = pulled.persisted_seconds or float("inf")
+    ratio = ceiling.seconds / persisted
+    return "\n".join(
+        [
+            "**6. Chat App SMQ queue drain** (one status report per queue message, each from a "
+            "stand-in of its own; the ceiling only receives and deletes, with as many threads "
+            "as the puller's most pollers per queue)",
+            "",
+            _table(
+                ["path", "messages", "queue empty, s", "persisted, s", "messages/s", "publishes"],
+                [
+                    [
+                        row.path,
+                        f"{row.messages:,}",
+                        f"{row.seconds:.1f}",
+                        "" if row.persisted_seconds is None else f"{row.persisted_seconds:.1f}",
+                        f"{row.messages / (row.persisted_seconds or row.seconds):,.0f}",
+                        f"{row.publishes:,}" if row.publishes else "",
+                    ]
+                    for row in rows
+                ],
+            ),
+            "",
+            f"Target: persisted at least {QUEUE_DRAIN_TARGET}x the ceiling's rate: "
+            f"{_verdict(ratio >= QUEUE_DRAIN_TARGET)} ({ratio:.2f}x; the queue alone emptied at "
+            f"{ceiling.seconds / pulled.seconds:.2f}x). CPU seconds used meanwhile, on the same "
+            "two cores: "
+            + ", ".join(f"{name} {used:.1f}" for name, used in pulled.cpu_seconds.items())
+            + ".",
         ]
     )
 

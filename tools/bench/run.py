@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from tools.bench import measure
+from tools.bench import measure, queues
 from tools.bench.report import Results, markdown
 from tools.local.stack import LocalStack, StackSettings, running
 from tools.topology import ROOT
@@ -27,6 +27,7 @@ def benchmark(stack: LocalStack, settings: measure.Settings) -> Results:
         cold_starts=_timed("cold starts", measure.cold_starts, stack, settings),
         costs=_timed("counted cost", measure.costs, stack, settings),
         drain=_timed("drain", measure.drain, stack, settings),
+        queue_drain=_timed("queue drain", queues.queue_drain, stack, settings),
     )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shared.core.config import comma_list
+from shared.providers import chatapp
 from tools.deploy.bundle import BUILD_DIR
 from tools.topology import FUNCTIONS, ROOT, Function
 
@@ -40,6 +41,10 @@ class Settings:
     receipt_retention_days: int = 0
     max_instances: Mapping[str, int] = field(default_factory=dict)
     min_instances: Mapping[str, int] = field(default_factory=dict)
+    # Chat App's queue mode: `Type=Queue,...` as CHATAPP_SMQ_QUEUES, and its two endpoints.
+    chatapp_smq_queues: str = ""
+    chatapp_smq_endpoint: str = chatapp.SMQ_ENDPOINT
+    chatapp_smq_token_endpoint: str = chatapp.SMQ_TOKEN_ENDPOINT
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -64,6 +69,11 @@ class Settings:
             receipt_retention_days=int(environ.get("RECEIPT_RETENTION_DAYS") or 0),
             max_instances=_counts(environ.get("MAX_INSTANCES", "")),
             min_instances=_counts(environ.get("MIN_INSTANCES", "")),
+            chatapp_smq_queues=environ.get("CHATAPP_SMQ_QUEUES", ""),
+            chatapp_smq_endpoint=environ.get("CHATAPP_SMQ_ENDPOINT") or cls.chatapp_smq_endpoint,
+            chatapp_smq_token_endpoint=(
+                environ.get("CHATAPP_SMQ_TOKEN_ENDPOINT") or cls.chatapp_smq_token_endpoint
+            ),
         )
 
     @property
@@ -72,8 +82,14 @@ class Settings:
             "bm": self.business_messages_enabled,
             "chatapp": self.chatapp_enabled,
             "rbm": self.rbm_enabled,
+            "chatapp-smq": bool(self.chatapp_smq_queues.strip()),
         }
         return {provider for provider, on in enabled.items() if on}
+
+    def deployed(self, function: Function) -> bool:
+        """As locals.tf decides: a function with `deployed_with` needs one of those on."""
+        switches = function.settings.get("deployed_with")
+        return switches is None or bool(self.providers & set(switches))
 
     @property
     def spooling_providers(self) -> list[str]:
@@ -121,6 +137,10 @@ def environment(function: Function, settings: Settings) -> dict[str, str]:
         env["AUTO_READ_RECEIPTS"] = str(settings.auto_read_receipts).lower()
         if settings.rbm_api_endpoint:
             env["RBM_API_ENDPOINT"] = settings.rbm_api_endpoint
+    if function.name == "pull-queues":
+        env["CHATAPP_SMQ_QUEUES"] = settings.chatapp_smq_queues
+        env["CHATAPP_SMQ_ENDPOINT"] = settings.chatapp_smq_endpoint
+        env["CHATAPP_SMQ_TOKEN_ENDPOINT"] = settings.chatapp_smq_token_endpoint
     return env
 
 
@@ -175,7 +195,7 @@ def command(function: Function, settings: Settings) -> list[str]:
 def main() -> None:
     settings = Settings.from_env(os.environ)
     dry_run = _flag(os.environ.get("DRY_RUN"), False)
-    for function in FUNCTIONS:
+    for function in filter(settings.deployed, FUNCTIONS):
         arguments = command(function, settings)
         print(shlex.join(arguments), flush=True)
         if not dry_run:

@@ -34,6 +34,7 @@ from tools.payloads import chatapp as ca
 from tools.payloads import rbm
 
 CHATAPP_TYPES = ("status", "inbound", "audit")
+QUEUE_TYPES = ("ChatAppStatus", "ChatAppInbound", "ChatAppAudit")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Target:
     rbm_url: str
     rbm_client_token: str
     rbm_calls: Callable[[], list[dict[str, Any]]]  # the agent events the RBM API received
+    alibaba: str | None = None  # the Chat App queues' stand-in, when the stack runs one
 
     @classmethod
     def of(cls, stack: LocalStack) -> Target:
@@ -66,6 +68,7 @@ class Target:
             stack.rbm_url,
             stack.rbm_client_token,
             lambda: rbm_standin.summary()["calls"],
+            stack.alibaba.endpoint if stack.alibaba else None,
         )
 
     def firestore(self) -> firestore.Client:
@@ -91,6 +94,7 @@ def running_stack() -> Target | None:
         state["rbmUrl"],
         state["rbmClientToken"],
         functools.partial(_standin_calls, state["rbmApiEndpoint"] if state["rbmStandin"] else None),
+        state.get("alibabaStandin"),
     )
 
 
@@ -108,6 +112,7 @@ def play(target: Target) -> None:
     play_rbm(target)
     play_business_messages(target)
     play_chatapp(target)
+    play_chatapp_queues(target)
     play_history(target)
 
 
@@ -349,6 +354,58 @@ def show_chatapp(target: Target, user: str, template: str) -> None:
     history = review.collection("history").order_by("reviewTime").stream()
     trail = " -> ".join(f"{(s.to_dict() or {}).get('status')}" for s in history)
     print(f"\nTemplate {template} (en_US): {latest.get('status')}   history: {trail}")
+
+
+def play_chatapp_queues(target: Target) -> None:
+    """Chat App receipts enqueued as Alibaba enqueues them in SMQ mode, pulled by the puller."""
+    if target.alibaba is None:
+        print("\nChat App SMQ queues: the stack pulls real queues (CHATAPP_SMQ_QUEUES); skipped")
+        return
+    user = "86139" + str(uuid.uuid4().int)[:8]
+    template = f"demo_queue_review_{uuid.uuid4().hex[:6]}"
+    t0 = ca.now_millis()
+    delivered = ca.status("wa-q1", "Delivered", user, at=t0 + 1_200)
+    steps: list[tuple[str, str, dict[str, Any]]] = [
+        ("Sent for wa-q1", "ChatAppStatus", ca.status("wa-q1", "Sent", user, at=t0)),
+        ("Delivered for wa-q1", "ChatAppStatus", delivered),
+        ("the same Delivered again (receipts are not idempotent)", "ChatAppStatus", delivered),
+        ("Read for wa-q1", "ChatAppStatus", ca.status("wa-q1", "Read", user, at=t0 + 8_000)),
+        ("the user writes back", "ChatAppInbound", ca.inbound_text("mo-q1", user, "Thanks!")),
+        ("template review: pass", "ChatAppAudit", ca.audit(template, "en_US", "pass")),
+    ]
+    print(f"\nChat App from SMQ queues: business {ca.BUSINESS}, user {user}\n")
+    for title, message_type, receipt in steps:
+        url = f"{target.alibaba}/_standin/queues/{message_type}/messages"
+        requests.post(url, data=json.dumps(receipt), timeout=10).raise_for_status()
+        print(f"  enqueued in {message_type:<15} {title}")
+    db = target.firestore()
+    cid = chatapp_conversation(ca.BUSINESS, user)
+    messages = db.document(f"conversations/{cid}").collection("messages")
+    review = db.document(f"templateReviews/waba-1~{template}~en_US")
+
+    def queued(message_type: str) -> tuple[int, int]:
+        """Deleted from the queue, and left in it (waiting or handed out)."""
+        url = f"{target.alibaba}/_standin/queues/{message_type}/messages"
+        counts = requests.get(url, timeout=10).json()
+        return counts["deleted"], counts["visible"] + counts["in_flight"]
+
+    def landed() -> bool:
+        statuses = {snap.id: (snap.to_dict() or {}).get("status") for snap in messages.stream()}
+        reviewed = (review.get().to_dict() or {}).get("status") == "pass"
+        emptied = all(queued(message_type)[1] == 0 for message_type in QUEUE_TYPES)
+        return statuses.get("wa-q1") == "Read" and "mo-q1" in statuses and reviewed and emptied
+
+    wait_until(landed, 90, "the queued Chat App receipts to be pulled and persisted")
+    receipts = db.document(f"conversations/{cid}").collection("receipts").stream()
+    print(f"\nFirestore: conversations/{cid}")
+    for snap in messages.order_by("messageId").stream():
+        d = snap.to_dict() or {}
+        print(f"  {snap.id:<8}{d.get('direction', ''):<7}{d.get('status') or d.get('text', '')}")
+    print(f"  receipts: {len(list(receipts))} unique (the repeated Delivered collapsed)")
+    print(f"  template {template} (en_US): {(review.get().to_dict() or {}).get('status')}")
+    for message_type in QUEUE_TYPES:
+        deleted, left = queued(message_type)
+        print(f"  queue {message_type:<15} deleted {deleted}, left {left}")
 
 
 def _clock(value: Any) -> str:

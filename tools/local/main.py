@@ -88,6 +88,7 @@ def describe(stack: LocalStack) -> dict[str, object]:
         "rbmClientToken": stack.rbm_client_token,
         "rbmApiEndpoint": stack.rbm_api_endpoint,
         "rbmStandin": stack.rbm_standin is not None,
+        "alibabaStandin": stack.alibaba.endpoint if stack.alibaba else None,
         **stack.client_environment(),
     }
 
@@ -102,6 +103,7 @@ def print_summary(stack: LocalStack) -> None:
         ("Firestore emulator", stack.firestore_host),
         ("Business Messages API", stack.api_endpoint + (standin if stack.standin else "")),
         ("RBM API", stack.rbm_api_endpoint + (standin if stack.rbm_standin else "")),
+        ("Chat App SMQ queues", smq_summary(stack)),
         ("logs", str(stack.log_dir)),
     ]
     lines = "\n".join(f"  {name:<23}{value}" for name, value in rows)
@@ -110,6 +112,13 @@ def print_summary(stack: LocalStack) -> None:
         "Try `make demo` in another terminal. Ctrl-C stops everything.",
         flush=True,
     )
+
+
+def smq_summary(stack: LocalStack) -> str:
+    queues = stack.smq_environment()
+    where = queues.get("CHATAPP_SMQ_ENDPOINT", "Alibaba's China site")
+    kind = "   (loopback stand-in)" if stack.alibaba else ""
+    return f"{where}, pulled every {stack.settings.pull_period_seconds:g} s{kind}"
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ import json
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +25,25 @@ from google.cloud import firestore
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
 from shared.core.config import DEFAULT_DEAD_LETTER, DEFAULT_TOPICS, comma_list
+from shared.core.polling import SCHEDULE_TIME_HEADER
 from tools.local.groups import STOP_GRACE_SECONDS
 from tools.local.procs import ManagedProcess, answers_http, free_port, stop_all, wait_until
 from tools.local.stop_signals import stopping_on_signals
+from tools.standins.alibaba import AlibabaStandIn
 from tools.standins.bm_api import BusinessMessagesStandIn
 from tools.standins.google_oauth import ServiceAccountTokens
 from tools.standins.rbm_api import RbmApiStandIn
-from tools.topology import FUNCTIONS, ROOT, SUBSCRIPTIONS, WEBHOOK, Function
+from tools.topology import FUNCTIONS, PULL_QUEUES, ROOT, SUBSCRIPTIONS, WEBHOOK, Function
 
 Delivery = tuple[str, str]  # (Pub/Sub message id, SHA-256 of the body)
+# Chat App's queue mode: which queues, where, and the AccessKey that gets their tokens.
+SMQ_VARIABLES = (
+    "CHATAPP_SMQ_QUEUES",
+    "CHATAPP_SMQ_ENDPOINT",
+    "CHATAPP_SMQ_TOKEN_ENDPOINT",
+    "ALIBABA_CLOUD_ACCESS_KEY_ID",
+    "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+)
 
 LOCAL_PROJECT = "receipt-pipeline-local"
 # The spool's own database, named as Terraform names it: the emulator serves named databases.
@@ -51,6 +63,8 @@ _STACK_VARIABLES = (
     "RBM_API_ENDPOINT",
     "GOOGLE_APPLICATION_CREDENTIALS",
     *DEFAULT_TOPICS,
+    *SMQ_VARIABLES,
+    "RUN_PERIOD_SECONDS",
 )
 
 
@@ -73,6 +87,10 @@ class StackSettings:
     function_env: dict[str, str] = field(default_factory=dict)  # e.g. AUTO_READ_RECEIPTS
     ack_deadline_seconds: int = 60
     drain_interval_seconds: float = 10.0  # Cloud Scheduler runs the drainer every minute
+    # ...and the queue puller, each run polling until the next: locally, every 10 s.
+    pull_period_seconds: float = 10.0
+    # Chat App queues to pull (SMQ_VARIABLES); when none is given, the stand-in's.
+    smq: dict[str, str] = field(default_factory=dict)
     max_delivery_attempts: int = 10  # then a message moves to the dead-letter topic
 
     @classmethod
@@ -107,7 +125,12 @@ class StackSettings:
             "TRUSTED_PROXY_HOPS",
             "SPOOL_PROVIDERS",
             "CHATAPP_ALLOWED_IPS",
+            "CHATAPP_SMQ_MAX_RECEIVES",
+            "CHATAPP_SMQ_MAX_POLLERS",
         )
+        # The stand-in serves unless queues or endpoints of another service are given.
+        if any(environ.get(name) for name in SMQ_VARIABLES[:3]):
+            settings.smq = {name: environ[name] for name in SMQ_VARIABLES if environ.get(name)}
         settings.function_env = {
             name: environ[name] for name in passed_through if environ.get(name)
         }
@@ -140,9 +163,10 @@ class LocalStack:
         )
         self.standin: BusinessMessagesStandIn | None = None
         self.rbm_standin: RbmApiStandIn | None = None
+        self.alibaba: AlibabaStandIn | None = None  # unless other SMQ queues are configured
         self._credentials = settings.credentials
         self._scheduler_stop = threading.Event()
-        self._scheduler: threading.Thread | None = None
+        self._schedulers: list[threading.Thread] = []
         self._standin_key = settings.work_dir / "standin-service-account.json"
         self.ports = {function.target: free_port() for function in FUNCTIONS}
         if settings.webhook_port:
@@ -155,6 +179,7 @@ class LocalStack:
         try:
             self._start_emulators()
             self._start_api()
+            self._start_alibaba()
             self.provision_pubsub()
             # Subscribers first, so the webhook never publishes into a push nobody answers.
             for function in FUNCTIONS[::-1]:
@@ -168,14 +193,14 @@ class LocalStack:
     def stop(self) -> None:
         self._scheduler_stop.set()
         stop_all(self._owned)
-        if self._scheduler is not None:
-            # Its request in flight, if any, failed when the drainer stopped.
-            self._scheduler.join(timeout=STOP_GRACE_SECONDS)
-            self._scheduler = None
-        for standin in (self.standin, self.rbm_standin):
+        for scheduler in self._schedulers:
+            # Its request in flight, if any, failed when its function stopped.
+            scheduler.join(timeout=STOP_GRACE_SECONDS)
+        self._schedulers = []
+        for standin in (self.standin, self.rbm_standin, self.alibaba):
             if standin is not None:
                 standin.stop()
-        self.standin = self.rbm_standin = None
+        self.standin = self.rbm_standin = self.alibaba = None
         self._standin_key.unlink(missing_ok=True)
 
     def _start_emulators(self) -> None:
@@ -210,18 +235,33 @@ class LocalStack:
     def start_function(self, target: str) -> None:
         self.functions[target].start(f"{self.url(target)}/", timeout=60)
 
+    def _start_alibaba(self) -> None:
+        if not self.settings.smq:
+            self.alibaba = AlibabaStandIn().start()
+
     def _start_scheduler(self) -> None:
-        """Calls the scheduled functions (the spool's drainer) as Cloud Scheduler would."""
-        urls = [self.url(f.target) for f in FUNCTIONS if f.settings["trigger"] == "schedule"]
+        """Calls each scheduled function as Cloud Scheduler does: on its own cadence, with the
+        schedule time in X-CloudScheduler-ScheduleTime, and never while its last call runs."""
+        periods = {PULL_QUEUES.target: self.settings.pull_period_seconds}
+        for function in FUNCTIONS:
+            if function.settings["trigger"] == "schedule":
+                period = periods.get(function.target, self.settings.drain_interval_seconds)
+                scheduler = threading.Thread(
+                    target=self._schedule,
+                    args=(self.url(function.target), period),
+                    name=f"scheduler {function.target}",
+                    daemon=True,
+                )
+                self._schedulers.append(scheduler)
+                scheduler.start()
 
-        def run() -> None:
-            while not self._scheduler_stop.wait(self.settings.drain_interval_seconds):
-                for url in urls:
-                    with contextlib.suppress(requests.RequestException):
-                        requests.post(url, timeout=60)
-
-        self._scheduler = threading.Thread(target=run, name="scheduler", daemon=True)
-        self._scheduler.start()
+    def _schedule(self, url: str, period: float) -> None:
+        due = time.time() + period
+        while not self._scheduler_stop.wait(max(0.0, due - time.time())):
+            scheduled = datetime.fromtimestamp(due, UTC).isoformat().replace("+00:00", "Z")
+            with contextlib.suppress(requests.RequestException):
+                requests.post(url, headers={SCHEDULE_TIME_HEADER: scheduled}, timeout=120)
+            due += period  # a call that ran past it delays the next one, as Cloud Scheduler does
 
     def restart_pubsub(self) -> None:
         """Starts the Pub/Sub emulator again after a stop; it keeps no state, so re-provision."""
@@ -290,11 +330,25 @@ class LocalStack:
             BM_API_ENDPOINT=self.api_endpoint,
             RBM_CLIENT_TOKEN=self.settings.rbm_client_tokens,
             RBM_API_ENDPOINT=self.rbm_api_endpoint,
+            RUN_PERIOD_SECONDS=str(self.settings.pull_period_seconds),
+            **self.smq_environment(),
             **self.settings.topics,
             **({"GOOGLE_APPLICATION_CREDENTIALS": credentials} if credentials else {}),
             **self.settings.function_env,
         )
         return env
+
+    def smq_environment(self) -> dict[str, str]:
+        """The queue puller's Chat App queues: the ones configured, or the stand-in's."""
+        if self.alibaba is None:
+            return dict(self.settings.smq)
+        return {
+            "CHATAPP_SMQ_QUEUES": ",".join(f"{t}={q}" for t, q in self.alibaba.queue_names.items()),
+            "CHATAPP_SMQ_ENDPOINT": self.alibaba.endpoint,
+            "CHATAPP_SMQ_TOKEN_ENDPOINT": self.alibaba.endpoint,
+            "ALIBABA_CLOUD_ACCESS_KEY_ID": self.alibaba.access_key_id,
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": self.alibaba.access_key_secret,
+        }
 
     def log_entries(self, name: str) -> list[dict[str, Any]]:
         """The structured (JSON) lines a server of this stack has logged so far."""

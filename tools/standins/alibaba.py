@@ -10,7 +10,9 @@ it long-polls, hides received messages for a visibility timeout, shows them agai
 receipt handle, and deletes them one by one or in batches.
 
 Tests script faults (expired tokens, internal errors, slow answers, partial batch deletes)
-and read what the queues hold and which calls were made.
+and read what the queues hold and which calls were made. Another process (`make demo`
+beside `make local`) enqueues as Alibaba would and reads the counts over HTTP, under
+`/_standin/queues/{MessageType or queue}/messages` (POST a JSON receipt, GET the counts).
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from email.message import Message
 from email.utils import parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, quote, unquote
+
+from tools.standins.loopback import LoopbackServer
 
 DYBASEAPI_VERSION = "2017-05-25"
 DYBASEAPI_ACTION = "QueryTokenForMnsQueue"
@@ -62,6 +66,7 @@ CHANGE_MESSAGE_VISIBILITY = "ChangeMessageVisibility"
 RECEIVES = frozenset({RECEIVE_MESSAGE, BATCH_RECEIVE_MESSAGE})
 
 _MESSAGES_PATH = re.compile(r"/queues/(?P<queue>[^/?]+)/messages")
+_CONTROL_PATH = re.compile(r"/_standin/queues/(?P<queue>[^/?]+)/messages")
 _MNS_AUTHORIZATION = re.compile(r"MNS (?P<key_id>[^:\s]+):(?P<signature>\S+)")
 _INVALID_HANDLE = "The receipt handle you provide is not valid."
 _NO_MESSAGE = "Message not exist."
@@ -171,7 +176,7 @@ class _Delay:
         return self.operation in (None, operation)
 
 
-class AlibabaStandIn:
+class AlibabaStandIn(LoopbackServer):
     """Dybaseapi's token call and the Chat App receipt queues, on one loopback port."""
 
     def __init__(
@@ -209,37 +214,21 @@ class AlibabaStandIn:
         self._rejected_deletes: dict[str, str] = {}
         self._calls: list[Call] = []
         self._issued: list[StsCredentials] = []
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._server.daemon_threads = True
-        # A short poll interval: stop() returns at once, and tests start one stand-in each.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        super().__init__(_handler_for(self), host, port)
 
     # --- running ------------------------------------------------------------------------
 
     @property
-    def endpoint(self) -> str:
-        """The queue endpoint as aliyun-mns-sdk's Account takes it (http://host:port)."""
-        return f"http://{self.dybaseapi_endpoint}"
-
-    @property
     def dybaseapi_endpoint(self) -> str:
-        """host:port, as the POP client's Config(endpoint=..., protocol="http") takes it."""
-        host, port = self._server.server_address[:2]
-        return f"{host!s}:{port}"
-
-    def start(self) -> AlibabaStandIn:
-        self._thread.start()
-        return self
+        """host:port, as the POP client's Config(endpoint=..., protocol="http") takes it; the
+        queue endpoint (`endpoint`) is the same server, as aliyun-mns-sdk's Account takes it."""
+        return self.address
 
     def stop(self) -> None:
         self._stopping.set()
         with self._changed:
             self._changed.notify_all()  # long polls end now instead of at their deadline
-        if self._thread.is_alive():  # shutdown() waits forever for a loop that never ran
-            self._server.shutdown()
-        self._server.server_close()
+        super().stop()
 
     # --- the queues, for tests -------------------------------------------------------------
 
@@ -381,11 +370,22 @@ class AlibabaStandIn:
         path = target.partition("?")[0]
         if path == "/":
             return self._answer_token_call(method, target, headers, body)
+        control = _CONTROL_PATH.fullmatch(path)
+        if control is not None:
+            return self._answer_control(method, unquote(control["queue"]), body)
         match = _MESSAGES_PATH.fullmatch(path)
         if match is None:
             refusal = _Refusal(400, "InvalidRequestURL", "Http request URL format invalid.")
             return _mns_error(refusal, headers)
         return self._answer_queue_call(method, target, unquote(match["queue"]), headers, body)
+
+    def _answer_control(self, method: str, queue: str, body: bytes) -> Answer:
+        """For another process: enqueue a receipt (POST its JSON), or read the counts (GET)."""
+        if self._resolve(queue) not in self._queues:
+            return _json_answer(404, {"error": f"no queue {queue}"})
+        if method == "POST":
+            return _json_answer(201, {"MessageId": self.enqueue(queue, body)})
+        return _json_answer(200, vars(self.counts(queue)))
 
     # --- Dybaseapi -----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ policy, a new function) needs a resolver or a check here, not a new way to read 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -276,3 +277,73 @@ def mentioning(plan: Plan, text: str) -> list[str]:
         return False
 
     return sorted(r.address for r in plan.resources.values() if found(r.values))
+
+
+# Monitoring: alert conditions, the filters they and the log-based metrics use, the dashboard.
+
+_CONDITION_KINDS = (
+    "condition_threshold",
+    "condition_absent",
+    "condition_matched_log",
+    "condition_monitoring_query_language",
+    "condition_prometheus_query_language",
+    "condition_sql",
+)
+
+
+@dataclass(frozen=True)
+class Condition:
+    policy: str  # the alert policy's address
+    name: str  # its display name
+    kind: str  # condition_threshold, condition_absent, ...
+    values: Mapping[str, Any]  # the condition's own block
+
+    @property
+    def filter(self) -> str:
+        found = self.values.get("filter") or self.values.get("query") or ""
+        return str(found)
+
+    @property
+    def aggregations(self) -> list[Mapping[str, Any]]:
+        return list(self.values.get("aggregations") or [])
+
+
+def alert_conditions(plan: Plan) -> list[Condition]:
+    """Every condition of every alert policy, whatever its kind."""
+    found = []
+    for policy in plan.of_type("google_monitoring_alert_policy"):
+        for condition in policy.get("conditions") or []:
+            for kind in _CONDITION_KINDS:
+                for block in condition.get(kind) or []:
+                    found.append(Condition(policy.address, condition["display_name"], kind, block))
+    return found
+
+
+_QUOTED = r'"((?:[^"\\]|\\.)*)"'
+
+
+def filter_values(text: str, field: str) -> set[str]:
+    """The values a Monitoring or Logging filter compares `field` with, in any of the forms
+    `field = "a"`, `field = one_of("a", "b")` (Monitoring) or `field=("a" OR "b")` (Logging)."""
+    found: set[str] = set()
+    name = re.escape(field)
+    for match in re.finditer(rf"(?<![\w.]){name}\s*=\s*(?:one_of)?\(([^)]*)\)", text):
+        found.update(json.loads(f'"{value}"') for value in re.findall(_QUOTED, match.group(1)))
+    for match in re.finditer(rf"(?<![\w.]){name}\s*=\s*{_QUOTED}", text):
+        found.add(json.loads(f'"{match.group(1)}"'))
+    return found
+
+
+def log_metric_types(plan: Plan) -> dict[str, str]:
+    """The Monitoring metric type of each log-based metric (`logging.googleapis.com/user/NAME`),
+    and the address of the metric resource."""
+    return {
+        f"logging.googleapis.com/user/{metric.get('name')}": metric.address
+        for metric in plan.of_type("google_logging_metric")
+    }
+
+
+def dashboard(plan: Plan, address: str) -> dict[str, Any]:
+    """A dashboard's JSON, decoded."""
+    decoded: dict[str, Any] = json.loads(plan.resources[address].get("dashboard_json"))
+    return decoded

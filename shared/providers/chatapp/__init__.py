@@ -1,10 +1,12 @@
 """Alibaba Cloud Chat App Message Service: status reports, user messages (MO) and template
-reviews of WhatsApp, Messenger, Instagram and Viber, by HTTP batch push.
+reviews of WhatsApp, Messenger, Instagram and Viber, by HTTP batch push or from SMQ queues.
 
 `webhook.py` checks the callback's URL token and source address, `shape.py` says which
 elements of a batch are usable, `normalise.py` turns a batch into the product's events.
-This module holds the provider's vocabulary and its registry entry, and imports none of
-them. Alibaba's callbacks document no way to send the agent's READ receipt.
+`queue.py` pulls the SMQ queues (with `smq.py`, the two services' clients, and
+`queue_plan.py`, what to publish, park and delete) and publishes what it receives as the
+webhook publishes a batch. This module holds the provider's vocabulary and its registry
+entry, and imports none of them. Alibaba documents no way to send the agent's READ receipt.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ STATUS = "ChatAppStatus"
 INBOUND = "ChatAppInbound"
 AUDIT = "ChatAppAudit"
 KIND_BY_PATH = {"status": STATUS, "inbound": INBOUND, "audit": AUDIT}
+# Set by the queue puller on a queue message it publishes to be parked: the reason.
+PARKED_ATTRIBUTE = "parkedBecause"
+# The queue mode's services on Alibaba's China site; the international pair is in the README.
+SMQ_ENDPOINT = "https://1943695596114318.mns.cn-hangzhou.aliyuncs.com"
+SMQ_TOKEN_ENDPOINT = "https://dybaseapi.aliyuncs.com"  # noqa: S105 -- a URL, not a secret
 
 # The provider's own order. Failed and Deleted are terminal: nothing later undoes them.
 SCALE = StatusScale({"Sent": 1, "Delivered": 2, "Read": 3, "Failed": 4, "Deleted": 5})
@@ -42,4 +49,6 @@ PROVIDER = Provider(
     spools_by_default=True,
     webhook_module=f"{__name__}.webhook",
     normaliser_module=f"{__name__}.normalise",
+    queue_module=f"{__name__}.queue",
+    queue_switch=("CHATAPP_SMQ_QUEUES",),
 )

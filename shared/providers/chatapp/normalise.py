@@ -12,6 +12,7 @@ from typing import Any
 
 from shared.core.events import (
     MALFORMED,
+    REDELIVERED,
     REJECTED_RECEIPT,
     TOO_MANY,
     Parked,
@@ -26,7 +27,7 @@ from shared.core.ingress import parse_json
 from shared.core.screening import too_many
 from shared.core.storable import ascii_digits
 from shared.core.times import from_unix_millis
-from shared.providers.chatapp import AUDIT, KIND_BY_PATH, NAME, SCALE, STATUS
+from shared.providers.chatapp import AUDIT, KIND_BY_PATH, NAME, PARKED_ATTRIBUTE, SCALE, STATUS
 from shared.providers.chatapp.shape import event_problem, timestamp
 
 _STATUS_DETAILS = {
@@ -58,13 +59,24 @@ _AUDIT_FIELDS = {
 
 
 def normalise(raw: bytes, attributes: Mapping[str, str], received: datetime) -> list[Payload]:
-    """The batch's type is the `kind` attribute, from the callback URL it was pushed to."""
-    return normalise_batch(raw, attributes.get("kind", ""), received)
+    """The batch's type is the `kind` attribute, from the callback URL it was pushed to (or
+    the queue it was pulled from). The queue puller parks what it names a reason for."""
+    kind = attributes.get("kind", "")
+    reason = attributes.get(PARKED_ATTRIBUTE)
+    if reason:
+        # A queue message received too often is parked with its elements, ready to redrive.
+        category = REDELIVERED if isinstance(parse_json(raw), list) else MALFORMED
+        return [parked_whole(_whole(raw, kind), category, reason)]
+    return normalise_batch(raw, kind, received)
+
+
+def _whole(raw: bytes, kind: str) -> Payload:
+    return Payload(provider=NAME, kind=kind, key=payload_key(raw), scale=SCALE, raw=raw)
 
 
 def normalise_batch(raw: bytes, kind: str, received: datetime) -> list[Payload]:
     """One payload per conversation in the batch, plus one for reviews and parked events."""
-    base = Payload(provider=NAME, kind=kind, key=payload_key(raw), scale=SCALE, raw=raw)
+    base = _whole(raw, kind)
     events = parse_json(raw)
     if not isinstance(events, list) or kind not in KIND_BY_PATH.values():
         return [parked_whole(base, MALFORMED, f"not a JSON array of {kind} events")]
