@@ -24,7 +24,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from shared.core.polling import Schedule
 from shared.providers.chatapp.normalise import conversation_id
 from shared.providers.chatapp.smq import QueueClient, QueueToken
-from tests.integration.conftest import PROCESSING_TIMEOUT, documents
+from tests.integration.conftest import PROCESSING_TIMEOUT, documents, recorded_receipts
 from tools.local.procs import ManagedProcess, free_port, wait_until
 from tools.local.stack import Delivery, LocalStack
 from tools.payloads import chatapp as ca
@@ -148,6 +148,10 @@ def conversation(db: firestore.Client, user: str) -> firestore.DocumentReference
     return db.document(f"conversations/{conversation_id(ca.BUSINESS, user)}")
 
 
+def receipts_of(db: firestore.Client, user: str) -> dict[str, dict[str, Any]]:
+    return recorded_receipts(db, conversation_id(ca.BUSINESS, user))
+
+
 def test_every_message_lands_once_through_duplicates_and_redeliveries(
     rig: Rig, db: firestore.Client
 ) -> None:
@@ -168,7 +172,7 @@ def test_every_message_lands_once_through_duplicates_and_redeliveries(
     rig.recorded()
 
     talk = conversation(db, user)
-    assert set(documents(talk.collection("receipts"))) == {
+    assert set(receipts_of(db, user)) == {
         "wa-1~Sent",
         "wa-1~Delivered",
         "wa-1~Read",
@@ -212,7 +216,7 @@ def test_pubsub_down_deletes_nothing_and_everything_arrives_after_it_is_back(
     assert rig.alibaba.counts(STATUS).deleted == deleted_before
     rig.run_until_empty()
     rig.recorded()
-    receipts = documents(conversation(db, user).collection("receipts"))
+    receipts = receipts_of(db, user)
     assert set(receipts) == {f"wa-{n}~Delivered" for n in range(5)}
     assert max(rig.alibaba.dequeue_count(i) for i in ids) <= 2  # not handed out over and over
 
@@ -232,7 +236,7 @@ def test_a_token_revoked_mid_run_is_renewed_and_nothing_is_lost(
 
     rig.run_until_empty()
     rig.recorded()
-    receipts = documents(conversation(db, user).collection("receipts"))
+    receipts = receipts_of(db, user)
     assert set(receipts) == {"wa-1~Sent", "wa-1~Delivered"}
     refused = [c for c in rig.alibaba.calls_for(BATCH_RECEIVE_MESSAGE) if c.status == 403]
     assert refused  # the refusal happened, and was answered with new tokens
@@ -253,7 +257,7 @@ def test_credentials_are_renewed_before_they_expire(
 
     short.run_until_empty()
     short.recorded()
-    assert len(documents(conversation(db, user).collection("receipts"))) == 5
+    assert len(receipts_of(db, user)) == 5
     status_queue = short.alibaba.queue_name(STATUS)
     tokens = [t for t in short.alibaba.tokens_issued if t.queue_name == status_queue]
     assert len(tokens) >= 3  # 3 s tokens over a 6 s run: renewed at half their lifetime
@@ -278,9 +282,7 @@ def test_a_puller_killed_between_publish_and_delete_leads_to_a_redelivery_that_c
     recorded = rig.recorded()
 
     assert [len(rig.publishes_of(i)) for i in ids] == [2, 2, 2]
-    assert set(documents(conversation(db, user).collection("receipts"))) == {
-        f"wa-{n}~Read" for n in range(3)
-    }
+    assert set(receipts_of(db, user)) == {f"wa-{n}~Read" for n in range(3)}
     # The second delivery of the same receipts wrote nothing.
     writes = [recorded[_delivery(e)]["writes"] for e in rig.publishes_of(ids[0])]
     assert writes[1] == 0
@@ -315,7 +317,7 @@ def test_a_malformed_body_is_parked_not_lost_and_not_looping(
         b"not JSON" in (d.get("rawBody") or b"")
         for d in documents(db.collection("parked")).values()
     )
-    assert "wa-1~Delivered" in documents(conversation(db, user).collection("receipts"))
+    assert "wa-1~Delivered" in receipts_of(db, user)
     assert rig.alibaba.dequeue_count(poison) == 2  # and then deleted: no loop
 
 
@@ -338,7 +340,7 @@ def test_a_message_received_too_often_is_parked_with_the_reason(
     parked = db.document(f"parked/{entry['payloadKey']}~payload").get().to_dict() or {}
     assert parked["category"] == "REDELIVERED"
     assert json.loads(parked["rawBody"])[0]["MessageId"] == "wa-loop"  # ready to redrive
-    assert documents(conversation(db, user).collection("receipts")) == {}
+    assert receipts_of(db, user) == {}
 
 
 def test_an_empty_queue_costs_one_waiting_receive_at_a_time_even_when_answered_at_once(

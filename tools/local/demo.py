@@ -396,12 +396,12 @@ def play_chatapp_queues(target: Target) -> None:
         return statuses.get("wa-q1") == "Read" and "mo-q1" in statuses and reviewed and emptied
 
     wait_until(landed, 90, "the queued Chat App receipts to be pulled and persisted")
-    receipts = db.document(f"conversations/{cid}").collection("receipts").stream()
+    receipts = receipts_of({snap.id: snap.to_dict() or {} for snap in messages.stream()})
     print(f"\nFirestore: conversations/{cid}")
     for snap in messages.order_by("messageId").stream():
         d = snap.to_dict() or {}
         print(f"  {snap.id:<8}{d.get('direction', ''):<7}{d.get('status') or d.get('text', '')}")
-    print(f"  receipts: {len(list(receipts))} unique (the repeated Delivered collapsed)")
+    print(f"  receipts: {len(receipts)} unique (the repeated Delivered collapsed)")
     print(f"  template {template} (en_US): {(review.get().to_dict() or {}).get('status')}")
     for message_type in QUEUE_TYPES:
         deleted, left = queued(message_type)
