@@ -5,11 +5,14 @@ from flask import Request, Response
 
 from shared import providers
 from shared.adapters import logs
+from shared.adapters.pubsub_rpc import RpcPublisher
 from shared.adapters.webhook import Webhook, WebhookConfig
 
 logs.setup()
 config = WebhookConfig.from_env(providers.REGISTRY)
-pipeline_webhook = Webhook(config, config.pubsub.publisher())
+settings = config.pubsub
+publisher = RpcPublisher(settings.project, settings.topics, settings.timeout)
+pipeline_webhook = Webhook(config, publisher)
 
 
 @functions_framework.http

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from google.api_core import exceptions, retry
 from google.cloud import firestore
 
-from shared.adapters.publisher import Publisher, PublishFailed, PubSubSettings, is_transient
+from shared.adapters.publisher import Publisher, PublishFailed, PubSubSettings
 from shared.core.config import Env
 from shared.core.records import PARKED
 from shared.core.spool import (
@@ -209,6 +209,10 @@ def _publish(publisher: Publisher, event: SpooledEvent) -> Failure | None:
 
 def failure_of(event: SpooledEvent, error: Exception) -> Failure:
     """A failed publish, with whose fault it is from what Pub/Sub answered (if anything)."""
+    # The drainer's only: the webhook, which imports this module when a publish fails,
+    # need not load the gRPC client for it.
+    from shared.adapters.pubsub_client import is_transient
+
     cause = error.__cause__ if isinstance(error, PublishFailed) and error.__cause__ else error
     status = getattr(cause, "grpc_status_code", None)  # google.api_core's exceptions carry it
     fault = fault_of(getattr(status, "name", None), is_transient(cause))

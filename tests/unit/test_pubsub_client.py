@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from shared.adapters.publisher import PubSubPublisher
+from shared.adapters.pubsub_client import PubSubPublisher
 
 
 class Recording(PubSubPublisher):
