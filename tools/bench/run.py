@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from tools.bench import measure, queues
+from tools.bench import latency, measure, queues
 from tools.bench.report import Results, markdown
 from tools.local.stack import LocalStack, StackSettings, running
 from tools.topology import ROOT
@@ -28,7 +28,12 @@ def benchmark(stack: LocalStack, settings: measure.Settings) -> Results:
         costs=_timed("counted cost", measure.costs, stack, settings),
         drain=_timed("drain", measure.drain, stack, settings),
         queue_drain=_timed("queue drain", queues.queue_drain, stack, settings),
+        latency=_timed("latency", _latencies, stack, settings),
     )
+
+
+def _latencies(stack: LocalStack, settings: measure.Settings) -> latency.Latency:
+    return latency.latencies(stack, settings.latency)
 
 
 def _timed(

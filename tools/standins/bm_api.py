@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, unquote
 
 from shared.providers.bm.read_receipts import SCOPE
 from tools.standins.google_oauth import ServiceAccountTokens
-from tools.standins.loopback import LoopbackServer
+from tools.standins.loopback import LoopbackServer, send_json
 
 RECEIPT_PATH = re.compile(
     r"/v1/conversations/(?P<conversation>[^/]+)/messages/(?P<message>[^/]+)/receipt"
@@ -166,12 +166,7 @@ def _handler_for(standin: BusinessMessagesStandIn) -> type[BaseHTTPRequestHandle
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
         def _reply(self, status: int, document: dict[str, Any]) -> None:
-            body = json.dumps(document).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_json(self, status, document)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # the tests read calls, not access logs

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import json
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from typing import Any, Self
 
 
 class LoopbackServer:
@@ -38,3 +40,13 @@ class LoopbackServer:
         if self._thread.is_alive():  # shutdown() waits forever for a loop that never ran
             self._server.shutdown()
         self._server.server_close()
+
+
+def send_json(handler: BaseHTTPRequestHandler, status: int, document: Mapping[str, Any]) -> None:
+    """Answers the handler's request with `document` as JSON."""
+    body = json.dumps(document).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)

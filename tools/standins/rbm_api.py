@@ -84,6 +84,7 @@ class AgentEventCall:
     event_id: str | None
     event_type: str | None
     message_id: str | None
+    received: float  # time.monotonic() on arrival (on Linux one clock for every process)
     status: int
     duplicate: bool = False
     injected: bool = False
@@ -245,6 +246,7 @@ class RbmApiStandIn(LoopbackServer):
         return Reply(status, document)
 
     def create_agent_event(self, target: str, authorization: str | None, body: bytes) -> Reply:
+        received = time.monotonic()
         url = urlsplit(target)
         match = _AGENT_EVENTS_PATH.fullmatch(url.path)
         if match is None:
@@ -260,6 +262,7 @@ class RbmApiStandIn(LoopbackServer):
             event_id=_single(query, "eventId"),
             event_type=_text(request.get("eventType")) if request is not None else None,
             message_id=_text(request.get("messageId")) if request is not None else None,
+            received=received,
             status=0,
         )
         scopes = self.tokens.scopes_of(authorization)
