@@ -8,7 +8,7 @@ from google.cloud import firestore
 from shared import providers
 from shared.adapters import logs
 from shared.adapters.pubsub_push import PushedMessage, subscriber
-from shared.adapters.read_receipt_sender import ReadReceiptConfig, ReadReceiptSender
+from shared.adapters.read_receipt_sender import ReadReceiptConfig, ReadReceiptSender, not_final
 
 logs.setup()
 log = logging.getLogger("agent_read_receipts")
@@ -25,16 +25,17 @@ def agent_read_receipts(message: PushedMessage) -> None:
     if api is None or not targets:
         log.info("no agent READ receipt to send", extra={"pubsubMessageId": message.message_id})
         return
-    for target in targets:
-        state = sender.send_once(target, api)
+    settled = sender.settle(targets, api)
+    for each in settled:
         log.info(
-            "agent READ receipt settled",
+            "agent READ receipt settled" if each.final else "agent READ receipt not final yet",
             extra={
                 "pubsubMessageId": message.message_id,
                 "payloadKey": message.key,
                 "provider": message.attributes.get("provider"),  # a label of the READ metric
-                "conversationId": target.conversation_id,
-                "messageId": target.message_id,
-                "state": state,
+                "conversationId": each.target.conversation_id,
+                "messageId": each.target.message_id,
+                "state": each.state,
             },
         )
+    not_final(*settled)

@@ -19,12 +19,20 @@ from shared.adapters.firestore_retry import retry_on_conflict
 from shared.core import read_receipts, records
 from shared.core.config import Env
 from shared.core.provider import ApiSettings, Provider
-from shared.core.read_receipts import FIELD, ReadTarget, ReceiptApi, Step
+from shared.core.read_receipts import FIELD, Outcome, ReadTarget, ReceiptApi, Step
 from shared.core.times import utc_now
 
 
 class ReceiptNotSentYet(Exception):
     """Not final yet (in flight elsewhere, or a transient failure): let Pub/Sub redeliver."""
+
+
+def not_final(*settled: Settled) -> None:
+    """Raises ReceiptNotSentYet when any READ is not final yet, so Pub/Sub redelivers."""
+    waiting = [each for each in settled if not each.final]
+    if waiting:
+        reasons = "; ".join(sorted({f"{each.state}: {each.error}" for each in waiting}))
+        raise ReceiptNotSentYet(f"{len(waiting)} not final ({reasons})")
 
 
 @dataclass(frozen=True)
@@ -41,10 +49,11 @@ class ReadReceiptConfig:
         config = cls(
             project=env.project(),
             enabled=env.flag("AUTO_READ_RECEIPTS", default=True),
+            # Only the providers switched on for READ: one not in use needs no settings.
             apis={
-                p.name: p.read_receipts.api_settings(env)
+                p.name: half.api_settings(env)
                 for p in providers
-                if p.read_receipts is not None
+                if (half := p.read_receipts) is not None and p.reads_with(env)
             },
             lease=timedelta(seconds=lease_seconds),
         )
@@ -54,6 +63,30 @@ class ReadReceiptConfig:
             env.problem(f"READ_RECEIPT_LEASE_SECONDS must exceed {longest_send:g}")
         env.check("agent READ receipts")
         return config
+
+
+@dataclass(frozen=True)
+class Settled:
+    """Where one target's READ stands after an attempt: SENT, FAILED, PENDING (a transient
+    failure, retried on redelivery) or WAITING (another attempt holds its claim)."""
+
+    target: ReadTarget
+    state: str
+    error: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.state in (read_receipts.SENT, read_receipts.FAILED)
+
+
+WAITING = "WAITING"
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    target: ReadTarget
+    ref: firestore.DocumentReference
+    claim: Mapping[str, Any]
 
 
 class ReadReceiptSender:
@@ -69,20 +102,63 @@ class ReadReceiptSender:
 
     def send_once(self, target: ReadTarget, api: ReceiptApi) -> str:
         """Returns the final state (SENT or FAILED); raises ReceiptNotSentYet otherwise."""
-        ref = self._db.document(records.message_path(target.conversation_id, target.message_id))
-        step, claim = self._claim(ref)
-        if step is Step.DONE:
-            return str(claim.get("state"))
-        if step is Step.WAIT:
-            raise ReceiptNotSentYet("another attempt holds the claim")
-        outcome = api.send_read_receipt(target)
+        [settled] = self.settle([target], api)
+        not_final(settled)
+        return settled.state
+
+    def settle(self, targets: Sequence[ReadTarget], api: ReceiptApi) -> list[Settled]:
+        """Each target's READ, one call per burst (`read_receipts.bursts`)."""
+        return [each for burst in read_receipts.bursts(targets) for each in self._burst(burst, api)]
+
+    def _burst(self, burst: list[ReadTarget], api: ReceiptApi) -> list[Settled]:
+        """Claims each message of the burst, oldest first, and sends one READ for the newest
+        claimed, which covers the others. A claim held elsewhere stops the burst there, so no
+        message is marked by two attempts at once."""
+        settled: list[Settled] = []
+        claimed: list[_Claimed] = []
+        for position, target in enumerate(burst):
+            ref = self._db.document(records.message_path(target.conversation_id, target.message_id))
+            step, claim = self._claim(ref)
+            if step is Step.WAIT:  # send nothing: the other attempt may cover these too
+                for each in claimed:  # ...so it need not wait for these claims to expire
+                    released = {**each.claim, "leaseExpireTime": None}
+                    retry_on_conflict(functools.partial(each.ref.update, {FIELD: released}))
+                held = [*(each.target for each in claimed), *burst[position:]]
+                why = "another attempt holds a claim of the burst"
+                return [*settled, *(Settled(target, WAITING, why) for target in held)]
+            if step is Step.DONE:
+                settled.append(Settled(target, str(claim.get("state"))))
+            elif read_receipts.too_old(target, self._clock()):
+                too_old = Outcome(0, read_receipts.TOO_OLD, permanent=True)
+                settled.append(self._finish(target, ref, claim, too_old))
+            else:
+                claimed.append(_Claimed(target, ref, claim))
+        while claimed:
+            *earlier, newest = claimed
+            outcome = api.send_read_receipt(newest.target)
+            settled.append(self._finish(newest.target, newest.ref, newest.claim, outcome))
+            if outcome.error is not None and outcome.permanent:
+                claimed = earlier  # refused for the newest alone: the earlier go on without it
+                continue
+            covered = Outcome(0, outcome.error, outcome.permanent)
+            newest_id = newest.target.message_id
+            settled += [self._finish(c.target, c.ref, c.claim, covered, newest_id) for c in earlier]
+            break
+        return settled
+
+    def _finish(
+        self,
+        target: ReadTarget,
+        ref: firestore.DocumentReference,
+        claim: Mapping[str, Any],
+        outcome: Outcome,
+        covered_by: str | None = None,
+    ) -> Settled:
         state = read_receipts.finished(
-            claim, self._clock(), outcome.attempts, outcome.error, outcome.permanent
+            claim, self._clock(), outcome.attempts, outcome.error, outcome.permanent, covered_by
         )
         retry_on_conflict(functools.partial(ref.update, {FIELD: state}))
-        if state["state"] == read_receipts.PENDING:
-            raise ReceiptNotSentYet(f"transient failure: {outcome.error}")
-        return str(state["state"])
+        return Settled(target, str(state["state"]), outcome.error)
 
     def _claim(self, ref: firestore.DocumentReference) -> tuple[Step, Mapping[str, Any]]:
         return retry_on_conflict(functools.partial(self._try_claim, ref))

@@ -93,6 +93,15 @@ class Provider:
     read_receipt_module: str | None = None  # None: the provider has no agent READ receipt
     queue_module: str | None = None  # None: its events only come by webhook
     queue_switch: tuple[str, ...] = ()  # environment variables whose presence turns it on
+    # Environment variables whose presence turns its agent READ on in the READ sender; none:
+    # always on (an API called as the function's own service account needs no secret).
+    read_switch: tuple[str, ...] = ()
+
+    def reads_with(self, env: Env) -> bool:
+        """Whether its agent READ is on in this environment."""
+        return self.read_receipt_module is not None and (
+            not self.read_switch or env.present(*self.read_switch)
+        )
 
     def receiver(self, env: Env) -> Receiver:
         return cast(WebhookHalf, _load(self.webhook_module)).receiver(env)

@@ -7,7 +7,7 @@ SENT or FAILED: final, never repeated.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -46,9 +46,18 @@ def claimed(state: Mapping[str, Any] | None, now: datetime, lease: timedelta) ->
 
 
 def finished(
-    claim: Mapping[str, Any], now: datetime, attempts: int, error: str | None, permanent: bool
+    claim: Mapping[str, Any],
+    now: datetime,
+    attempts: int,
+    error: str | None,
+    permanent: bool,
+    covered_by: str | None = None,
 ) -> dict[str, Any]:
-    """The state after an attempt: SENT, FAILED (permanent error), or PENDING to retry."""
+    """The state after an attempt: SENT, FAILED (permanent error), or PENDING to retry.
+
+    `covered_by` names the later message whose READ also marked this one read, where the
+    platform marks a conversation's earlier messages read with a later one.
+    """
     state = {
         **claim,
         "attempts": claim.get("attempts", 0) + attempts,
@@ -56,6 +65,8 @@ def finished(
         "leaseExpireTime": None,
         "error": error,
     }
+    if covered_by is not None:
+        state["coveredBy"] = covered_by
     if error is None:
         state.update(state=SENT, sentTime=now)
     elif permanent:
@@ -70,6 +81,31 @@ class ReadTarget:
     conversation_id: str
     message_id: str
     recipient: Mapping[str, str] = field(default_factory=dict)  # what the provider's API needs
+    # The platform refuses to mark a message read after this time (WhatsApp: 30 days).
+    not_after: datetime | None = None
+    # Targets with the same burst key, in order, are covered by one READ of the last of them:
+    # the platform marks a conversation's earlier messages read with a later one. None: alone.
+    burst: str | None = None
+
+
+TOO_OLD = "too old: the platform no longer marks it read"
+
+
+def too_old(target: ReadTarget, now: datetime) -> bool:
+    return target.not_after is not None and now > target.not_after
+
+
+def bursts(targets: Sequence[ReadTarget]) -> list[list[ReadTarget]]:
+    """The targets of one delivery in groups that one READ covers, each oldest first."""
+    groups: dict[object, list[ReadTarget]] = {}
+    seen: set[tuple[str, str]] = set()
+    for position, target in enumerate(targets):
+        if (target.conversation_id, target.message_id) in seen:
+            continue  # the same message twice in one delivery: one claim, one READ
+        seen.add((target.conversation_id, target.message_id))
+        key = (target.conversation_id, target.burst) if target.burst is not None else position
+        groups.setdefault(key, []).append(target)
+    return list(groups.values())
 
 
 @dataclass(frozen=True)
