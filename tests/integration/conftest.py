@@ -32,8 +32,10 @@ SPOOL_MAX_ATTEMPTS = 3  # the drainer parks an event after this many failures of
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     settings = StackSettings(
         work_dir=tmp_path_factory.mktemp("stack"),
-        signing_keys="local-signing-key,previous-signing-key",
-        rbm_client_tokens="local-rbm-client-token,previous-rbm-client-token",
+        provider_env={
+            "BM_SIGNING_KEY": "local-signing-key,previous-signing-key",
+            "RBM_CLIENT_TOKEN": "local-rbm-client-token,previous-rbm-client-token",
+        },
         drain_interval_seconds=1,
         pull_period_seconds=2,
         max_delivery_attempts=5,

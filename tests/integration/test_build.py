@@ -65,7 +65,7 @@ def test_the_webhook_bundle_answers_and_publishes(
     stack: LocalStack, db: firestore.Client, serve: Any
 ) -> None:
     url = serve(WEBHOOK)
-    handshake = {"clientToken": stack.settings.client_token, "secret": "bundle-secret"}
+    handshake = {"clientToken": stack.client_token, "secret": "bundle-secret"}
     assert requests.post(url, json=handshake, timeout=10).text == "bundle-secret"
     cid = "bundle-webhook"
     body = bm.encode(bm.receipts(cid, ("a1", "READ")))

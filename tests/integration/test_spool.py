@@ -141,7 +141,7 @@ def test_with_both_pubsub_and_the_spool_down_the_webhook_refuses(stack: LocalSta
     process = stack.function_process(WEBHOOK, port, broken)
     process.start(f"http://127.0.0.1:{port}/")
     try:
-        url = f"http://127.0.0.1:{port}/chatapp/status/{stack.settings.chatapp_tokens}"
+        url = f"http://127.0.0.1:{port}/chatapp/status/{stack.settings.secret('CHATAPP_CALLBACK_TOKENS')}"
         answer = ca.push(url, ca.encode([ca.status("m1", "Sent", "8613900000009")]))
     finally:
         process.stop()

@@ -27,7 +27,7 @@ def new_conversation() -> str:
 def test_handshake_with_the_right_token_answers_the_plain_secret(stack: LocalStack) -> None:
     response = requests.post(
         stack.webhook_url,
-        json={"clientToken": stack.settings.client_token, "secret": "s3cr3t-value"},
+        json={"clientToken": stack.client_token, "secret": "s3cr3t-value"},
         timeout=10,
     )
     assert response.status_code == 200
@@ -138,7 +138,7 @@ def test_oversized_bodies_are_413_by_length_or_by_stream(stack: LocalStack, spy:
 
 
 def test_a_previous_key_still_verifies_while_keys_rotate(stack: LocalStack) -> None:
-    assert "," in stack.settings.signing_keys
+    assert "," in stack.settings.providers_env["BM_SIGNING_KEY"]
     body = bm.encode(bm.user_status(new_conversation(), isTyping=True))
     recorded(stack, send(stack, body, key="previous-signing-key"))
 

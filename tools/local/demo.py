@@ -60,7 +60,7 @@ class Target:
         return cls(
             stack.webhook_url,
             stack.signing_key,
-            stack.settings.client_token,
+            stack.client_token,
             stack.settings.project,
             stack.firestore_host,
             lambda: standin.summary()["calls"],

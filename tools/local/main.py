@@ -78,7 +78,7 @@ def describe(stack: LocalStack) -> dict[str, object]:
         "pid": os.getpid(),
         "webhook": stack.webhook_url,
         "signingKey": stack.signing_key,
-        "clientToken": stack.settings.client_token,
+        "clientToken": stack.client_token,
         "chatappStatusUrl": stack.chatapp_url("status"),
         "chatappInboundUrl": stack.chatapp_url("inbound"),
         "chatappAuditUrl": stack.chatapp_url("audit"),

@@ -24,11 +24,13 @@ from google.api_core.exceptions import AlreadyExists, NotFound
 from google.cloud import firestore
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
+from shared import providers
 from shared.core.config import DEFAULT_DEAD_LETTER, DEFAULT_TOPICS, comma_list
 from shared.core.polling import SCHEDULE_TIME_HEADER
 from tools.local.groups import STOP_GRACE_SECONDS
 from tools.local.procs import ManagedProcess, answers_http, free_port, stop_all, wait_until
 from tools.local.stop_signals import stopping_on_signals
+from tools.payloads import KITS
 from tools.standins.alibaba import AlibabaStandIn
 from tools.standins.bm_api import BusinessMessagesStandIn
 from tools.standins.google_oauth import ServiceAccountTokens
@@ -48,24 +50,40 @@ SMQ_VARIABLES = (
 LOCAL_PROJECT = "receipt-pipeline-local"
 # The spool's own database, named as Terraform names it: the emulator serves named databases.
 LOCAL_SPOOL_DATABASE = "receipt-pipeline-spool"
-# Variables the stack sets for its functions; inherited values must not leak in.
+# Variables the stack sets for its functions; inherited values must not leak in. Every
+# provider's own variables (`provider_variable`) are handled alike, from the registry.
 _STACK_VARIABLES = (
     "GOOGLE_CLOUD_PROJECT",
     "PUBSUB_EMULATOR_HOST",
     "FIRESTORE_EMULATOR_HOST",
     "SPOOL_DATABASE",
-    "BM_SIGNING_KEY",
-    "BM_CLIENT_TOKEN",
-    "CHATAPP_CALLBACK_TOKENS",
-    "CHATAPP_ALLOWED_IPS",
-    "BM_API_ENDPOINT",
-    "RBM_CLIENT_TOKEN",
-    "RBM_API_ENDPOINT",
     "GOOGLE_APPLICATION_CREDENTIALS",
     *DEFAULT_TOPICS,
     *SMQ_VARIABLES,
     "RUN_PERIOD_SECONDS",
 )
+# The pipeline's own settings a shell may give `make local` (each provider's are passed too).
+_PASSED_THROUGH = (
+    "AUTO_READ_RECEIPTS",
+    "MAX_BODY_BYTES",
+    "PUBLISH_TIMEOUT_SECONDS",
+    "SPOOL_MAX_ATTEMPTS",
+    "READ_RECEIPT_LEASE_SECONDS",
+    "TRUSTED_PROXY_HOPS",
+    "SPOOL_PROVIDERS",
+)
+_PROVIDER_PREFIXES = tuple(f"{provider.name.upper()}_" for provider in providers.REGISTRY)
+
+
+def provider_variable(name: str) -> bool:
+    """Whether a variable is a provider's own: each provider's start with its name
+    (`RBM_CLIENT_TOKEN`, `CHATAPP_ALLOWED_IPS`, ...)."""
+    return name.startswith(_PROVIDER_PREFIXES)
+
+
+def local_provider_env() -> dict[str, str]:
+    """Every provider's local development credentials: with them, every provider is on."""
+    return {name: value for kit in KITS.values() for name, value in kit.local_env.items()}
 
 
 @dataclass
@@ -76,13 +94,11 @@ class StackSettings:
     pubsub_host: str | None = None  # an emulator already running; None: start one
     firestore_host: str | None = None
     spool_database: str = LOCAL_SPOOL_DATABASE
-    bm_api_endpoint: str | None = None  # a real or other API; None: start the stand-in
-    rbm_api_endpoint: str | None = None  # likewise for RCS Business Messaging
-    credentials: str | None = None  # service-account key for those APIs
-    signing_keys: str = "local-signing-key"  # local development value; set BM_SIGNING_KEY
-    client_token: str = "local-client-token"  # noqa: S105 (a local development value)
-    chatapp_tokens: str = "local-chatapp-token"  # local development value
-    rbm_client_tokens: str = "local-rbm-client-token"
+    # The providers' variables over their local development values (`local_provider_env`):
+    # credentials, and `{PROVIDER}_API_ENDPOINT` for a real or other API instead of the
+    # provider's stand-in.
+    provider_env: dict[str, str] = field(default_factory=dict)
+    credentials: str | None = None  # service-account key for Google's APIs
     topics: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TOPICS))
     function_env: dict[str, str] = field(default_factory=dict)  # e.g. AUTO_READ_RECEIPTS
     ack_deadline_seconds: int = 60
@@ -103,38 +119,34 @@ class StackSettings:
             pubsub_host=environ.get("PUBSUB_EMULATOR_HOST") or None,
             firestore_host=environ.get("FIRESTORE_EMULATOR_HOST") or None,
             spool_database=environ.get("SPOOL_DATABASE") or LOCAL_SPOOL_DATABASE,
-            bm_api_endpoint=environ.get("BM_API_ENDPOINT") or None,
-            rbm_api_endpoint=environ.get("RBM_API_ENDPOINT") or None,
+            provider_env={
+                name: value for name, value in environ.items() if provider_variable(name) and value
+            },
             credentials=environ.get("GOOGLE_APPLICATION_CREDENTIALS") or None,
         )
-        settings.signing_keys = environ.get("BM_SIGNING_KEY") or settings.signing_keys
-        settings.client_token = environ.get("BM_CLIENT_TOKEN") or settings.client_token
-        settings.chatapp_tokens = environ.get("CHATAPP_CALLBACK_TOKENS") or settings.chatapp_tokens
-        settings.rbm_client_tokens = environ.get("RBM_CLIENT_TOKEN") or settings.rbm_client_tokens
         settings.topics = {
             name: environ.get(name) or topic for name, topic in DEFAULT_TOPICS.items()
         }
-        passed_through = (
-            "AUTO_READ_RECEIPTS",
-            "MAX_BODY_BYTES",
-            "PUBLISH_TIMEOUT_SECONDS",
-            "SPOOL_MAX_ATTEMPTS",
-            "BM_API_RETRY_DEADLINE_SECONDS",
-            "RBM_API_RETRY_DEADLINE_SECONDS",
-            "READ_RECEIPT_LEASE_SECONDS",
-            "TRUSTED_PROXY_HOPS",
-            "SPOOL_PROVIDERS",
-            "CHATAPP_ALLOWED_IPS",
-            "CHATAPP_SMQ_MAX_RECEIVES",
-            "CHATAPP_SMQ_MAX_POLLERS",
-        )
         # The stand-in serves unless queues or endpoints of another service are given.
         if any(environ.get(name) for name in SMQ_VARIABLES[:3]):
             settings.smq = {name: environ[name] for name in SMQ_VARIABLES if environ.get(name)}
         settings.function_env = {
-            name: environ[name] for name in passed_through if environ.get(name)
+            name: environ[name] for name in _PASSED_THROUGH if environ.get(name)
         }
         return settings
+
+    @property
+    def providers_env(self) -> dict[str, str]:
+        """The providers' variables the functions get."""
+        return {**local_provider_env(), **self.provider_env}
+
+    def secret(self, name: str) -> str:
+        """The first of a provider's comma-separated secrets, as its platform would use it."""
+        return comma_list(self.providers_env[name])[0]
+
+    def given_api(self, provider: str) -> str | None:
+        """The API endpoint given for a provider's READ instead of its stand-in, if any."""
+        return self.provider_env.get(f"{provider.upper()}_API_ENDPOINT") or None
 
 
 @contextlib.contextmanager
@@ -222,9 +234,9 @@ class LocalStack:
         """The providers' API stand-ins where no endpoint is given, sharing one token endpoint
         (as Google's APIs do), so one key file serves the READ sender for both."""
         tokens = ServiceAccountTokens()
-        if not self.settings.bm_api_endpoint:
+        if not self.settings.given_api("bm"):
             self.standin = BusinessMessagesStandIn(tokens=tokens).start()
-        if not self.settings.rbm_api_endpoint:
+        if not self.settings.given_api("rbm"):
             self.rbm_standin = RbmApiStandIn(tokens=tokens).start()
         issuer = self.standin or self.rbm_standin
         if issuer is not None and not self.settings.credentials:
@@ -279,24 +291,31 @@ class LocalStack:
 
     @property
     def signing_key(self) -> str:
-        return comma_list(self.settings.signing_keys)[0]
+        return self.settings.secret("BM_SIGNING_KEY")
+
+    @property
+    def client_token(self) -> str:
+        """Business Messages' client token, for its verification handshake."""
+        return self.settings.secret("BM_CLIENT_TOKEN")
 
     def chatapp_url(self, kind: str) -> str:
         """The callback URL to paste into Alibaba's console for `status`, `inbound`, `audit`."""
-        token = comma_list(self.settings.chatapp_tokens)[0]
+        token = self.settings.secret("CHATAPP_CALLBACK_TOKENS")
         return f"{self.webhook_url}/chatapp/{kind}/{token}"
 
     @property
     def api_endpoint(self) -> str:
-        if self.settings.bm_api_endpoint:
-            return self.settings.bm_api_endpoint
+        given = self.settings.given_api("bm")
+        if given:
+            return given
         assert self.standin is not None
         return self.standin.endpoint
 
     @property
     def rbm_api_endpoint(self) -> str:
-        if self.settings.rbm_api_endpoint:
-            return self.settings.rbm_api_endpoint
+        given = self.settings.given_api("rbm")
+        if given:
+            return given
         assert self.rbm_standin is not None
         return self.rbm_standin.endpoint
 
@@ -307,7 +326,7 @@ class LocalStack:
 
     @property
     def rbm_client_token(self) -> str:
-        return comma_list(self.settings.rbm_client_tokens)[0]
+        return self.settings.secret("RBM_CLIENT_TOKEN")
 
     def client_environment(self) -> dict[str, str]:
         """What a Google client needs to reach this stack's emulators, and its spool."""
@@ -319,16 +338,16 @@ class LocalStack:
         }
 
     def function_environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in _STACK_VARIABLES}
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if name not in _STACK_VARIABLES and not provider_variable(name)
+        }
         credentials = self._credentials
         env.update(
-            self.client_environment(),
+            {**self.client_environment(), **self.settings.providers_env},
             PYTHONPATH=str(ROOT),
-            BM_SIGNING_KEY=self.settings.signing_keys,
-            BM_CLIENT_TOKEN=self.settings.client_token,
-            CHATAPP_CALLBACK_TOKENS=self.settings.chatapp_tokens,
             BM_API_ENDPOINT=self.api_endpoint,
-            RBM_CLIENT_TOKEN=self.settings.rbm_client_tokens,
             RBM_API_ENDPOINT=self.rbm_api_endpoint,
             RUN_PERIOD_SECONDS=str(self.settings.pull_period_seconds),
             **self.smq_environment(),

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 import requests
@@ -126,6 +127,9 @@ class _Kit:
     """Business Messages for the providers' contract suite."""
 
     name = bm.NAME
+    local_env: Mapping[str, str] = MappingProxyType(
+        {"BM_SIGNING_KEY": "local-signing-key", "BM_CLIENT_TOKEN": "local-client-token"}
+    )
 
     def receipt(self, env: Mapping[str, str], tag: str) -> Sample:
         conversation_id, message_id = f"contract-{tag}", f"{tag}-m"

@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
 import requests
@@ -93,6 +94,9 @@ class _Kit:
     """Chat App for the providers' contract suite."""
 
     name = chatapp.NAME
+    local_env: Mapping[str, str] = MappingProxyType(
+        {"CHATAPP_CALLBACK_TOKENS": "local-chatapp-token"}
+    )
 
     def receipt(self, env: Mapping[str, str], tag: str) -> Sample:
         user = "86" + str(int(hashlib.sha256(tag.encode()).hexdigest(), 16))[:11]

@@ -32,6 +32,9 @@ class Sample:
 
 class ProviderKit(Protocol):
     name: str  # the registered provider's name
+    # `make local`'s development values of the provider's credentials (never real ones),
+    # used unless the shell sets the variable; together they switch the provider on.
+    local_env: Mapping[str, str]
 
     def receipt(self, env: Mapping[str, str], tag: str) -> Sample:
         """One receipt (DELIVERED, or the platform's word for it) of message `{tag}-m`."""

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, Literal
 
 import requests
@@ -358,6 +359,7 @@ class _Kit:
     """RCS Business Messaging for the providers' contract suite."""
 
     name = NAME
+    local_env: Mapping[str, str] = MappingProxyType({"RBM_CLIENT_TOKEN": "local-rbm-client-token"})
 
     def receipt(self, env: Mapping[str, str], tag: str) -> Sample:
         phone = "+44" + str(int(hashlib.sha256(tag.encode()).hexdigest(), 16))[:10]
