@@ -70,6 +70,9 @@ class ReadTarget:
     conversation_id: str
     message_id: str
     recipient: Mapping[str, str] = field(default_factory=dict)  # what the provider's API needs
+    # When the user sent it: a provider may mark a message read only for so long (WhatsApp:
+    # 30 days), and may mark the earlier messages of a conversation read with the latest.
+    create_time: datetime | None = None
 
 
 @dataclass(frozen=True)
