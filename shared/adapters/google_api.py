@@ -1,12 +1,13 @@
 """Google REST APIs called as the function's service account, retried with backoff.
 
-429, 5xx, timeouts and token failures are retried (tenacity) until a deadline; any other
-4xx is permanent. Only Google's error status (NOT_FOUND, ...) is kept from an error
-answer, never its message, which may quote the user's content.
+429, 5xx, timeouts and token failures are retried (`shared.adapters.http_api`) until a
+deadline; any other 4xx is permanent. Only Google's error status (NOT_FOUND, ...) is kept
+from an error answer, never its message, which may quote the user's content.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
@@ -15,26 +16,17 @@ import google.auth
 import google.auth.exceptions
 import requests
 from google.auth.transport.requests import AuthorizedSession
-from tenacity import (
-    RetryError,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_delay,
-    wait_exponential_jitter,
-)
 
+from shared.adapters.http_api import (
+    REQUEST_TIMEOUT_SECONDS,
+    Answer,
+    Verdict,
+    by_http_status,
+    call_with_backoff,
+    longest_call,
+)
 from shared.core.config import ConfigError, Env
 from shared.core.read_receipts import Outcome, ReceiptApi
-
-REQUEST_TIMEOUT_SECONDS = 10.0
-
-
-class TransientApiError(Exception):
-    """429, 5xx, timeouts and token failures: worth another try later."""
-
-
-class PermanentApiError(Exception):
-    """Any other 4xx: trying again cannot succeed."""
 
 
 def authorized_session(scope: str) -> AuthorizedSession:
@@ -47,47 +39,11 @@ def authorized_session(scope: str) -> AuthorizedSession:
     return AuthorizedSession(credentials)
 
 
-def longest_call(retry_deadline: float) -> float:
-    """How long `call_with_backoff` may take: the deadline, plus the call it started last."""
-    return retry_deadline + 2 * REQUEST_TIMEOUT_SECONDS
-
-
-def call_with_backoff(
-    request: Callable[[], requests.Response],
-    retry_deadline: float,
-    done: Collection[int] = (),
-) -> Outcome:
-    """Calls until a success (2xx, or a status in `done`), a permanent error, or the deadline."""
-
-    def attempt() -> None:
-        try:
-            response = request()
-        except (requests.RequestException, google.auth.exceptions.GoogleAuthError) as error:
-            raise TransientApiError(type(error).__name__) from error
-        if response.ok or response.status_code in done:
-            return
-        problem = f"HTTP {response.status_code} {_api_status(response)}".strip()
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TransientApiError(problem)
-        raise PermanentApiError(problem)
-
-    retrying = Retrying(
-        retry=retry_if_exception_type(TransientApiError),
-        wait=wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5),
-        stop=stop_after_delay(retry_deadline),
-    )
-    try:
-        retrying(attempt)
-    except RetryError as exhausted:
-        error = exhausted.last_attempt.exception()
-        return Outcome(_attempts(retrying), str(error), permanent=False)
-    except PermanentApiError as error:
-        return Outcome(_attempts(retrying), str(error), permanent=True)
-    return Outcome(_attempts(retrying))
-
-
-def _attempts(retrying: Retrying) -> int:
-    return int(retrying.statistics.get("attempt_number", 1))
+def google_answer(response: requests.Response, done: Collection[int] = ()) -> Answer:
+    """By HTTP status, with Google's error status named; a status in `done` is a success."""
+    if response.status_code in done:
+        return Answer(Verdict.DONE)
+    return by_http_status(response, _api_status(response))
 
 
 def _api_status(response: requests.Response) -> str:
@@ -114,7 +70,9 @@ class GoogleApi:
         return call_with_backoff(
             lambda: self.session.request(method, url, timeout=REQUEST_TIMEOUT_SECONDS, **arguments),
             self.retry_deadline,
-            done,
+            classify=functools.partial(google_answer, done=done),
+            # A token that cannot be refreshed now may be refreshed on the next try.
+            transient=(requests.RequestException, google.auth.exceptions.GoogleAuthError),
         )
 
 

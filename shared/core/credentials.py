@@ -78,3 +78,29 @@ def handshake_reply(document: Any, client_tokens: Iterable[str]) -> Reply | None
     if not matches_any(shake.client_token, client_tokens):
         return Reply(403, {"error": "clientToken does not match"}, reason="handshake token")
     return Reply(200, shake.secret)
+
+
+HUB_SIGNATURE_PREFIX = "sha256="
+_HUB_SIGNATURE_CHARS = len(HUB_SIGNATURE_PREFIX) + 2 * hashlib.sha256().digest_size
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def hub_signature(data: bytes, secret: str) -> str:
+    """`sha256=` + lowercase hex HMAC-SHA256(secret, data): how Meta signs a webhook's raw body
+    (X-Hub-Signature-256, for WhatsApp, Messenger and Instagram alike)."""
+    return HUB_SIGNATURE_PREFIX + hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()
+
+
+def hub_signature_valid(data: bytes, header: str | None, secrets: Iterable[str]) -> bool:
+    """The header against every secret, in constant time. A header of any other shape is
+    refused before any HMAC is computed."""
+    offered = (header or "").lower()
+    digits = offered[len(HUB_SIGNATURE_PREFIX) :]
+    if (
+        len(offered) != _HUB_SIGNATURE_CHARS
+        or not offered.startswith(HUB_SIGNATURE_PREFIX)
+        or not _HEX_DIGITS.issuperset(digits)
+    ):
+        return False
+    matches = [hmac.compare_digest(offered, hub_signature(data, secret)) for secret in secrets]
+    return any(matches)

@@ -25,3 +25,9 @@ def doc_id(*parts: str) -> str:
     if len(escaped.encode()) > MAX_ID_BYTES:
         return "sha256-" + hashlib.sha256(escaped.encode()).hexdigest()
     return escaped
+
+
+def compound_id(*parts: str) -> str:
+    """One id from several provider values: joined by ":", with "%" and ":" escaped inside a
+    part, so that no two tuples of parts share an id (("a:b", "c") and ("a", "b:c") differ)."""
+    return ":".join(part.replace("%", "%25").replace(":", "%3A") for part in parts)

@@ -33,6 +33,8 @@ class Incoming:
     headers: Headers
     body: bytes
     client_ip: str | None
+    method: str = "POST"
+    query: Mapping[str, str] = field(default_factory=dict)  # the first value of each key
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,9 @@ class Outcome:
     attempts: int
     error: str | None = None
     permanent: bool = False
+    # The API refused the credential itself: every READ of the provider fails until an
+    # operator acts, so it is counted and alerted on (`credentialsRejected` in the log).
+    credentials_rejected: bool = False
 
 
 class ReceiptApi(Protocol):

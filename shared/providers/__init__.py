@@ -16,9 +16,9 @@ from shared.core.events import UNKNOWN_KIND, Payload, StatusScale, parked_whole,
 from shared.core.provider import Provider, PublishFunction, QueuePuller
 from shared.core.read_receipts import ReadTarget
 from shared.core.screening import screen
-from shared.providers import bm, chatapp, rbm
+from shared.providers import bm, chatapp, rbm, whatsapp
 
-REGISTRY: tuple[Provider, ...] = (bm.PROVIDER, chatapp.PROVIDER, rbm.PROVIDER)
+REGISTRY: tuple[Provider, ...] = (bm.PROVIDER, chatapp.PROVIDER, rbm.PROVIDER, whatsapp.PROVIDER)
 
 _BY_NAME = {provider.name: provider for provider in REGISTRY}
 

@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
 from typing import Any, Self
 
 
@@ -40,6 +41,17 @@ class LoopbackServer:
         if self._thread.is_alive():  # shutdown() waits forever for a loop that never ran
             self._server.shutdown()
         self._server.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 def send_json(handler: BaseHTTPRequestHandler, status: int, document: Mapping[str, Any]) -> None:

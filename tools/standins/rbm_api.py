@@ -28,7 +28,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -146,17 +145,6 @@ class RbmApiStandIn(LoopbackServer):
     def stop(self) -> None:
         self._closing.set()  # ends any stall at once
         super().stop()
-
-    def __enter__(self) -> RbmApiStandIn:
-        return self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def write_key(self, path: Path) -> Path:
         """The service-account key file whose token_uri is this stand-in."""
