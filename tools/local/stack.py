@@ -34,6 +34,7 @@ from tools.payloads import KITS
 from tools.standins.alibaba import AlibabaStandIn
 from tools.standins.bm_api import BusinessMessagesStandIn
 from tools.standins.google_oauth import ServiceAccountTokens
+from tools.standins.graph_api import GraphApiStandIn
 from tools.standins.rbm_api import RbmApiStandIn
 from tools.topology import FUNCTIONS, PULL_QUEUES, ROOT, SUBSCRIPTIONS, WEBHOOK, Function
 
@@ -175,6 +176,7 @@ class LocalStack:
         )
         self.standin: BusinessMessagesStandIn | None = None
         self.rbm_standin: RbmApiStandIn | None = None
+        self.graph_standin: GraphApiStandIn | None = None  # WhatsApp's READ
         self.alibaba: AlibabaStandIn | None = None  # unless other SMQ queues are configured
         self._credentials = settings.credentials
         self._scheduler_stop = threading.Event()
@@ -209,10 +211,10 @@ class LocalStack:
             # Its request in flight, if any, failed when its function stopped.
             scheduler.join(timeout=STOP_GRACE_SECONDS)
         self._schedulers = []
-        for standin in (self.standin, self.rbm_standin, self.alibaba):
+        for standin in (self.standin, self.rbm_standin, self.graph_standin, self.alibaba):
             if standin is not None:
                 standin.stop()
-        self.standin = self.rbm_standin = self.alibaba = None
+        self.standin = self.rbm_standin = self.graph_standin = self.alibaba = None
         self._standin_key.unlink(missing_ok=True)
 
     def _start_emulators(self) -> None:
@@ -238,6 +240,9 @@ class LocalStack:
             self.standin = BusinessMessagesStandIn(tokens=tokens).start()
         if not self.settings.given_api("rbm"):
             self.rbm_standin = RbmApiStandIn(tokens=tokens).start()
+        if not self.settings.given_api("whatsapp"):
+            token = self.settings.secret("WHATSAPP_ACCESS_TOKEN")
+            self.graph_standin = GraphApiStandIn(token).start()
         issuer = self.standin or self.rbm_standin
         if issuer is not None and not self.settings.credentials:
             self._standin_key.parent.mkdir(parents=True, exist_ok=True)
@@ -325,6 +330,19 @@ class LocalStack:
         return f"{self.webhook_url}/rbm"
 
     @property
+    def whatsapp_api_endpoint(self) -> str:
+        given = self.settings.given_api("whatsapp")
+        if given:
+            return given
+        assert self.graph_standin is not None
+        return self.graph_standin.endpoint
+
+    @property
+    def whatsapp_url(self) -> str:
+        """The Callback URL to paste into the Meta App Dashboard."""
+        return f"{self.webhook_url}/whatsapp"
+
+    @property
     def rbm_client_token(self) -> str:
         return self.settings.secret("RBM_CLIENT_TOKEN")
 
@@ -349,6 +367,7 @@ class LocalStack:
             PYTHONPATH=str(ROOT),
             BM_API_ENDPOINT=self.api_endpoint,
             RBM_API_ENDPOINT=self.rbm_api_endpoint,
+            WHATSAPP_API_ENDPOINT=self.whatsapp_api_endpoint,
             RUN_PERIOD_SECONDS=str(self.settings.pull_period_seconds),
             **self.smq_environment(),
             **self.settings.topics,

@@ -24,6 +24,7 @@ from shared.providers.whatsapp import ACCESS_TOKEN, APP_SECRET, NAME, OBJECT, VE
 from shared.providers.whatsapp.normalise import conversation_id
 from shared.providers.whatsapp.webhook import SIGNATURE_HEADER
 from tools.payloads.kit import Sample, WebhookRequest, first_secret
+from tools.standins.graph_api import RECEIVED_PATH
 
 WABA_ID = "102290129340398"
 PHONE_NUMBER_ID = "106540352242922"
@@ -235,8 +236,16 @@ def handshake_query(token: str, challenge: str = "1158201444", mode: str = "subs
 
 
 def post(
-    url: str, raw: bytes, secret: str, session: requests.Session | None = None
+    url: str,
+    raw: bytes,
+    secret: str,
+    session: requests.Session | None = None,
+    graph_standin: str | None = None,
 ) -> requests.Response:
+    """Posts a body as Meta does; with the Graph API stand-in's endpoint, it first learns the
+    user messages the body delivers, as Meta knows what it delivered."""
+    if graph_standin is not None:
+        requests.post(f"{graph_standin}{RECEIVED_PATH}", data=raw, timeout=30).raise_for_status()
     return (session or requests).post(
         url, data=raw, headers=signed_headers(raw, secret), timeout=30
     )

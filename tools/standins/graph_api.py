@@ -33,6 +33,8 @@ from typing import Any
 from tools.standins.loopback import LoopbackServer, send_json
 
 CALLS_PATH = "/_standin/calls"
+# Where a test or the demo tells the stand-in what Meta delivered: a webhook body it posted.
+RECEIVED_PATH = "/_standin/received"
 DEFAULT_VERSIONS = frozenset(f"v{major}.0" for major in range(20, 28))
 RATE_LIMIT_CODES = frozenset({4, 80007, 130429})
 
@@ -270,6 +272,10 @@ def _handler_for(standin: GraphApiStandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path == RECEIVED_PATH:
+                standin.received_body(body)
+                send_json(self, 200, {"received": True})
+                return
             reply = standin.mark_read(self.path, self.headers.get("Authorization"), body)
             send_json(self, reply.status, reply.document)
 
