@@ -25,6 +25,7 @@ from google.cloud import firestore
 from shared.core.records import receipts_of
 from shared.providers.chatapp.normalise import conversation_id as chatapp_conversation
 from shared.providers.rbm.normalise import conversation_id as rbm_conversation
+from shared.providers.whatsapp.normalise import conversation_id as wa_conversation
 from tools.local.history import DAYS, simulate
 from tools.local.main import STATE_FILE
 from tools.local.procs import answers_http, wait_until
@@ -32,6 +33,7 @@ from tools.local.stack import LocalStack, StackSettings, running
 from tools.payloads import bm as bm
 from tools.payloads import chatapp as ca
 from tools.payloads import rbm
+from tools.payloads import whatsapp as wa
 
 CHATAPP_TYPES = ("status", "inbound", "audit")
 QUEUE_TYPES = ("ChatAppStatus", "ChatAppInbound", "ChatAppAudit")
@@ -49,14 +51,20 @@ class Target:
     rbm_url: str
     rbm_client_token: str
     rbm_calls: Callable[[], list[dict[str, Any]]]  # the agent events the RBM API received
+    whatsapp_url: str
+    whatsapp_app_secret: str
+    whatsapp_verify_token: str
+    graph_standin: str | None  # the Graph API stand-in's endpoint, when the stack runs one
+    graph_calls: Callable[[], list[dict[str, Any]]]  # the marks-as-read the Graph API received
     alibaba: str | None = None  # the Chat App queues' stand-in, when the stack runs one
 
     @classmethod
     def of(cls, stack: LocalStack) -> Target:
         """A stack started in this process, with its stand-in."""
-        standin, rbm_standin = stack.standin, stack.rbm_standin
+        standin, rbm_standin, graph = stack.standin, stack.rbm_standin, stack.graph_standin
         assert standin is not None
         assert rbm_standin is not None
+        assert graph is not None
         return cls(
             stack.webhook_url,
             stack.signing_key,
@@ -68,6 +76,11 @@ class Target:
             stack.rbm_url,
             stack.rbm_client_token,
             lambda: rbm_standin.summary()["calls"],
+            stack.whatsapp_url,
+            stack.settings.secret("WHATSAPP_APP_SECRET"),
+            stack.settings.secret("WHATSAPP_VERIFY_TOKEN"),
+            graph.endpoint,
+            lambda: graph.summary()["calls"],
             stack.alibaba.endpoint if stack.alibaba else None,
         )
 
@@ -94,6 +107,11 @@ def running_stack() -> Target | None:
         state["rbmUrl"],
         state["rbmClientToken"],
         functools.partial(_standin_calls, state["rbmApiEndpoint"] if state["rbmStandin"] else None),
+        state["whatsappUrl"],
+        state["whatsappAppSecret"],
+        state["whatsappVerifyToken"],
+        graph_standin := state["whatsappApiEndpoint"] if state["whatsappStandin"] else None,
+        functools.partial(_standin_calls, graph_standin),
         state.get("alibabaStandin"),
     )
 
@@ -111,6 +129,7 @@ def _standin_calls(endpoint: str | None) -> list[dict[str, Any]]:
 def play(target: Target) -> None:
     play_rbm(target)
     play_business_messages(target)
+    play_whatsapp(target)
     play_chatapp(target)
     play_chatapp_queues(target)
     play_history(target)
@@ -182,6 +201,101 @@ def show_rbm(target: Target, phone: str, reply: str) -> None:
         event = f"{call['event_type']} {call['message_id']}"
         duplicate = " (a reused eventId: ignored)" if call["duplicate"] else ""
         print(f"  POST phones/{phone}/agentEvents {event} -> {call['status']}{duplicate}")
+
+
+def play_whatsapp(target: Target) -> None:
+    """Statuses (one failed), users' messages of several types in one POST, a username user
+    (no phone number), and Meta's verification handshake."""
+    user = "1650555" + str(uuid.uuid4().int)[:4]
+    bsuid = f"US.{uuid.uuid4().int % 10**20}"
+    sent, failing = wa.wamid(f"demo-{user}-1"), wa.wamid(f"demo-{user}-2")
+    t0 = int(wa.now_seconds())
+
+    def post(*changes: dict[str, Any]) -> requests.Response:
+        raw = wa.encode(wa.body(wa.entry(*changes)))
+        return wa.post(
+            target.whatsapp_url, raw, target.whatsapp_app_secret, None, target.graph_standin
+        )
+
+    def at(seconds: int) -> str:
+        return str(t0 + seconds)
+
+    user_messages = [
+        wa.message(wa.wamid(f"{user}-text"), "text", user, at=at(1)),
+        wa.message(wa.wamid(f"{user}-image"), "image", user, at=at(2)),
+        wa.message(wa.wamid(f"{user}-button"), "interactive", user, at=at(3)),
+        wa.message(wa.wamid(f"{user}-location"), "location", user, at=at(4)),
+    ]
+    statuses = [
+        wa.status(sent, "sent", user, at=at(0), biz_opaque_callback_data="order-1842"),
+        wa.status(sent, "read", user, at=at(5)),  # Meta skips `delivered` when read at once
+        wa.failed(failing, user, 131026, "Message undeliverable"),
+    ]
+    steps: list[tuple[str, Callable[[], requests.Response]]] = [
+        (
+            "a sent and a read status (no delivered), a failure",
+            lambda: post(wa.change(statuses=statuses)),
+        ),
+        ("Meta delivers the same POST again", lambda: post(wa.change(statuses=statuses))),
+        (
+            "a late delivered, after the read",
+            lambda: post(wa.change(statuses=[wa.status(sent, "delivered", user, at=at(4))])),
+        ),
+        (
+            "text, image, button reply, location in one POST",
+            lambda: post(wa.change(messages=user_messages, contacts=[wa.contact(user)])),
+        ),
+        (
+            "a username user, without a phone number",
+            lambda: post(
+                wa.change(
+                    messages=[wa.message(wa.wamid(f"{bsuid}-hi"), "text", None, user_id=bsuid)],
+                    contacts=[wa.contact(None, "Ana", user_id=bsuid, username="@ana")],
+                )
+            ),
+        ),
+    ]
+    query = wa.handshake_query(target.whatsapp_verify_token, challenge="demo-challenge")
+    handshake = requests.get(f"{target.whatsapp_url}?{query}", timeout=10)
+    print(f"\nWhatsApp (Cloud API): business number {wa.PHONE_NUMBER_ID}, user {user}\n")
+    print(f"  {'verification handshake (GET)':<52} -> {handshake.status_code} {handshake.text!r}")
+    for title, send in steps:
+        print(f"  {title:<52} -> {send().status_code}")
+    raw = wa.encode(wa.body(wa.entry(wa.change(statuses=statuses))))
+    forged = wa.post(target.whatsapp_url, raw, "not-the-app-secret")
+    print(f"  {'a POST signed with the wrong app secret':<52} -> {forged.status_code}")
+    show_whatsapp(target, wa_conversation(wa.PHONE_NUMBER_ID, user), len(user_messages))
+
+
+def show_whatsapp(target: Target, cid: str, user_messages: int) -> None:
+    messages = target.firestore().document(f"conversations/{cid}").collection("messages")
+
+    def settled() -> bool:
+        documents = [snap.to_dict() or {} for snap in messages.stream()]
+        users = [d for d in documents if d.get("direction") == "USER"]
+        states = {d.get("agentReadReceipt", {}).get("state") for d in users}
+        return (
+            len(users) == user_messages
+            and states <= {"SENT", "FAILED"}
+            and len(documents) > len(users) + 1
+        )
+
+    wait_until(settled, 60, "the WhatsApp conversation to be persisted")
+    print(f"\nFirestore: conversations/{cid}")
+    for snap in messages.order_by("recordTime").stream():
+        d = snap.to_dict() or {}
+        read = d.get("agentReadReceipt", {})
+        state = read.get("state", "") + (
+            f" (covered by {_short(read['coveredBy'])})" if read.get("coveredBy") else ""
+        )
+        what = d.get("status") or d.get("messageType", "")
+        extra = d.get("bizOpaqueCallbackData") or d.get("errorCode") or d.get("text") or ""
+        print(f"  {_short(snap.id):<24}{d.get('direction', ''):<8}{what:<12}{extra!s:<20}{state}")
+    calls = [c for c in target.graph_calls() if c.get("phone_number_id") == wa.PHONE_NUMBER_ID]
+    print("\nMarks-as-read the Graph API stand-in received (one covers the earlier ones):")
+    for call in calls:
+        path = f"/{call['version']}/{call['phone_number_id']}/messages"
+        print(f"  POST {path} {_short(str(call['message_id']))} -> {call['status']}")
 
 
 def play_business_messages(target: Target) -> None:

@@ -88,6 +88,11 @@ def describe(stack: LocalStack) -> dict[str, object]:
         "rbmClientToken": stack.rbm_client_token,
         "rbmApiEndpoint": stack.rbm_api_endpoint,
         "rbmStandin": stack.rbm_standin is not None,
+        "whatsappUrl": stack.whatsapp_url,
+        "whatsappAppSecret": stack.settings.secret("WHATSAPP_APP_SECRET"),
+        "whatsappVerifyToken": stack.settings.secret("WHATSAPP_VERIFY_TOKEN"),
+        "whatsappApiEndpoint": stack.whatsapp_api_endpoint,
+        "whatsappStandin": stack.graph_standin is not None,
         "alibabaStandin": stack.alibaba.endpoint if stack.alibaba else None,
         **stack.client_environment(),
     }
@@ -98,11 +103,20 @@ def print_summary(stack: LocalStack) -> None:
     rows = [
         ("RCS Business Messaging", f"{stack.rbm_url}   (POST, signed with RBM_CLIENT_TOKEN)"),
         ("Business Messages", f"{stack.webhook_url}   (POST, signed with BM_SIGNING_KEY)"),
+        (
+            "WhatsApp",
+            f"{stack.whatsapp_url}   (GET handshake with WHATSAPP_VERIFY_TOKEN; "
+            "POST signed with WHATSAPP_APP_SECRET)",
+        ),
         *((f"Chat App {kind}", stack.chatapp_url(kind)) for kind in ("status", "inbound", "audit")),
         ("Pub/Sub emulator", stack.pubsub_host),
         ("Firestore emulator", stack.firestore_host),
         ("Business Messages API", stack.api_endpoint + (standin if stack.standin else "")),
         ("RBM API", stack.rbm_api_endpoint + (standin if stack.rbm_standin else "")),
+        (
+            "WhatsApp Graph API",
+            stack.whatsapp_api_endpoint + (standin if stack.graph_standin else ""),
+        ),
         ("Chat App SMQ queues", smq_summary(stack)),
         ("logs", str(stack.log_dir)),
     ]
