@@ -1,6 +1,6 @@
 """A simulated week of traffic, so the demo's report has days to compare.
 
-Each day, an RBM agent, a Business Messages agent and a Chat App business number send
+Each day, an RBM agent, a Business Messages agent, a Chat App and a WhatsApp business number send
 messages that are delivered, read or fail after realistic delays, and users write in and
 get the agent's READ receipt. It is recorded by the product's own recorder, send API and
 READ-receipt sender, with a simulated clock, in the order a real webhook would see it: some
@@ -24,19 +24,25 @@ from shared.adapters.store import FirestoreRecorder
 from shared.core.events import Payload
 from shared.core.read_receipts import Outcome, ReadTarget
 from shared.ops.sends import SentMessage, record_sent
-from shared.providers import bm, chatapp
+from shared.providers import bm, chatapp, whatsapp
 from shared.providers import rbm as rbm_provider
 from shared.providers.bm.normalise import normalise_one
 from shared.providers.chatapp.normalise import normalise_batch
 from tools.payloads import bm as bm_payloads
 from tools.payloads import chatapp as ca
 from tools.payloads import rbm
+from tools.payloads import whatsapp as wa
 
 DAYS = 7
 CHATAPP_FAILURES = (
     ("131026", "Receiver is incapable of receiving this message"),
     ("131047", "Re-engagement message: more than 24 hours since the user last replied"),
     ("131051", "Unsupported message type"),
+)
+WHATSAPP_FAILURES = (
+    (131026, "Message undeliverable"),
+    (131047, "Re-engagement message"),
+    (131049, "This message was not delivered to maintain healthy ecosystem engagement."),
 )
 
 
@@ -75,6 +81,8 @@ def _day(day: date, rng: random.Random) -> Traffic:
         _chatapp_message(traffic, day, n, rng)
     for n in range(int(rng.randint(25, 35) * busy)):
         _rbm_conversation(traffic, day, n, rng)
+    for n in range(int(rng.randint(30, 45) * busy)):
+        _whatsapp_conversation(traffic, day, n, rng)
     return traffic
 
 
@@ -139,6 +147,47 @@ def _rbm_conversation(traffic: Traffic, day: date, n: int, rng: random.Random) -
 def _rbm(event: dict[str, Any]) -> list[Payload]:
     body = rbm.encode(rbm.envelope(event))
     return providers.normalise({"provider": rbm_provider.NAME}, body, datetime.now(UTC))
+
+
+def _whatsapp_conversation(traffic: Traffic, day: date, n: int, rng: random.Random) -> None:
+    """The business's message: sent, then delivered and read (Meta skips `delivered` when
+    both happen at once), or failed; the user sometimes answers and gets the agent's READ."""
+    user = f"1650{day.toordinal() % 10_000:04d}{n:03d}"
+    message = wa.wamid(f"sim-{day.isoformat()}-{n}")
+    sent_at = _moment(day, rng)
+    traffic.agent_messages += 1
+    statuses = [wa.status(message, "sent", user, at=_seconds(sent_at))]
+    if rng.random() < 0.06:
+        code, title = rng.choice(WHATSAPP_FAILURES)
+        statuses.append(wa.failed(message, user, code, title, timestamp=_seconds(sent_at)))
+    else:
+        delivered_at = sent_at + timedelta(seconds=rng.lognormvariate(1.0, 0.7))
+        read = rng.random() < 0.75
+        read_at = delivered_at + timedelta(seconds=rng.lognormvariate(5.5, 1.4))
+        if not read or rng.random() > 0.2:  # 1 in 5 read at once: no `delivered` is sent
+            statuses.append(wa.status(message, "delivered", user, at=_seconds(delivered_at)))
+        if read:
+            statuses.append(wa.status(message, "read", user, at=_seconds(read_at)))
+    traffic.rounds[0] += _whatsapp(wa.change(statuses=statuses))
+    if rng.random() < 0.4:
+        answered = sent_at + timedelta(seconds=rng.uniform(60, 600))
+        answer = wa.message(
+            wa.wamid(f"sim-mo-{day.isoformat()}-{n}"), "text", user, at=_seconds(answered)
+        )
+        [written] = _whatsapp(wa.change(messages=[answer], contacts=[wa.contact(user)]))
+        traffic.rounds[1].append(written)
+        assert written.conversation_id is not None
+        latency = rng.lognormvariate(0.2, 0.5)
+        traffic.readable.append((written.conversation_id, answer["id"], answered, latency))
+
+
+def _whatsapp(change: dict[str, Any]) -> list[Payload]:
+    body = wa.encode(wa.body(wa.entry(change)))
+    return providers.normalise({"provider": whatsapp.NAME}, body, datetime.now(UTC))
+
+
+def _seconds(moment: datetime) -> str:
+    return str(int(moment.timestamp()))
 
 
 def _chatapp_message(traffic: Traffic, day: date, n: int, rng: random.Random) -> None:
