@@ -39,7 +39,8 @@ def test_the_benchmark_runs_and_counts_one_commit_per_payload(results: Results) 
     ]
     assert all(row.cpu_seconds > 0 for row in results.cold_starts)
     by_payload = {row.payload: row for row in results.costs}
-    sizes = [(provider, n) for n in (1, 3, 10) for provider in ("Business Messages", "Chat App")]
+    providers = ("Business Messages", "Chat App", "WhatsApp")
+    sizes = [(provider, n) for n in (1, 3, 10) for provider in providers]
     for provider, n in [*sizes, ("RCS Business Messaging", 1)]:
         row = by_payload[measure.payload_name(provider, n)]
         # each receipt onto its message: one read and one write per receipt, one commit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import statistics
@@ -33,6 +34,7 @@ from tools.local.stack import Delivery, LocalStack, pubsub_push
 from tools.payloads import bm as bm_payloads
 from tools.payloads import chatapp as ca
 from tools.payloads import rbm as rbm_payloads
+from tools.payloads import whatsapp as wa_payloads
 from tools.topology import (
     AGENT_READ_RECEIPTS,
     FUNCTIONS,
@@ -110,6 +112,22 @@ def signed_requests(url: str, key: str, count: int, prefix: str) -> list[loadgen
     return [loadgen.Request(url, body, bm_payloads.signed_headers(body, key)) for body in bodies]
 
 
+def whatsapp_requests(url: str, secret: str, count: int, prefix: str) -> list[loadgen.Request]:
+    """Distinct signed WhatsApp POSTs, one status each, to the webhook at `url`."""
+    bodies = [
+        wa_payloads.encode(
+            wa_payloads.body(
+                wa_payloads.entry(
+                    wa_payloads.change(statuses=[wa_payloads.status(f"{prefix}-{i}", "delivered")])
+                )
+            )
+        )
+        for i in range(count)
+    ]
+    route = f"{url}/whatsapp"
+    return [loadgen.Request(route, raw, wa_payloads.signed_headers(raw, secret)) for raw in bodies]
+
+
 # --- 1. throughput and latency per instance ------------------------------------------------
 
 
@@ -140,25 +158,31 @@ def throughput(stack: LocalStack, settings: Settings) -> list[Throughput]:
     Pub/Sub, in turns, at the webhook's own concurrency; then the webhook at each THREADS of
     the sweep."""
     threads = int(WEBHOOK.settings["concurrency"])
+    secret = stack.settings.secret("WHATSAPP_APP_SECRET")
+    bm_pushes = functools.partial(signed_requests, key=stack.signing_key)
+    whatsapp_pushes = functools.partial(whatsapp_requests, secret=secret)
     servers = [
-        ("empty function (ceiling)", EMPTY, threads),
-        ("naive webhook (each publish alone)", NAIVE, threads),
-        ("webhook", WEBHOOK, threads),
-        ("webhook, publish confirmed at once (no Pub/Sub)", UNPUBLISHED, threads),
+        ("empty function (ceiling)", EMPTY, threads, bm_pushes),
+        ("naive webhook (each publish alone)", NAIVE, threads, bm_pushes),
+        ("webhook", WEBHOOK, threads, bm_pushes),
+        ("webhook, publish confirmed at once (no Pub/Sub)", UNPUBLISHED, threads, bm_pushes),
+        ("webhook, WhatsApp POSTs (HMAC-SHA256)", WEBHOOK, threads, whatsapp_pushes),
     ]
     compared = len(servers)
-    servers += [(f"webhook, THREADS={n}", WEBHOOK, n) for n in settings.thread_counts]
+    servers += [(f"webhook, THREADS={n}", WEBHOOK, n, bm_pushes) for n in settings.thread_counts]
     with contextlib.ExitStack() as running:
         started = [
             running.enter_context(serving(stack, function, {**BENCH_TOPICS, "THREADS": str(n)}))
-            for _, function, n in servers
+            for _, function, n, _ in servers
         ]
         urls = [url for url, _ in started]
         rounds: list[list[loadgen.Load]] = [[] for _ in servers]
         cpu = [[0.0, 0.0] for _ in servers]  # seconds: the server's, the Pub/Sub emulator's
         for _ in range(settings.rounds):
-            for index, ((_, _, n), (url, process)) in enumerate(zip(servers, started, strict=True)):
-                batch = signed_requests(url, stack.signing_key, 500, "bench")
+            for index, ((_, _, n, pushes), (url, process)) in enumerate(
+                zip(servers, started, strict=True)
+            ):
+                batch = pushes(url, count=500, prefix="bench")
                 loadgen.run(itertools.cycle(batch), n, min(0.5, settings.load_seconds))  # warm-up
                 before = (process.cpu_seconds(), stack.pubsub.cpu_seconds())
                 rounds[index].append(loadgen.run(itertools.cycle(batch), n, settings.load_seconds))
@@ -166,18 +190,14 @@ def throughput(stack: LocalStack, settings: Settings) -> list[Throughput]:
                 for used, (start, end) in enumerate(zip(before, after, strict=True)):
                     cpu[index][used] += end - start
         alone = [
-            loadgen.run(
-                signed_requests(url, stack.signing_key, 100, "alone"),
-                1,
-                min(2.0, settings.load_seconds),
-            )
-            for url in urls[:compared]
+            loadgen.run(pushes(url, count=100, prefix="alone"), 1, min(2.0, settings.load_seconds))
+            for url, (_, _, _, pushes) in zip(urls[:compared], servers, strict=False)
         ]
     return [
         Throughput(
             name, n, loadgen.Load.combined(loads), alone[i] if i < compared else None, *cpu[i]
         )
-        for i, ((name, _, n), loads) in enumerate(zip(servers, rounds, strict=True))
+        for i, ((name, _, n, _), loads) in enumerate(zip(servers, rounds, strict=True))
     ]
 
 
@@ -283,26 +303,37 @@ class Cost:
 def costs(stack: LocalStack, settings: Settings) -> list[Cost]:
     """One payload of each size per provider through the whole stack, counted from the logs."""
     run = _run_id()
-    bodies: list[tuple[str, int, bytes, str]] = []
+    bodies: list[tuple[str, int, bytes, str, dict[str, str]]] = []
+    signed = functools.partial(bm_payloads.signed_headers, key=stack.signing_key)
+    whatsapp_signed = functools.partial(
+        wa_payloads.signed_headers, secret=stack.settings.secret("WHATSAPP_APP_SECRET")
+    )
     for n in settings.payload_sizes:  # each payload in a conversation of its own
         receipts = [(f"a{i}", "DELIVERED") for i in range(n)]
         body = bm_payloads.encode(bm_payloads.receipts(f"{run}-{n}", *receipts))
-        bodies.append((payload_name("Business Messages", n), n, body, stack.webhook_url))
+        bodies.append(
+            (payload_name("Business Messages", n), n, body, stack.webhook_url, signed(body))
+        )
         user = "86139" + str(uuid.uuid4().int)[:8]
         batch = ca.encode([ca.status(f"{run}-{n}-{i}", "Delivered", user) for i in range(n)])
-        bodies.append((payload_name("Chat App", n), n, batch, stack.chatapp_url("status")))
+        url = stack.chatapp_url("status")  # the URL's token authenticates it
+        bodies.append((payload_name("Chat App", n), n, batch, url, {}))
+        user = "1666" + str(uuid.uuid4().int)[:7]
+        statuses = [wa_payloads.status(f"{run}-{n}-{i}", "delivered", user) for i in range(n)]
+        raw = wa_payloads.encode(
+            wa_payloads.body(wa_payloads.entry(wa_payloads.change(statuses=statuses)))
+        )
+        bodies.append(
+            (payload_name("WhatsApp", n), n, raw, stack.whatsapp_url, whatsapp_signed(raw))
+        )
     # RBM pushes one event per request: its receipts are one-receipt payloads only.
     phone = "+1666" + str(uuid.uuid4().int)[:7]
     event = rbm_payloads.push(rbm_payloads.user_event("DELIVERED", f"{run}-a0", phone=phone))
-    bodies.append((payload_name("RCS Business Messaging", 1), 1, event, stack.rbm_url))
+    rbm_headers = rbm_payloads.signed_headers(event, stack.rbm_client_token)
+    bodies.append((payload_name("RCS Business Messaging", 1), 1, event, stack.rbm_url, rbm_headers))
     marks = {name: len(stack.log_entries(name)) for name in _LOGGED}
     deliveries = []
-    for _, _, body, url in bodies:
-        headers = (
-            rbm_payloads.signed_headers(body, stack.rbm_client_token)
-            if url == stack.rbm_url
-            else bm_payloads.signed_headers(body, stack.signing_key)  # Chat App ignores it
-        )
+    for _, _, body, url, headers in bodies:
         answer = requests.post(url, data=body, headers=headers, timeout=60)
         assert answer.status_code == 200, answer.text
         deliveries.append((answer.json()["messageId"], payload_key(body)))
@@ -310,7 +341,7 @@ def costs(stack: LocalStack, settings: Settings) -> list[Cost]:
     published = _new_entries(stack, WEBHOOK.target, marks, "event published")
     read_senders = _new_entries(stack, AGENT_READ_RECEIPTS.target, marks, None)
     result = []
-    for (name, n, body, _), (message_id, key) in zip(bodies, deliveries, strict=True):
+    for (name, n, body, _, _), (message_id, key) in zip(bodies, deliveries, strict=True):
         publishes = [e for e in published if e.get("pubsubMessageId") == message_id]
         pushes = [recorded[(message_id, key)]]
         pushes += [e for e in read_senders if e.get("pubsubMessageId") == message_id]
