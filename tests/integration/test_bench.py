@@ -23,6 +23,7 @@ def test_the_benchmark_runs_and_counts_one_commit_per_payload(results: Results) 
         "naive webhook (each publish alone)",
         "webhook",
         "webhook, publish confirmed at once (no Pub/Sub)",
+        "webhook, WhatsApp POSTs (HMAC-SHA256)",
     ]
     assert all(row.load.ok and not row.load.errors for row in results.throughput)
     assert all(row.alone and row.alone.ok for row in results.throughput)
