@@ -36,6 +36,8 @@ def agent_read_receipts(message: PushedMessage) -> None:
                 "conversationId": each.target.conversation_id,
                 "messageId": each.target.message_id,
                 "state": each.state,
+                # An operator must replace the credential: an alert counts these.
+                "credentialsRejected": each.credentials_rejected,
             },
         )
     not_final(*settled)

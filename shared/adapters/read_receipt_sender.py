@@ -73,6 +73,7 @@ class Settled:
     target: ReadTarget
     state: str
     error: str | None = None
+    credentials_rejected: bool = False  # the API refused the credential itself
 
     @property
     def final(self) -> bool:
@@ -158,7 +159,7 @@ class ReadReceiptSender:
             claim, self._clock(), outcome.attempts, outcome.error, outcome.permanent, covered_by
         )
         retry_on_conflict(functools.partial(ref.update, {FIELD: state}))
-        return Settled(target, str(state["state"]), outcome.error)
+        return Settled(target, str(state["state"]), outcome.error, outcome.credentials_rejected)
 
     def _claim(self, ref: firestore.DocumentReference) -> tuple[Step, Mapping[str, Any]]:
         return retry_on_conflict(functools.partial(self._try_claim, ref))
