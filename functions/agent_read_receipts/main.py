@@ -27,17 +27,18 @@ def agent_read_receipts(message: PushedMessage) -> None:
         return
     settled = sender.settle(targets, api)
     for each in settled:
-        log.info(
-            "agent READ receipt settled" if each.final else "agent READ receipt not final yet",
-            extra={
-                "pubsubMessageId": message.message_id,
-                "payloadKey": message.key,
-                "provider": message.attributes.get("provider"),  # a label of the READ metric
-                "conversationId": each.target.conversation_id,
-                "messageId": each.target.message_id,
-                "state": each.state,
-                # An operator must replace the credential: an alert counts these.
-                "credentialsRejected": each.credentials_rejected,
-            },
-        )
+        fields = {
+            "pubsubMessageId": message.message_id,
+            "payloadKey": message.key,
+            "provider": message.attributes.get("provider"),  # a label of the READ metric
+            "conversationId": each.target.conversation_id,
+            "messageId": each.target.message_id,
+            "state": each.state,
+            # An operator must replace the credential: an alert counts these.
+            "credentialsRejected": each.credentials_rejected,
+        }
+        if each.final:
+            log.info("agent READ receipt settled", extra=fields)
+        else:  # Pub/Sub redelivers it (not_final below)
+            log.info("agent READ receipt not final yet", extra=fields)
     not_final(*settled)
