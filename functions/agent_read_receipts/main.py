@@ -27,13 +27,14 @@ def agent_read_receipts(message: PushedMessage) -> None:
         return
     for target in targets:
         state = sender.send_once(target, api)
+        # No conversation id: RBM's and Chat App's embed the user's phone number, and the
+        # message id with the payload key already names the event.
         log.info(
             "agent READ receipt settled",
             extra={
                 "pubsubMessageId": message.message_id,
                 "payloadKey": message.key,
                 "provider": message.attributes.get("provider"),  # a label of the READ metric
-                "conversationId": target.conversation_id,
                 "messageId": target.message_id,
                 "state": state,
             },

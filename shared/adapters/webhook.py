@@ -12,16 +12,18 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from flask import Request, Response, jsonify
 
 from shared.adapters import logs
 from shared.adapters.publisher import Publisher, PublishFailed, PubSubSettings
+from shared.core import arrival
 from shared.core.config import Env
 from shared.core.ingress import Incoming, Publish, Reply
 from shared.core.provider import Provider, Receiver
+from shared.core.times import utc_now
 
 log = logging.getLogger(__name__)
 # Refusals are what an outsider can cause at will: their lines are rate-limited.
@@ -118,6 +120,9 @@ class Webhook:
         return _respond(decision)
 
     def _hand_off(self, body: bytes, publish: Publish) -> Response:
+        # The first arrival, kept through the spool and every redrive (shared.core.arrival).
+        stamped = {**publish.attributes, arrival.RECEIVED_TIME: arrival.stamp(utc_now())}
+        publish = replace(publish, attributes=stamped)
         try:
             message_id = self._publisher.publish(publish.topic_key, body, publish.attributes)
         except PublishFailed as failure:

@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from shared.core.docids import compound_id
 from shared.core.events import (
     MALFORMED,
     NOT_JSON,
@@ -48,7 +49,7 @@ EVENT_PREFIX = "event-"  # the id of what has no messageId of its own
 
 
 def conversation_id(agent: str, phone: str) -> str:
-    return f"{NAME}:{agent}:{phone}"
+    return compound_id(NAME, agent, phone)
 
 
 def normalise(raw: bytes, attributes: Mapping[str, str], received: datetime) -> list[Payload]:
