@@ -298,14 +298,16 @@ def costs(stack: LocalStack, settings: Settings) -> list[Cost]:
     marks = {name: len(stack.log_entries(name)) for name in _LOGGED}
     deliveries = []
     for _, _, body, url in bodies:
+        rbm = url == stack.rbm_url
         headers = (
             rbm_payloads.signed_headers(body, stack.rbm_client_token)
-            if url == stack.rbm_url
+            if rbm
             else bm_payloads.signed_headers(body, stack.signing_key)  # Chat App ignores it
         )
         answer = requests.post(url, data=body, headers=headers, timeout=60)
         assert answer.status_code == 200, answer.text
-        deliveries.append((answer.json()["messageId"], payload_key(body)))
+        sent_on = rbm_payloads.KIT.published(body) if rbm else body  # its canonical form
+        deliveries.append((answer.json()["messageId"], payload_key(sent_on)))
     recorded = _recorded(stack, deliveries, marks[RECORD_EVENTS.target])
     published = _new_entries(stack, WEBHOOK.target, marks, "event published")
     read_senders = _new_entries(stack, AGENT_READ_RECEIPTS.target, marks, None)

@@ -26,6 +26,7 @@ from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
 from shared.core.config import DEFAULT_DEAD_LETTER, DEFAULT_TOPICS, comma_list
 from shared.core.polling import SCHEDULE_TIME_HEADER
+from shared.providers import REGISTRY
 from tools.local.groups import STOP_GRACE_SECONDS
 from tools.local.procs import ManagedProcess, answers_http, free_port, stop_all, wait_until
 from tools.local.stop_signals import stopping_on_signals
@@ -117,6 +118,7 @@ class StackSettings:
         passed_through = (
             "AUTO_READ_RECEIPTS",
             "MAX_BODY_BYTES",
+            *(provider.max_body_bytes_variable for provider in REGISTRY),
             "PUBLISH_TIMEOUT_SECONDS",
             "SPOOL_MAX_ATTEMPTS",
             "BM_API_RETRY_DEADLINE_SECONDS",
