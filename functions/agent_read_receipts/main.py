@@ -27,11 +27,12 @@ def agent_read_receipts(message: PushedMessage) -> None:
         return
     settled = sender.settle(targets, api)
     for each in settled:
+        # No conversation id: RBM's and Chat App's embed the user's phone number, and the
+        # message id with the payload key already names the event.
         fields = {
             "pubsubMessageId": message.message_id,
             "payloadKey": message.key,
             "provider": message.attributes.get("provider"),  # a label of the READ metric
-            "conversationId": each.target.conversation_id,
             "messageId": each.target.message_id,
             "state": each.state,
             # An operator must replace the credential: an alert counts these.

@@ -17,7 +17,9 @@ publisher = config.pubsub.publisher()
 
 @functions_framework.http
 def drain_spool(request: Request) -> Response:
-    drained = spool.drain(publisher, config.batch_size, config.spool.max_attempts)
+    drained = spool.drain(
+        publisher, config.batch_size, config.spool.max_attempts, config.budget_bytes
+    )
     log.info("spool drained", extra=vars(drained))
     response = jsonify(vars(drained))
     response.status_code = 503 if drained.error else 200  # Pub/Sub down: the scheduler tries again

@@ -12,7 +12,8 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from google.api_core import exceptions, retry
 from google.cloud import firestore
@@ -21,13 +22,16 @@ from shared.adapters.publisher import Publisher, PublishFailed, PubSubSettings, 
 from shared.core.config import Env
 from shared.core.records import PARKED
 from shared.core.spool import (
+    DEFAULT_DRAIN_BUDGET_BYTES,
     DEFAULT_MAX_ATTEMPTS,
+    MAX_DOCUMENT_BYTES,
     DrainRun,
     Failure,
     Fault,
     SpooledEvent,
     Verdict,
     fault_of,
+    page_sizes,
     parked_unpublishable,
 )
 from shared.core.times import utc_now
@@ -50,6 +54,14 @@ _SPOOL_RETRY = retry.Retry(
 _SETTLED_ELSEWHERE = (exceptions.FailedPrecondition, exceptions.NotFound, exceptions.Conflict)
 
 
+@dataclass(frozen=True)
+class Version:
+    """One version of a spool document: a write conditional on it fails once it changed."""
+
+    reference: firestore.DocumentReference
+    update_time: datetime | None
+
+
 class SpoolFailed(Exception):
     """Neither Pub/Sub nor the spool holds the event: the provider must push again."""
 
@@ -60,6 +72,7 @@ class Drained:
     parked: int  # set aside in parked/ after too many failures of their own
     waiting: int  # failed in this run and left for the next
     remaining: bool  # more events wait: the batch was full, or some failed
+    pages: int  # reads of the spool, each within the run's byte budget
     error: str | None = None  # Pub/Sub did not answer: the last such error
 
 
@@ -85,6 +98,7 @@ class SpoolSettings:
 class DrainConfig:
     pubsub: PubSubSettings
     batch_size: int
+    budget_bytes: int  # of spooled events held at once: a page of the run
     spool: SpoolSettings
 
     @classmethod
@@ -93,6 +107,11 @@ class DrainConfig:
         config = cls(
             pubsub=PubSubSettings.from_env(env, default_timeout=10.0),  # no caller waits
             batch_size=int(env.number("DRAIN_BATCH_SIZE", 500, minimum=1)),
+            budget_bytes=int(
+                env.number(
+                    "DRAIN_BUDGET_BYTES", DEFAULT_DRAIN_BUDGET_BYTES, minimum=MAX_DOCUMENT_BYTES
+                )
+            ),
             spool=SpoolSettings.from_env(env),
         )
         env.check("drain-spool")
@@ -124,7 +143,13 @@ class FirestoreSpool:
             raise SpoolFailed(f"spool write failed: {type(error).__name__}") from error
         return spool_id
 
-    def drain(self, publisher: Publisher, limit: int, max_attempts: int) -> Drained:
+    def drain(
+        self,
+        publisher: Publisher,
+        limit: int,
+        max_attempts: int,
+        budget_bytes: int = DEFAULT_DRAIN_BUDGET_BYTES,
+    ) -> Drained:
         """Republishes the oldest events in order; each is deleted once Pub/Sub confirmed it.
 
         A failed event stays for the next run, and the run goes on with the next one, so an
@@ -132,52 +157,69 @@ class FirestoreSpool:
         failures of its own it is parked (shared.core.spool says which failures are its
         own: an outage never is). Two outage failures in a row end the run. A crash between
         publish and delete republishes an event once more, which the recorder absorbs.
+        Events are read a page at a time, each page within `budget_bytes` (`page_sizes`);
+        what failed is kept without its body until the run is over.
         """
         run = DrainRun(max_attempts)
-        snapshots = list(self._spool.order_by("__name__").limit(limit).stream())
-        for snapshot in snapshots:
-            event = SpooledEvent(snapshot.id, snapshot.to_dict() or {})
-            failure = _publish(publisher, event)
-            if failure is None:
-                snapshot.reference.delete()
-                run.took()
-                continue
-            run.failed(failure)
-            if run.pubsub_down:
+        failed: dict[str, Version] = {}  # the failed events' documents, not their bodies
+        read = pages = 0
+        after: Snapshot | None = None
+        for page_size in page_sizes(limit, budget_bytes):
+            query = self._spool.order_by("__name__").limit(page_size)
+            snapshots = list((query.start_after(after) if after else query).stream())
+            pages += 1
+            read += len(snapshots)
+            for snapshot in snapshots:
+                event = SpooledEvent(snapshot.id, snapshot.to_dict() or {})
+                failure = _publish(publisher, event)
+                if failure is None:
+                    snapshot.reference.delete()
+                    run.took()
+                    continue
+                run.failed(replace(failure, event=event.without_body()))
+                failed[snapshot.id] = Version(snapshot.reference, snapshot.update_time)
+                if run.pubsub_down:
+                    break
+            if run.pubsub_down or len(snapshots) < page_size:
                 break
-        by_id = {snapshot.id: snapshot for snapshot in snapshots}
+            after = snapshots[-1]
         parked = 0
         for failure in run.failures:  # settled once the run is over: see DrainRun.verdict
-            snapshot = by_id[failure.event.spool_id]
+            version = failed[failure.event.spool_id]
             verdict = run.verdict(failure)
             if verdict is Verdict.RETRY:
-                self._count(snapshot, failure)
+                self._count(version, failure)
             elif verdict is Verdict.PARK:
-                parked += self._park(snapshot, failure)
+                parked += self._park(version, failure)
         waiting = len(run.failures) - parked
         return Drained(
             republished=run.republished,
             parked=parked,
             waiting=waiting,
-            remaining=len(snapshots) == limit or waiting > 0,
+            remaining=read == limit or waiting > 0,
+            pages=pages,
             error=run.outage_error,
         )
 
-    def _count(self, snapshot: Snapshot, failure: Failure) -> None:
+    def _count(self, version: Version, failure: Failure) -> None:
         """One more failure of the event's own, unless another drain settled it meanwhile."""
         with contextlib.suppress(*_SETTLED_ELSEWHERE):
-            snapshot.reference.update(
+            version.reference.update(
                 {
                     "publishAttempts": failure.event.attempts + 1,
                     "lastError": failure.error,
                     "lastAttemptTime": utc_now(),
                 },
-                option=self._db.write_option(last_update_time=snapshot.update_time),
+                option=self._db.write_option(last_update_time=version.update_time),
             )
 
-    def _park(self, snapshot: Snapshot, failure: Failure) -> bool:
+    def _park(self, version: Version, failure: Failure) -> bool:
         """Moves the event to parked/ in one commit: parked and gone from the spool, or neither."""
-        document = parked_unpublishable(failure, utc_now())
+        snapshot = version.reference.get()  # with its body, which the run did not keep
+        if not snapshot.exists or snapshot.update_time != version.update_time:
+            return False  # another drain settled it meanwhile
+        event = SpooledEvent(snapshot.id, snapshot.to_dict() or {})
+        document = parked_unpublishable(replace(failure, event=event), utc_now())
         batch = self._db.batch()
         batch.create(self._db.collection(PARKED).document(snapshot.id), document)
         batch.delete(

@@ -23,9 +23,17 @@ MAX_HANDSHAKE_BYTES = 4096
 
 
 def matches_any(offered: str, secrets: Iterable[str]) -> bool:
-    """Whether `offered` is one of the secrets; every one is compared, in constant time."""
-    matches = [hmac.compare_digest(offered.encode(), secret.encode()) for secret in secrets]
+    """Whether `offered` is one of the secrets; every one is compared, in constant time.
+
+    Any string may be offered (JSON lets a client send a lone surrogate such as "\\ud800"):
+    it is compared as bytes that always encode, so it is a mismatch, never an error.
+    """
+    matches = [hmac.compare_digest(_bytes(offered), _bytes(secret)) for secret in secrets]
     return bool(offered) and any(matches)
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 def hmac_sha512(data: bytes, key: str) -> bytes:
@@ -37,15 +45,22 @@ def hmac_sha512_header(data: bytes, key: str) -> str:
     return base64.b64encode(hmac_sha512(data, key)).decode()
 
 
-def hmac_sha512_valid(data: bytes, header: str | None, keys: Iterable[str]) -> bool:
-    """base64(HMAC-SHA512(key, data)) against every configured key, in constant time."""
+def sha512_signature(header: str | None) -> bytes | None:
+    """The digest a signature header offers, or None unless it is base64 of exactly 64 bytes:
+    cheap enough to check before anything else is read."""
     if not header:
-        return False
+        return None
     try:
         offered = base64.b64decode(header.strip(), validate=True)
     except (binascii.Error, ValueError):
-        return False
-    if len(offered) != SHA512_BYTES:
+        return None
+    return offered if len(offered) == SHA512_BYTES else None
+
+
+def hmac_sha512_valid(data: bytes, header: str | None, keys: Iterable[str]) -> bool:
+    """base64(HMAC-SHA512(key, data)) against every configured key, in constant time."""
+    offered = sha512_signature(header)
+    if offered is None:
         return False
     matches = [hmac.compare_digest(offered, hmac_sha512(data, key)) for key in keys]
     return any(matches)

@@ -27,7 +27,14 @@ def doc_id(*parts: str) -> str:
     return escaped
 
 
-def compound_id(*parts: str) -> str:
-    """One id from several provider values: joined by ":", with "%" and ":" escaped inside a
-    part, so that no two tuples of parts share an id (("a:b", "c") and ("a", "b:c") differ)."""
-    return ":".join(part.replace("%", "%25").replace(":", "%3A") for part in parts)
+def compound_id(*parts: str, separator: str = ":") -> str:
+    """One id of several parts (`chatapp:{business}:{user}`), distinct for distinct parts.
+
+    `%` and the separator are percent-escaped inside a part, so ("page:1", "2") and
+    ("page", "1:2") differ; a part with neither stays as it is, so ids of plain parts
+    (every id stored so far: phone numbers, agent ids) keep their documents.
+    """
+    escaped_separator = "".join(f"%{byte:02X}" for byte in separator.encode())
+    return separator.join(
+        part.replace("%", "%25").replace(separator, escaped_separator) for part in parts
+    )

@@ -1,8 +1,9 @@
 """What a provider's webhook half decides about one request (pure data, no I/O).
 
 Each provider module turns an Incoming request into either a Reply (handshake, refusal,
-bad input) or a Publish: the body goes to Pub/Sub unchanged, and the provider's own answer
-is given once the publish is confirmed, or its refusal if it is not.
+bad input) or a Publish: the body goes to Pub/Sub (unchanged, unless the provider gives
+the bytes to publish instead), and the provider's own answer is given once the publish is
+confirmed, or its refusal if it is not.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ class Headers(Protocol):
 class Incoming:
     path: tuple[str, ...]  # the path's segments after the provider's prefix
     headers: Headers
-    body: bytes
+    body: bytes  # empty for a method without a body (GET)
     client_ip: str | None
-    method: str = "POST"
+    method: str = "POST"  # one of the provider's `methods`
     query: Mapping[str, str] = field(default_factory=dict)  # the first value of each key
 
 
@@ -52,3 +53,6 @@ class Publish:
     attributes: Mapping[str, str]
     accepted: Mapping[str, Any]  # JSON answer once Pub/Sub confirmed; messageId is added
     refused: Reply  # when the publish failed or timed out: the provider must push again
+    # What is published (and spooled) instead of the request body: a canonical form, or the
+    # body with a credential redacted. None publishes the request body unchanged.
+    body: bytes | None = None

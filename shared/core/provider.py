@@ -33,6 +33,9 @@ from shared.core.ingress import Incoming, Publish, Reply
 from shared.core.polling import PullReport
 from shared.core.read_receipts import ReadTarget, ReceiptApi
 
+# A webhook body's default bound: a provider whose platform sends less declares its own.
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
 # A provider's receive step, bound to its configuration.
 Receiver = Callable[[Incoming], Reply | Publish]
 # (topic key, body, attributes) -> the Pub/Sub message id once confirmed; raises otherwise.
@@ -93,6 +96,14 @@ class Provider:
     read_receipt_module: str | None = None  # None: the provider has no agent READ receipt
     queue_module: str | None = None  # None: its events only come by webhook
     queue_switch: tuple[str, ...] = ()  # environment variables whose presence turns it on
+    methods: frozenset[str] = frozenset({"POST"})  # what its route answers; others get 405
+    # Larger bodies on its route get 413 unread; `{NAME}_MAX_BODY_BYTES` overrides it.
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    @property
+    def max_body_bytes_variable(self) -> str:
+        return f"{self.name.upper()}_MAX_BODY_BYTES"
+
     # Environment variables whose presence turns its agent READ on in the READ sender; none:
     # always on (an API called as the function's own service account needs no secret).
     read_switch: tuple[str, ...] = ()

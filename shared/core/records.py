@@ -286,11 +286,15 @@ def _conversation_writes(
 def _review_writes(
     payload: Payload, existing: Mapping[str, Document | None], now: datetime
 ) -> list[Write]:
-    """Each review joins its template's history once; the newest one is the template's status."""
+    """Each review joins its template's history once; the newest one is the template's status.
+
+    Newest by first arrival: of one batch's reviews (one arrival) the later position wins,
+    and a review of another delivery replaces the status only if it arrived strictly later.
+    """
     writes: list[Write] = []
     latest: dict[str, dict[str, Any]] = {}
     created: set[str] = set()
-    for review in sorted(payload.reviews, key=lambda r: r.time):
+    for review in sorted(payload.reviews, key=lambda r: (r.time, r.index or 0)):
         history = review_history_path(review)
         if existing.get(history) is not None or history in created:
             continue  # already in the history: a re-push or a repeat in the batch
@@ -307,8 +311,8 @@ def _review_writes(
         }
         writes.append(Write(history, {**document, "recordTime": now}, exists=False))
         path = template_review_path(review.template)
-        current: Document | None = latest.get(path) or existing.get(path)
-        if current is None or _later(review.time, current.get("reviewTime")):
+        stored = existing.get(path)
+        if path in latest or stored is None or _later(review.time, stored.get("reviewTime")):
             latest[path] = {**document, "updateTime": now}
     for path, document in latest.items():
         current = existing.get(path)

@@ -33,6 +33,10 @@ from shared.core.records import MAX_RAW_BODY_BYTES
 
 UNPUBLISHABLE = "UNPUBLISHABLE"  # the parked category of a spooled event set aside
 DEFAULT_MAX_ATTEMPTS = 5
+MAX_DOCUMENT_BYTES = 1024 * 1024  # Firestore's limit: no spooled event is larger
+# What one drain holds of spooled events at a time: a 512 MiB drainer also holds the Python
+# runtime and both clients (~150 MiB), and decoding a page briefly needs it twice.
+DEFAULT_DRAIN_BUDGET_BYTES = 64 * 1024 * 1024
 OUTAGE_AFTER_FAILURES = 2
 TOPIC_KEYS = frozenset({routing.EVENTS, routing.READABLE})
 
@@ -44,6 +48,13 @@ class Fault(Enum):
     EVENT = "the event's own"
     OUTAGE = "Pub/Sub unavailable"
     UNCLEAR = "refused by Pub/Sub"
+
+
+def page_sizes(limit: int, budget_bytes: int) -> list[int]:
+    """How many events each page of a drain reads: `limit` in all, and each page within the
+    budget however large its events are (a size is known only once it is read)."""
+    per_page = max(1, budget_bytes // MAX_DOCUMENT_BYTES)
+    return [min(per_page, limit - start) for start in range(0, limit, per_page)]
 
 
 def fault_of(status: str | None, transient: bool) -> Fault:
@@ -77,6 +88,10 @@ class SpooledEvent:
         if not isinstance(attributes, Mapping):
             return {}
         return {k: v for k, v in attributes.items() if isinstance(k, str) and isinstance(v, str)}
+
+    def without_body(self) -> SpooledEvent:
+        """What a drain keeps of an event that failed until the run is over: all but its data."""
+        return SpooledEvent(self.spool_id, {k: v for k, v in self.fields.items() if k != "data"})
 
     @property
     def attempts(self) -> int:

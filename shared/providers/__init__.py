@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from shared.core import routing
+from shared.core import arrival, routing
 from shared.core.config import Env
 from shared.core.events import UNKNOWN_KIND, Payload, StatusScale, parked_whole, payload_key
 from shared.core.provider import Provider, PublishFunction, QueuePuller
@@ -33,16 +33,18 @@ def topic_key(attributes: Mapping[str, str]) -> str:
     return provider.topic_key(attributes.get("kind", "")) if provider else routing.EVENTS
 
 
-def normalise(attributes: Mapping[str, str], raw: bytes, received: datetime) -> list[Payload]:
+def normalise(attributes: Mapping[str, str], raw: bytes, published: datetime) -> list[Payload]:
     """A published body as the product's own events; an unknown provider's body is parked.
 
-    `received` is when the webhook published it, for events that carry no time of their own.
+    Events that carry no time of their own are dated by the body's first arrival (its
+    `receivedTime` attribute), or by `published`, Pub/Sub's publish time, when it has none.
     Every provider's events are screened alike: bounded, and with what Firestore would
     refuse set aside (`shared.core.screening`).
     """
     name = attributes.get("provider", "")
     provider = named(name)
     if provider is not None:
+        received = arrival.received(attributes, published)
         return screen(provider.normaliser.normalise(raw, attributes, received))
     unknown = Payload(
         provider=name or "unknown",
@@ -54,13 +56,15 @@ def normalise(attributes: Mapping[str, str], raw: bytes, received: datetime) -> 
     return [parked_whole(unknown, UNKNOWN_KIND, f"no parser for provider {name!r}")]
 
 
-def read_targets(attributes: Mapping[str, str], raw: bytes, received: datetime) -> list[ReadTarget]:
+def read_targets(
+    attributes: Mapping[str, str], raw: bytes, published: datetime
+) -> list[ReadTarget]:
     """The user messages of a published body that get the agent's READ receipt."""
     provider = named(attributes.get("provider", ""))
     half = provider.read_receipts if provider else None
     if half is None:
         return []
-    return half.read_targets(normalise(attributes, raw, received))
+    return half.read_targets(normalise(attributes, raw, published))
 
 
 def queue_pullers(env: Env, publish: PublishFunction) -> list[QueuePuller]:

@@ -7,6 +7,7 @@ Each rig is a stand-in with a 2 s visibility timeout and a puller of its own, ru
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import threading
@@ -319,6 +320,24 @@ def test_a_malformed_body_is_parked_not_lost_and_not_looping(
     )
     assert "wa-1~Delivered" in receipts_of(db, user)
     assert rig.alibaba.dequeue_count(poison) == 2  # and then deleted: no loop
+
+
+def test_a_body_in_line_wrapped_base64_is_recorded_not_parked(
+    rig: Rig, db: firestore.Client
+) -> None:
+    """As Java's MIME encoders write it (76 columns, CRLF); Alibaba's SDK decoders read it."""
+    user = new_user()
+    elements = [ca.status(f"wrapped-{n}", "Delivered", user) for n in range(3)]
+    wrapped = base64.encodebytes(ca.encode(elements)).decode().replace("\n", "\r\n")
+    assert "\r\n" in wrapped.strip()
+    sent = rig.alibaba.enqueue_raw(STATUS, wrapped)
+
+    rig.run_until_empty()
+    rig.recorded()
+
+    assert set(receipts_of(db, user)) == {f"wrapped-{n}~Delivered" for n in range(3)}
+    [published] = rig.publishes_of(sent)
+    assert "parkedBecause" not in published
 
 
 def test_a_message_received_too_often_is_parked_with_the_reason(

@@ -18,7 +18,7 @@ from shared.core.events import Payload, UserMessage, payload_key
 from shared.ops.replay import Replay
 from shared.providers.chatapp import SCALE
 from shared.providers.chatapp.normalise import conversation_id as chatapp_conversation
-from tests.integration.conftest import PROCESSING_TIMEOUT, documents, recorded
+from tests.integration.conftest import BODY_LIMIT, PROCESSING_TIMEOUT, documents, recorded
 from tools.local.procs import ManagedProcess, free_port, wait_until
 from tools.local.stack import LocalStack
 from tools.payloads import bm as bm_payloads
@@ -116,7 +116,7 @@ def test_a_dead_lettered_batch_of_old_is_replayed_into_records_and_parked_elemen
 def test_a_request_of_a_megabyte_of_zeros_is_one_write(
     stack: LocalStack, db: firestore.Client
 ) -> None:
-    limit = int(stack.settings.function_env["MAX_BODY_BYTES"])
+    limit = BODY_LIMIT
     zeros = b"[" + b"0," * (limit // 2 - 2) + b"0]"
     response = ca.push(stack.chatapp_url("status"), zeros)
     assert response.json()["code"] == 0

@@ -11,7 +11,7 @@ import requests
 from shared.core import credentials
 from shared.providers import REGISTRY
 from shared.providers.bm import webhook as bm_webhook
-from tests.integration.conftest import Spy, documents, recorded, send
+from tests.integration.conftest import BODY_LIMIT, Spy, documents, recorded, send
 from tests.python_process import run_python
 from tools.local.stack import LocalStack
 from tools.payloads import bm as bm
@@ -121,7 +121,7 @@ def test_only_post_is_accepted(stack: LocalStack) -> None:
 
 
 def test_oversized_bodies_are_413_by_length_or_by_stream(stack: LocalStack, spy: Spy) -> None:
-    limit = int(stack.settings.function_env["MAX_BODY_BYTES"])
+    limit = BODY_LIMIT
     cid = new_conversation()
     big = bm.encode(bm.user_text(cid, "m1", "x" * limit))
     assert send(stack, big).status_code == 413

@@ -4,7 +4,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.core.events import MALFORMED, NOT_JSON, REJECTED_RECEIPT, UNKNOWN_KIND
+from shared.core.events import MALFORMED, NOT_JSON, REJECTED_RECEIPT, UNKNOWN_KIND, payload_key
 from shared.core.read_receipts import ReadTarget
 from shared.providers.bm.normalise import normalise_one
 from shared.providers.bm.read_receipts import read_targets
@@ -165,6 +165,16 @@ def test_the_oauth_code_of_an_authentication_response_is_never_kept() -> None:
     assert message is not None
     assert message.content == {"codeReceived": True, "redirectUri": "https://r"}
     assert "SECRET-CODE" not in repr(message)
+
+
+def test_a_sign_in_of_before_the_redaction_is_parked_without_its_code() -> None:
+    """Dead letters and spool documents published before the webhook redacted sign-ins."""
+    for sign_in in ({"code": "SECRET-CODE"}, "code=SECRET-CODE"):
+        raw = json.dumps({"authenticationResponse": sign_in}).encode()  # no conversationId
+        payload = normalise_one(raw)
+        assert payload.parked[0].category == MALFORMED
+        assert b"SECRET-CODE" not in payload.raw
+        assert payload.key == payload_key(raw)  # a redelivery keeps its identity
 
 
 def test_odd_receipt_types_are_rejected_never_an_error() -> None:

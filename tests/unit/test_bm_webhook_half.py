@@ -9,7 +9,7 @@ import pytest
 
 from shared.core import credentials, routing
 from shared.core.config import Env
-from shared.core.ingress import Incoming, Reply, parse_json
+from shared.core.ingress import Incoming, Publish, Reply, parse_json
 from shared.providers.bm import webhook as bm_webhook
 
 BODY = b'{"conversationId": "c1", "requestId": "r1", "message": {"text": "hi"}}'
@@ -136,3 +136,31 @@ def test_the_signature_is_checked_before_any_parsing(monkeypatch: pytest.MonkeyP
     assert answer(handshake, {}) == 200  # a small unsigned body may be the handshake
     assert answer(handshake, {bm_webhook.SIGNATURE_HEADER: "forged"}) == 401
     assert parsed == [handshake]
+
+
+def test_a_sign_in_is_published_with_its_code_redacted_once_the_signature_is_checked() -> None:
+    receive = bm_webhook.receiver(Env({"BM_SIGNING_KEY": "k", "BM_CLIENT_TOKEN": "t"}))
+    sign_in = {"conversationId": "c1", "authenticationResponse": {"code": "SECRET", "x": 1}}
+    raw = json.dumps(sign_in).encode()
+    decision = receive(
+        Incoming((), {bm_webhook.SIGNATURE_HEADER: google_signature(raw, "k")}, raw, None)
+    )
+    assert isinstance(decision, Publish)
+    assert decision.body is not None
+    assert json.loads(decision.body) == {
+        "conversationId": "c1",
+        "authenticationResponse": {"code": "REDACTED", "x": 1},
+    }
+    # A repeated key cannot hide a code, nor can a sign-in that is no object.
+    repeated = b'{"authenticationResponse": {"code": "SECRET"}, "authenticationResponse": {}}'
+    for body in (repeated, b'{"authenticationResponse": "code=SECRET"}'):
+        signed = {bm_webhook.SIGNATURE_HEADER: google_signature(body, "k")}
+        decision = receive(Incoming((), signed, body, None))
+        assert isinstance(decision, Publish)
+        assert decision.body is not None
+        assert b"SECRET" not in decision.body
+    other = b'{"conversationId": "c1", "userStatus": {"isTyping": true}}'
+    signed = {bm_webhook.SIGNATURE_HEADER: google_signature(other, "k")}
+    decision = receive(Incoming((), signed, other, None))
+    assert isinstance(decision, Publish)
+    assert decision.body is None  # published unchanged

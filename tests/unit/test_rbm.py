@@ -5,15 +5,16 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.core import records
 from shared.core.config import Env
-from shared.core.ingress import Incoming, Publish, Reply
+from shared.core.ingress import Incoming, Publish, Reply, parse_json
 from shared.core.read_receipts import ReadTarget
 from shared.providers import normalise
-from shared.providers.rbm import webhook
+from shared.providers.rbm import envelope, webhook
 from shared.providers.rbm.normalise import conversation_id
 from shared.providers.rbm.read_receipts import event_id, read_targets
 from tools.payloads import rbm
@@ -61,7 +62,7 @@ def test_wrong_or_misplaced_signatures_are_refused_before_anything_is_published(
 
 
 def test_a_malformed_envelope_is_a_clear_400() -> None:
-    signed = {rbm.SIGNATURE_HEADER: "anything"}
+    signed = {rbm.SIGNATURE_HEADER: rbm.signature(b"some other data", "current-token")}
     for body, error in [
         (b"[]", "body must be a JSON object with message.data"),
         (b'{"message": {"data": 3}}', "body must be a JSON object with message.data"),
@@ -70,6 +71,74 @@ def test_a_malformed_envelope_is_a_clear_400() -> None:
         decision = receive(body, signed)
         assert isinstance(decision, Reply)
         assert (decision.status, decision.body) == (400, {"error": error})
+
+
+def test_a_header_that_cannot_be_a_signature_is_refused_before_any_parsing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parsed: list[bytes] = []
+
+    def spy(body: bytes) -> object:
+        parsed.append(body)
+        return parse_json(body)
+
+    monkeypatch.setattr(envelope, "parse_json", spy)
+    body = rbm.encode(rbm.envelope(rbm.text_message("x" * 40_000)))
+    genuine = rbm.signature(rbm.data_of(body), "current-token")
+    digest = base64.b64decode(genuine)
+    for header in (
+        "x",
+        "",
+        " ",
+        genuine[:-4],  # 63 bytes
+        base64.b64encode(digest + b"!").decode(),  # 65 bytes
+        base64.b16encode(digest).decode(),
+        genuine.replace("=", "") if "=" in genuine else genuine + "A",
+        "\u00e9" * 88,
+    ):
+        decision = receive(body, {rbm.SIGNATURE_HEADER: header})
+        assert isinstance(decision, Reply)
+        assert decision.status == 401, header
+    assert parsed == []
+    assert isinstance(receive(body, {rbm.SIGNATURE_HEADER: genuine}), Publish)
+    assert parsed == [body]
+
+
+def test_only_the_signed_event_is_published_whatever_surrounds_it() -> None:
+    event = rbm.text_message("hi", message_id="m1")
+    copies = [
+        rbm.encode(rbm.envelope(event)),
+        rbm.encode(
+            rbm.envelope(event, attributes={"type": "agent_launch_event", "pad": "x" * 900})
+        ),
+        json.dumps({**rbm.envelope(event), "padding": "y" * 9000}).encode(),
+    ]
+    published = set()
+    for body in copies:
+        decision = receive(body, rbm.signed_headers(body, "current-token"))
+        assert isinstance(decision, Publish)
+        assert decision.attributes == {"provider": "rbm", "kind": "text"}
+        assert decision.body is not None
+        published.add(decision.body)
+    data = base64.b64encode(rbm.encode_data(event)).decode()
+    assert published == {json.dumps({"message": {"data": data}}, separators=(",", ":")).encode()}
+    [payload] = normalise({"provider": "rbm"}, published.pop(), NOW)
+    assert [m.message_id for m in payload.user_messages] == ["m1"]
+
+
+def test_a_launch_event_is_told_by_its_signed_data_never_by_the_attributes() -> None:
+    launch = rbm.agent_launch_event("LAUNCHED")
+    text = rbm.text_message("hi")
+    for event, attributes, kind in [
+        (launch, {}, "agent_launch_event"),  # unmarked, still a launch
+        (text, rbm.launch_attributes(launch), "text"),  # re-typed, still a text
+    ]:
+        body = rbm.encode(rbm.envelope(event, attributes=attributes))
+        decision = receive(body, rbm.signed_headers(body, "current-token"))
+        assert isinstance(decision, Publish)
+        assert decision.attributes["kind"] == kind
+        [payload] = normalise({"provider": "rbm"}, body, NOW)  # an envelope of before
+        assert payload.kind == kind
 
 
 def test_user_messages_go_to_the_readable_topic_and_events_do_not() -> None:

@@ -39,13 +39,16 @@ def test_configuration_with_rotating_keys() -> None:
         REGISTRY,
         Env({"GOOGLE_CLOUD_PROJECT": "p", "BM_SIGNING_KEY": " new , old ", "BM_CLIENT_TOKEN": "t"}),
     )
-    assert set(config.receivers) == {""}  # Business Messages only, at the root
+    assert set(config.routes) == {""}  # Business Messages only, at the root
     body = b'{"conversationId": "c", "receipts": {}}'
     for key in ("new", "old", "other"):
         headers = {bm_webhook.SIGNATURE_HEADER: credentials.hmac_sha512_header(body, key)}
-        decision = config.receivers[""](Incoming((), headers, body, None))
+        decision = config.routes[""].receive(Incoming((), headers, body, None))
         assert isinstance(decision, Publish) == (key != "other")
-    assert config.max_body_bytes == 1024 * 1024
+    assert (config.routes[""].max_body_bytes, config.routes[""].methods) == (
+        1024**2,
+        frozenset({"POST"}),
+    )
     assert config.pubsub.topics == {
         "events": "receipt-pipeline-events",
         "readable": "receipt-pipeline-readable",

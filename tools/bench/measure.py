@@ -336,7 +336,9 @@ def costs(stack: LocalStack, settings: Settings) -> list[Cost]:
     for _, _, body, url, headers in bodies:
         answer = requests.post(url, data=body, headers=headers, timeout=60)
         assert answer.status_code == 200, answer.text
-        deliveries.append((answer.json()["messageId"], payload_key(body)))
+        rbm = url == stack.rbm_url
+        sent_on = rbm_payloads.KIT.published(body) if rbm else body  # its canonical form
+        deliveries.append((answer.json()["messageId"], payload_key(sent_on)))
     recorded = _recorded(stack, deliveries, marks[RECORD_EVENTS.target])
     published = _new_entries(stack, WEBHOOK.target, marks, "event published")
     read_senders = _new_entries(stack, AGENT_READ_RECEIPTS.target, marks, None)

@@ -13,8 +13,10 @@ from typing import Any
 import requests
 
 from shared.core import credentials
+from shared.core.ingress import parse_json
 from shared.providers import bm
 from shared.providers.bm import webhook as bm_webhook
+from shared.providers.bm.redaction import redacted
 from tools.payloads.kit import Sample, WebhookRequest, first_secret
 
 AGENT = "brands/demo-brand/agents/demo-agent"
@@ -145,6 +147,9 @@ class _Kit:
 
     def malformed(self, env: Mapping[str, str]) -> WebhookRequest | None:
         return None  # a signed body that is not JSON is accepted, and parked with its reason
+
+    def published(self, body: bytes) -> bytes:
+        return redacted(parse_json(body)) or body
 
 
 KIT = _Kit()

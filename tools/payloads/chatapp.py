@@ -116,6 +116,9 @@ class _Kit:
     def malformed(self, env: Mapping[str, str]) -> WebhookRequest | None:
         return WebhookRequest(self._path(env), b'{"MessageId": "not in an array"}')
 
+    def published(self, body: bytes) -> bytes:
+        return body
+
     def _path(self, env: Mapping[str, str], token: str | None = None) -> str:
         token = first_secret(env, "CHATAPP_CALLBACK_TOKENS") if token is None else token
         return f"/chatapp/status/{token}"

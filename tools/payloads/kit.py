@@ -53,6 +53,11 @@ class ProviderKit(Protocol):
         platform whose every authenticated body is accepted (and parked if unusable)."""
         ...
 
+    def published(self, body: bytes) -> bytes:
+        """What the webhook publishes for this accepted body: the body itself, unless the
+        provider publishes a canonical or redacted form of it (Publish.body)."""
+        ...
+
 
 def first_secret(env: Mapping[str, str], name: str) -> str:
     return comma_list(env[name])[0]

@@ -30,6 +30,7 @@ from typing import Any, Literal
 import requests
 
 from shared.providers.rbm import NAME
+from shared.providers.rbm.envelope import canonical
 from shared.providers.rbm.normalise import conversation_id
 from tools.payloads.kit import Sample, WebhookRequest, first_secret
 
@@ -380,6 +381,9 @@ class _Kit:
         token = first_secret(env, "RBM_CLIENT_TOKEN")
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(body, token)}
         return WebhookRequest("/rbm", body, headers)
+
+    def published(self, body: bytes) -> bytes:
+        return canonical(data_of(body))
 
 
 KIT = _Kit()

@@ -25,6 +25,7 @@ from shared.core.ingress import parse_json
 from shared.core.screening import too_many
 from shared.core.times import parse_rfc3339
 from shared.providers.bm import NAME, READABLE_KINDS, SCALE, UNKNOWN, kind_of
+from shared.providers.bm.redaction import redacted
 
 _MESSAGE_NAME = re.compile(r"conversations/(?P<conversation>[^/]+)/messages/(?P<message>[^/]+)")
 _IMAGE_URL_PREFIX = "https://storage.googleapis.com/"
@@ -58,8 +59,10 @@ def normalise(raw: bytes, attributes: Mapping[str, str], received: datetime) -> 
 
 def normalise_one(raw: bytes) -> Payload:
     document = parse_json(raw)
+    # A sign-in published before the webhook redacted it keeps its identity, not its code.
+    stored = redacted(document) or raw
     base = Payload(
-        provider=NAME, kind=kind_of(document), key=payload_key(raw), scale=SCALE, raw=raw
+        provider=NAME, kind=kind_of(document), key=payload_key(raw), scale=SCALE, raw=stored
     )
     if not isinstance(document, dict):
         return parked_whole(base, NOT_JSON, "body is not a JSON object")
@@ -78,7 +81,6 @@ def normalise_one(raw: bytes) -> Payload:
         conversation=_present(agent=agent, customAgentId=document.get("customAgentId")),
         request_id=request_id if isinstance(request_id, str) and request_id else None,
         send_time=send_time,
-        raw=raw,
     )
     body = document[base.kind]
     if base.kind == "receipts":

@@ -2,7 +2,8 @@
 
 Header `X-Goog-Signature`: base64 of HMAC-SHA512 over the raw request body, keyed with the
 partner key (older guide, every sample) or the webhook's client token (newer guide); both
-may be configured, and several of each so keys can rotate.
+may be configured, and several of each so keys can rotate. A sign-in is published with its
+OAuth code redacted (`redaction`), once the signature over the raw body has been checked.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from shared.core.credentials import MAX_HANDSHAKE_BYTES, handshake_reply, hmac_s
 from shared.core.ingress import Incoming, Publish, Reply, parse_json
 from shared.core.provider import Receiver
 from shared.providers.bm import NAME, kind_of, topic_key
+from shared.providers.bm.redaction import redacted
 
 SIGNATURE_HEADER = "X-Goog-Signature"
 
@@ -34,7 +36,8 @@ def receiver(env: Env) -> Receiver:
 
 
 def receive(request: Incoming, config: Config) -> Reply | Publish:
-    """Answers the handshake, refuses what is not signed, and hands the rest off unchanged.
+    """Answers the handshake, refuses what is not signed, and hands the rest off unchanged
+    (but for a sign-in's OAuth code, redacted).
 
     A signed body's signature is checked on the raw bytes before anything parses it; an
     unsigned one is parsed only when small enough to be the handshake.
@@ -56,6 +59,7 @@ def receive(request: Incoming, config: Config) -> Reply | Publish:
         attributes=description.attributes,
         accepted={"status": "accepted"},
         refused=Reply(503, {"error": "event could not be stored, retry later"}),
+        body=redacted(document),
     )
 
 

@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from shared.core.docids import compound_id
 from shared.core.events import (
     MALFORMED,
     REDELIVERED,
@@ -126,7 +127,7 @@ def _remember(parties: dict[str, tuple[str, str]], business: str, user: str) -> 
 def conversation_id(business: str, user: str) -> str:
     """The same user and business number form one conversation, whatever the channel's
     formatting of the numbers (`+86 138-0000`, `861380000`)."""
-    return f"{NAME}:{_party(business)}:{_party(user)}"
+    return compound_id(NAME, _party(business), _party(user))
 
 
 def _party(value: str) -> str:

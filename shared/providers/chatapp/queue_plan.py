@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared.core import routing
+from shared.core import arrival, routing
 from shared.core.ingress import parse_json
 from shared.core.screening import MAX_EVENTS, screen
 from shared.providers.chatapp import KIND_BY_PATH, NAME, PARKED_ATTRIBUTE
@@ -31,6 +31,7 @@ from shared.providers.chatapp.normalise import normalise_batch
 
 # SMQ queue names: letters, digits and hyphens, starting with a letter (at most 120).
 _QUEUE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,119}")
+_ASCII_WHITESPACE = re.compile(r"[ \t\n\r\f\v]+")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class QueueMessage:
     receipt_handle: str
     body: str  # as on the wire: base64 of the JSON, or whatever was sent
     dequeue_count: int  # how often the queue has handed it out, this time included
+    # When it entered the queue (SMQ's EnqueueTime): the same on every receive, unlike
+    # the time it is received, so a redelivery publishes the same attributes.
+    enqueue_time: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -55,9 +59,15 @@ class Outgoing:
 
 
 def decode(body: str) -> list[Any] | str:
-    """The body's elements, or why it has none: base64 then JSON, else JSON as it is."""
+    """The body's elements, or why it has none: base64 then JSON, else JSON as it is.
+
+    Base64 may be wrapped in lines (MIME's 76 columns, as Java's encoders write it): ASCII
+    white space is dropped, as Alibaba's SDK decoders drop it. Any other character outside
+    the alphabet makes it not base64 (they drop those too, but a JSON body would then decode
+    to garbage instead of being read as JSON).
+    """
     try:
-        document = parse_json(base64.b64decode(body, validate=True))
+        document = parse_json(base64.b64decode(_ASCII_WHITESPACE.sub("", body), validate=True))
     except (binascii.Error, ValueError):
         document = None
     if document is None:
@@ -107,16 +117,25 @@ def _sets_aside(kind: str, elements: list[Any], received: datetime) -> bool:
 
 def _published(kind: str, carried: Sequence[tuple[QueueMessage, list[Any]]]) -> Outgoing:
     elements = [element for _, message_elements in carried for element in message_elements]
-    return Outgoing(
-        _encode(elements),
-        routing.attributes(provider=NAME, kind=kind, events=str(len(elements))),
-        tuple(message for message, _ in carried),
-    )
+    messages = tuple(message for message, _ in carried)
+    attributes = routing.attributes(provider=NAME, kind=kind, events=str(len(elements)))
+    return Outgoing(_encode(elements), {**attributes, **_arrival(messages)}, messages)
 
 
 def _parked(kind: str, message: QueueMessage, body: bytes, events: int, reason: str) -> Outgoing:
     attributes = routing.attributes(provider=NAME, kind=kind, events=str(events))
-    return Outgoing(body, {**attributes, PARKED_ATTRIBUTE: reason}, (message,))
+    return Outgoing(
+        body, {**attributes, **_arrival((message,)), PARKED_ATTRIBUTE: reason}, (message,)
+    )
+
+
+def _arrival(messages: Sequence[QueueMessage]) -> dict[str, str]:
+    """The carried messages' first arrival: when the last of them entered the queue, as a
+    webhook batch is dated by when its push arrived whole. None known: no attribute."""
+    times = [message.enqueue_time for message in messages if message.enqueue_time is not None]
+    if not times or len(times) < len(messages):
+        return {}
+    return {arrival.RECEIVED_TIME: arrival.stamp(max(times))}
 
 
 def _encode(elements: list[Any]) -> bytes:

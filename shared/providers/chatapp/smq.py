@@ -31,6 +31,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from shared.core.times import from_unix_millis
 from shared.providers.chatapp.queue_plan import QueueMessage
 
 TOKEN_ACTION = "QueryTokenForMnsQueue"  # noqa: S105 -- an API's name
@@ -165,6 +166,7 @@ class QueueClient:
                 receipt_handle=_text(element, "ReceiptHandle"),
                 body=_text(element, "MessageBody"),
                 dequeue_count=_count(_text(element, "DequeueCount")),
+                enqueue_time=from_unix_millis(_text(element, "EnqueueTime")),
             )
             for element in _xml(answer.content).iter(f"{_MNS}Message")
         ]

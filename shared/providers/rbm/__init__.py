@@ -8,7 +8,6 @@ vocabulary and its registry entry, and imports none of them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from shared.core import routing
@@ -24,17 +23,22 @@ SUBSCRIPTION_EVENTS = ("SUBSCRIBE", "UNSUBSCRIBE")
 TYPING = "IS_TYPING"
 # Server events: the agent's message outlived its time to live.
 TTL_EVENTS = ("TTL_EXPIRATION_REVOKED", "TTL_EXPIRATION_REVOKE_FAILED")
-LAUNCH = "agent_launch_event"  # the envelope's attributes.type of an agent's launch event
+LAUNCH = "agent_launch_event"  # the kind of an agent's launch event
+# An AgentLaunchEvent's own fields: its signed data tells it from every user or server event.
+# (Google's guide checks the envelope's attributes.type instead, but the attributes are not
+# signed: anyone holding one signed event could re-type it.)
+LAUNCH_STATES = ("oldLaunchState", "newLaunchState")
 UNKNOWN = "unknown"
 AGENT_SUFFIX = "@rbm.goog"  # how payloads write an agent id; the API takes the bare id
 
 
-def kind_of(event: Any, attributes: Mapping[str, str]) -> str:
-    """A user message's kind (its content field), an event's type, or the launch event."""
-    if attributes.get("type") == LAUNCH:
-        return LAUNCH
+def kind_of(event: Any) -> str:
+    """A user message's kind (its content field), an event's type, or the launch event:
+    decided from the signed event alone."""
     if not isinstance(event, dict):
         return UNKNOWN
+    if any(state in event for state in LAUNCH_STATES):
+        return LAUNCH
     event_type = event.get("eventType")
     if isinstance(event_type, str) and event_type:
         return event_type
@@ -44,6 +48,13 @@ def kind_of(event: Any, attributes: Mapping[str, str]) -> str:
 def topic_key(kind: str) -> str:
     return routing.READABLE if kind in MESSAGE_KINDS else routing.EVENTS
 
+
+# RBM's route reads at most this much. Events are 1-2 KiB; files come as URIs, never inline;
+# a text as long as RBM lets an agent send (3,072 characters) stays under 50 KiB even if
+# each character were an escaped surrogate pair (12 bytes), then base64-encoded (x 4/3).
+# A body within it parses in a few milliseconds, so an outsider holding no key cannot make
+# the webhook spend much on one (RBM_MAX_BODY_BYTES overrides it).
+MAX_BODY_BYTES = 64 * 1024
 
 PROVIDER = Provider(
     name=NAME,
@@ -58,4 +69,5 @@ PROVIDER = Provider(
     webhook_module=f"{__name__}.webhook",
     normaliser_module=f"{__name__}.normalise",
     read_receipt_module=f"{__name__}.read_receipts",
+    max_body_bytes=MAX_BODY_BYTES,
 )

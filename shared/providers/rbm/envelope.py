@@ -3,13 +3,15 @@
 `{"message": {"data": "<base64 JSON>", "messageId", "publishTime", "attributes"?},
 "subscription": "projects/.../subscriptions/..."}`. The event is in `message.data`, and
 `X-Goog-Signature` signs its decoded bytes, so the envelope is read before the signature
-can be checked.
+can be checked. Nothing else in it is signed: the webhook publishes the canonical envelope
+of the signed bytes instead, and the normaliser reads both forms, ignoring the rest.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 from dataclasses import dataclass
 
 from shared.core.ingress import parse_json
@@ -18,7 +20,6 @@ from shared.core.ingress import parse_json
 @dataclass(frozen=True)
 class Envelope:
     data: bytes  # the event's JSON, decoded: what the signature covers
-    attributes: dict[str, str]
 
 
 def parse(body: bytes) -> Envelope | str:
@@ -31,7 +32,11 @@ def parse(body: bytes) -> Envelope | str:
         data = base64.b64decode(message["data"], validate=True)
     except (binascii.Error, ValueError):
         return "message.data is not base64"
-    attributes = message.get("attributes")
-    if not isinstance(attributes, dict):
-        attributes = {}
-    return Envelope(data, {str(k): str(v) for k, v in attributes.items()})
+    return Envelope(data)
+
+
+def canonical(data: bytes) -> bytes:
+    """The envelope of these signed bytes and nothing else: every copy of one signed event,
+    whatever its unsigned attributes, padding or message ids, is this same body."""
+    message = {"message": {"data": base64.b64encode(data).decode()}}
+    return json.dumps(message, separators=(",", ":")).encode()

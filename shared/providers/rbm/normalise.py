@@ -8,6 +8,8 @@ A conversation is (agent, user phone): `rbm:{bare agent id}:{E.164 phone}`.
   join the history as events.
 - Server events (TTL_EXPIRATION_REVOKED / _FAILED) are receipts of the agent's message
   that do not move its status; an agent launch event, or any other, is parked with why.
+A body is the webhook's canonical envelope or, published before it (dead letters, spool),
+Google's whole envelope: only the signed message.data of either decides anything.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from shared.core.docids import compound_id
 from shared.core.events import (
     MALFORMED,
     NOT_JSON,
@@ -48,7 +51,7 @@ EVENT_PREFIX = "event-"  # the id of what has no messageId of its own
 
 
 def conversation_id(agent: str, phone: str) -> str:
-    return f"{NAME}:{agent}:{phone}"
+    return compound_id(NAME, agent, phone)
 
 
 def normalise(raw: bytes, attributes: Mapping[str, str], received: datetime) -> list[Payload]:
@@ -57,7 +60,7 @@ def normalise(raw: bytes, attributes: Mapping[str, str], received: datetime) -> 
     if isinstance(parsed, str):
         return [parked_whole(base, MALFORMED, parsed)]
     event = parse_json(parsed.data)
-    base = replace(base, kind=kind_of(event, parsed.attributes))
+    base = replace(base, kind=kind_of(event))
     if base.kind == LAUNCH:
         return [parked_whole(base, AGENT_LAUNCH, _launch(event))]
     if not isinstance(event, dict):

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from shared.adapters import google_api
 from shared.adapters.google_api import ApiSettings, GoogleApi
 from shared.core.config import Env
+from shared.core.docids import compound_id
 from shared.core.events import Payload
 from shared.core.read_receipts import Outcome, ReadTarget
 from shared.providers.rbm import MESSAGE_KINDS
@@ -46,7 +47,9 @@ def read_targets(payloads: Sequence[Payload]) -> list[ReadTarget]:
 
 def event_id(agent_id: str, message_id: str) -> str:
     """The same RFC 4122 UUID for every send of one READ: Google ignores a reused one."""
-    return str(uuid.uuid5(_EVENT_IDS, f"{agent_id}\n{message_id}\nREAD"))
+    # Escaped parts, so no two (agent, message) pairs share an eventId; ids without "%" or
+    # a line break (all so far) keep the eventId they had.
+    return str(uuid.uuid5(_EVENT_IDS, compound_id(agent_id, message_id, "READ", separator="\n")))
 
 
 def api_settings(env: Env) -> ApiSettings:

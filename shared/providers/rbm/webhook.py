@@ -4,6 +4,11 @@
 base64-decoded `message.data` (never over the raw body, unlike Business Messages). Several
 client tokens may be configured, so one can rotate. Google treats any answer but exactly
 200 as a failure and retries for 7 days.
+
+Only signed bytes decide anything: a header that cannot be a signature is refused before
+the body is parsed, the body is bounded by the provider's MAX_BODY_BYTES, and what is
+published is the canonical envelope of the signed event (`envelope.canonical`), never the
+unsigned attributes, ids or padding around it.
 """
 
 from __future__ import annotations
@@ -13,7 +18,12 @@ from dataclasses import dataclass
 
 from shared.core import routing
 from shared.core.config import Env
-from shared.core.credentials import MAX_HANDSHAKE_BYTES, handshake_reply, hmac_sha512_valid
+from shared.core.credentials import (
+    MAX_HANDSHAKE_BYTES,
+    handshake_reply,
+    hmac_sha512_valid,
+    sha512_signature,
+)
 from shared.core.ingress import Incoming, Publish, Reply, parse_json
 from shared.core.provider import Receiver
 from shared.providers.rbm import NAME, TYPING, envelope, kind_of, topic_key
@@ -32,7 +42,7 @@ def receiver(env: Env) -> Receiver:
 
 
 def receive(request: Incoming, config: Config) -> Reply | Publish:
-    """`POST /rbm`: the handshake, or one signed event handed off unchanged."""
+    """`POST /rbm`: the handshake, or one signed event handed off in its canonical envelope."""
     if request.path:
         return Reply(404, {"error": "no such endpoint"}, reason="no such route")
     signature = request.headers.get(SIGNATURE_HEADER)
@@ -40,12 +50,14 @@ def receive(request: Incoming, config: Config) -> Reply | Publish:
         small = len(request.body) <= MAX_HANDSHAKE_BYTES
         shake = handshake_reply(parse_json(request.body), config.client_tokens) if small else None
         return shake or _UNSIGNED
+    if sha512_signature(signature) is None:  # refused before the body is parsed
+        return _UNSIGNED
     parsed = envelope.parse(request.body)
     if isinstance(parsed, str):
         return Reply(400, {"error": parsed}, reason="envelope")
     if not hmac_sha512_valid(parsed.data, signature, config.client_tokens):
         return _UNSIGNED
-    kind = kind_of(parse_json(parsed.data), parsed.attributes)
+    kind = kind_of(parse_json(parsed.data))
     if kind == TYPING:  # a typing indicator is stale in seconds: acknowledged, never stored
         return Reply(200, {"status": "typing indicator acknowledged, not stored"})
     return Publish(
@@ -53,6 +65,7 @@ def receive(request: Incoming, config: Config) -> Reply | Publish:
         attributes=routing.attributes(provider=NAME, kind=kind),
         accepted={"status": "accepted"},
         refused=Reply(503, {"error": "event could not be stored, retry later"}),
+        body=envelope.canonical(parsed.data),
     )
 
 

@@ -29,8 +29,8 @@ UPDATES = "updates"
 # errors are kept whatever the status. `played` (a voice message listened to) implies read.
 SCALE = StatusScale({"sent": 1, "failed": 2, "delivered": 3, "read": 4, "played": 5})
 
-# What the coordinator wires into `Provider` once it has these fields: the route answers
-# Meta's GET handshake and its POSTs; Meta batches up to ~1,000 updates and ~3 MB in a POST.
+# The route answers Meta's GET handshake and its POSTs; Meta batches up to ~1,000 updates
+# and ~3 MB in one POST: 4 MiB leaves room (WHATSAPP_MAX_BODY_BYTES overrides it).
 METHODS = frozenset({"GET", "POST"})
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
@@ -61,5 +61,7 @@ PROVIDER = Provider(
     webhook_module=f"{__name__}.webhook",
     normaliser_module=f"{__name__}.normalise",
     read_receipt_module=f"{__name__}.read_receipts",
+    methods=METHODS,
+    max_body_bytes=MAX_BODY_BYTES,
     read_switch=(ACCESS_TOKEN,),  # the Graph API's bearer token: without it, no READ
 )
