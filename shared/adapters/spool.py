@@ -19,7 +19,7 @@ from google.cloud import firestore
 
 from shared.adapters.publisher import Publisher, PublishFailed, PubSubSettings, is_transient
 from shared.core.config import Env
-from shared.core.records import PARKED
+from shared.core.records import PARKED, piece_writes
 from shared.core.spool import (
     DEFAULT_MAX_ATTEMPTS,
     DrainRun,
@@ -177,9 +177,12 @@ class FirestoreSpool:
 
     def _park(self, snapshot: Snapshot, failure: Failure) -> bool:
         """Moves the event to parked/ in one commit: parked and gone from the spool, or neither."""
-        document = parked_unpublishable(failure, utc_now())
+        document, pieces = parked_unpublishable(failure, utc_now())
         batch = self._db.batch()
-        batch.create(self._db.collection(PARKED).document(snapshot.id), document)
+        parked = self._db.collection(PARKED).document(snapshot.id)
+        batch.create(parked, document)
+        for piece in piece_writes(parked.path, pieces):
+            batch.create(self._db.document(piece.path), dict(piece.data))
         batch.delete(
             snapshot.reference,
             option=self._db.write_option(last_update_time=snapshot.update_time),

@@ -37,7 +37,7 @@ def test_the_demo_conversation_lands_as_shown(
     assert all(line.endswith("-> 200") for line in events)
     # The Chat App part of the demo.
     assert "a push with a wrong callback token                   -> 401" in shown
-    assert "1 malformed, kept aside with the reason (element 1: From, To missing)" in shown
+    assert "1 set aside with the reason (element 1: From, To missing)" in shown
     assert "receipts: 6 unique (MessageId, Status) pairs" in shown
     assert "(en_US): pass   history: fail -> pass" in shown
     chatapp_rows = {

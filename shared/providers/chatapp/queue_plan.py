@@ -5,10 +5,11 @@ accepted too), base64 on the wire. The messages of one receive become as few Pub
 messages as the recorder's bound allows, each a JSON array of elements: what an HTTP batch
 push of that MessageType looks like, so everything after the publish is the push's path.
 
-Some messages go alone, so that a redelivery publishes exactly the same bytes and its
-parked records land under the same ids (a parked element's id is its body's hash and its
-position): a message with an element that would be parked, one that cannot be decoded, and
-one received `max_receives` times, which is parked with the reason rather than retried.
+Some messages go alone, so that a redelivery publishes exactly the same bytes and what it
+sets aside lands in the same parked document (named by its body's hash): a message with an
+element that would be parked, one that cannot be decoded, and one received `max_receives`
+times, which is parked with the reason rather than retried. No content makes `plan` raise:
+the boundary screen (`shape.set_aside`) runs before anything else reads an element.
 """
 
 from __future__ import annotations
@@ -25,9 +26,13 @@ from urllib.parse import urlsplit
 
 from shared.core import routing
 from shared.core.ingress import parse_json
-from shared.core.screening import MAX_EVENTS, screen
+from shared.core.screening import screen
 from shared.providers.chatapp import KIND_BY_PATH, NAME, PARKED_ATTRIBUTE
 from shared.providers.chatapp.normalise import normalise_batch
+from shared.providers.chatapp.shape import set_aside
+
+# Elements one Pub/Sub message carries at most, so that one delivery's work stays small.
+MAX_EVENTS = 1000
 
 # SMQ queue names: letters, digits and hyphens, starting with a letter (at most 120).
 _QUEUE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,119}")
@@ -86,9 +91,9 @@ def plan(
                 f"received {message.dequeue_count} times from its queue without being "
                 "confirmed: parked so it cannot loop; redrive it once the cause is fixed"
             )
-            planned.append(_parked(kind, message, _encode(elements), len(elements), reason))
+            planned.append(_alone(kind, message, elements, reason))
         elif len(elements) > MAX_EVENTS or _sets_aside(kind, elements, received):
-            planned.append(_published(kind, [(message, elements)]))
+            planned.append(_alone(kind, message, elements))
         else:
             if sum(len(e) for _, e in together) + len(elements) > MAX_EVENTS:
                 planned.append(_published(kind, together))
@@ -100,15 +105,44 @@ def plan(
 
 
 def _sets_aside(kind: str, elements: list[Any], received: datetime) -> bool:
-    """Whether the recorder would park any of these elements instead of recording it."""
+    """Whether the recorder would park any of these elements instead of recording it. The
+    boundary screen comes first: only what passes it is encoded and normalised here."""
+    if any(set_aside(kind, element) for element in elements):
+        return True
     payloads = screen(normalise_batch(_encode(elements), kind, received))
     return any(payload.parked for payload in payloads)
 
 
-def _published(kind: str, carried: Sequence[tuple[QueueMessage, list[Any]]]) -> Outgoing:
+def _alone(
+    kind: str, message: QueueMessage, elements: list[Any], parked_because: str | None = None
+) -> Outgoing:
+    """The message on its own: published (or parked with the reason) as its elements."""
+    try:
+        body = _encode(elements)
+    except RecursionError:  # nested too deep to encode again here: its own bytes, as an array
+        body = _as_array(message.body)
+    if parked_because is not None:
+        return _parked(kind, message, body, len(elements), parked_because)
+    return _published(kind, [(message, elements)], body)
+
+
+def _as_array(body: str) -> bytes:
+    """The JSON a decodable body carries, as it came, as an array of elements."""
+    try:
+        raw = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if parse_json(raw) is None:
+        raw = body.encode("utf-8", errors="replace")
+    return raw if raw.lstrip().startswith(b"[") else b"[" + raw + b"]"
+
+
+def _published(
+    kind: str, carried: Sequence[tuple[QueueMessage, list[Any]]], body: bytes | None = None
+) -> Outgoing:
     elements = [element for _, message_elements in carried for element in message_elements]
     return Outgoing(
-        _encode(elements),
+        _encode(elements) if body is None else body,
         routing.attributes(provider=NAME, kind=kind, events=str(len(elements))),
         tuple(message for message, _ in carried),
     )
