@@ -12,18 +12,20 @@ def redrive_refusal(parked: Mapping[str, Any], pieces: Sequence[bytes] | None = 
     """Why a parked document cannot be published again as it arrived; None when it can.
 
     `pieces` are the rest of a body kept in pieces (`records.raw_body`), in order; None
-    when they were not read (a listing), and only what the document says is checked.
+    when they were not read (a listing): then a body in pieces is taken at its word.
     """
     raw = parked.get("rawBody")
     if not isinstance(raw, bytes):
         return "it is part of a payload, not a whole one: it holds no raw body to publish"
     expected = parked.get("rawBodyPieces", 1)
-    if pieces is not None and isinstance(expected, int) and expected != 1 + len(pieces):
+    if pieces is None:
+        if isinstance(expected, int) and expected > 1:
+            return None
+        pieces = ()
+    elif isinstance(expected, int) and expected != 1 + len(pieces):
         return f"{1 + len(pieces)} of the {expected} pieces of its body are stored"
-    body = reassembled(parked, pieces or ())
+    body = reassembled(parked, pieces)
     stored = parked.get("rawBodyBytes", len(body))
-    if pieces is None and isinstance(expected, int) and expected > 1:
-        return None
     if isinstance(stored, int) and stored > len(body):
         return (
             f"its body was stored truncated ({len(body):,} of {stored:,} bytes kept): "
@@ -32,7 +34,7 @@ def redrive_refusal(parked: Mapping[str, Any], pieces: Sequence[bytes] | None = 
     if not body:
         return "its body is empty"
     key = parked.get("payloadKey")
-    if pieces is not None and isinstance(key, str) and payload_key(body) != key:
+    if isinstance(key, str) and payload_key(body) != key:
         return "its stored body is not the one parked (its sha256 is not the payloadKey)"
     return None
 

@@ -15,9 +15,10 @@ from google.cloud import firestore
 
 from shared.core.events import payload_key
 from shared.ops.replay import Replay
-from shared.providers.chatapp.normalise import conversation_id
 from tests.integration.conftest import PROCESSING_TIMEOUT, documents, recorded, send
-from tests.integration.test_chatapp_queues import STATUS, Rig, receipts_of, start_rig
+from tests.integration.test_chatapp_queues import STATUS, Rig, receipts_of
+from tests.integration.test_chatapp_queues import rig as _rig  # noqa: F401 -- the `rig` fixture
+from tests.integration.test_hardening import messages_of, new_user, parked_for
 from tools.local.procs import ManagedProcess, free_port, wait_until
 from tools.local.stack import LocalStack
 from tools.payloads import bm as bm_payloads
@@ -28,25 +29,10 @@ from tools.topology import WEBHOOK
 pytestmark = pytest.mark.integration
 
 
-def new_user() -> str:
-    return "86139" + str(uuid.uuid4().int)[:8]
-
-
 def body_of(response: requests.Response) -> bytes:
     body = response.request.body
     assert isinstance(body, bytes)
     return body
-
-
-def parked_for(db: firestore.Client, raw: bytes) -> dict[str, dict[str, Any]]:
-    key = payload_key(raw)
-    query = db.collection("parked").where(filter=firestore.FieldFilter("payloadKey", "==", key))
-    return {snapshot.id: snapshot.to_dict() or {} for snapshot in query.stream()}
-
-
-def messages_of(db: firestore.Client, user: str) -> dict[str, dict[str, Any]]:
-    cid = conversation_id(ca.BUSINESS, user)
-    return documents(db.collection(f"conversations/{cid}/messages"))
 
 
 def with_nested(element: dict[str, Any], levels: int) -> str:
@@ -233,36 +219,26 @@ def test_an_rbm_event_type_with_a_lone_surrogate_is_parked_not_a_500(
     assert parked["category"] == "UNKNOWN_KIND"
 
 
-@pytest.fixture(scope="module")
-def queue_rig(stack: LocalStack) -> Iterator[Rig]:
-    started = start_rig(stack)
-    yield started
-    started.process.stop()
-    started.alibaba.stop()
-
-
 def test_a_poisonous_queue_message_goes_alone_and_the_valid_ones_are_recorded(
-    queue_rig: Rig, db: firestore.Client
+    rig: Rig, db: firestore.Client
 ) -> None:
     user = new_user()
-    valid = [
-        queue_rig.alibaba.enqueue(STATUS, ca.status(f"wa-{n}", "Read", user)) for n in range(3)
-    ]
+    valid = [rig.alibaba.enqueue(STATUS, ca.status(f"wa-{n}", "Read", user)) for n in range(3)]
     surrogate = {**ca.status("bad-1", "Sent", user), "To": "\ud800"}
     deep = with_nested(ca.status("bad-2", "Sent", user), 960)
     poison = [  # as JSON says a lone surrogate: escaped
-        queue_rig.alibaba.enqueue(STATUS, text.encode()) for text in (json.dumps(surrogate), deep)
+        rig.alibaba.enqueue(STATUS, text.encode()) for text in (json.dumps(surrogate), deep)
     ]
 
-    queue_rig.run_until_empty()
-    recorded_ = queue_rig.recorded()
+    rig.run_until_empty()
+    recorded_ = rig.recorded()
 
     assert set(receipts_of(db, user)) == {f"wa-{n}~Read" for n in range(3)}
-    assert not [e for e in queue_rig.published() if e.get("parkedBecause")]  # none REDELIVERED
+    assert not [e for e in rig.published() if e.get("parkedBecause")]  # none REDELIVERED
     for message_id in poison:
-        [published] = queue_rig.publishes_of(message_id)
+        [published] = rig.publishes_of(message_id)
         assert published["queueMessageIds"] == [message_id]  # alone
-    assert all(len(queue_rig.publishes_of(m)) == 1 for m in valid)
+    assert all(len(rig.publishes_of(m)) == 1 for m in valid)
     assert sum(e["parked"] for e in recorded_.values()) >= 2
 
 
