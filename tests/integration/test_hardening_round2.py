@@ -16,8 +16,12 @@ from google.cloud import firestore
 from shared.core.events import payload_key
 from shared.ops.replay import Replay
 from tests.integration.conftest import PROCESSING_TIMEOUT, documents, recorded, send
-from tests.integration.test_chatapp_queues import STATUS, Rig, receipts_of
-from tests.integration.test_chatapp_queues import rig as _rig  # noqa: F401 -- the `rig` fixture
+from tests.integration.test_chatapp_queues import (
+    STATUS,
+    Rig,
+    receipts_of,
+    rig,  # noqa: F401 -- a fixture
+)
 from tests.integration.test_hardening import messages_of, new_user, parked_for
 from tools.local.procs import ManagedProcess, free_port, wait_until
 from tools.local.stack import LocalStack
@@ -220,7 +224,8 @@ def test_an_rbm_event_type_with_a_lone_surrogate_is_parked_not_a_500(
 
 
 def test_a_poisonous_queue_message_goes_alone_and_the_valid_ones_are_recorded(
-    rig: Rig, db: firestore.Client
+    rig: Rig,  # noqa: F811 -- the fixture imported above
+    db: firestore.Client,
 ) -> None:
     user = new_user()
     valid = [rig.alibaba.enqueue(STATUS, ca.status(f"wa-{n}", "Read", user)) for n in range(3)]
