@@ -20,7 +20,7 @@ from google.cloud import firestore
 
 from shared.adapters.publisher import Publisher, PublishFailed, PubSubSettings, is_transient
 from shared.core.config import Env
-from shared.core.records import PARKED
+from shared.core.records import PARKED, piece_writes
 from shared.core.spool import (
     DEFAULT_DRAIN_BUDGET_BYTES,
     DEFAULT_MAX_ATTEMPTS,
@@ -219,9 +219,12 @@ class FirestoreSpool:
         if not snapshot.exists or snapshot.update_time != version.update_time:
             return False  # another drain settled it meanwhile
         event = SpooledEvent(snapshot.id, snapshot.to_dict() or {})
-        document = parked_unpublishable(replace(failure, event=event), utc_now())
+        document, pieces = parked_unpublishable(replace(failure, event=event), utc_now())
         batch = self._db.batch()
-        batch.create(self._db.collection(PARKED).document(snapshot.id), document)
+        parked = self._db.collection(PARKED).document(snapshot.id)
+        batch.create(parked, document)
+        for piece in piece_writes(parked.path, pieces):
+            batch.create(self._db.document(piece.path), dict(piece.data))
         batch.delete(
             snapshot.reference,
             option=self._db.write_option(last_update_time=snapshot.update_time),

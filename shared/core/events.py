@@ -23,7 +23,6 @@ UNKNOWN_KIND = "UNKNOWN_KIND"
 NOT_JSON = "NOT_JSON"
 MALFORMED = "MALFORMED"
 UNSTORABLE = "UNSTORABLE"  # Firestore refused it, or would (too deep, not Unicode, ...)
-TOO_MANY = "TOO_MANY"  # more events in one request than the pipeline records from one
 REDELIVERED = "REDELIVERED"  # received from a queue too often without being confirmed
 
 
@@ -65,12 +64,12 @@ class TemplateReview:
 
 @dataclass(frozen=True)
 class Parked:
-    """Part of a payload that cannot be persisted as-is, kept with the reason."""
+    """Part of a payload that cannot be persisted as-is, kept with the reason: an element
+    (by its position in the body) or, with no index, the whole body."""
 
     category: str
     reason: str
     index: int | None = None
-    item: Any = None
 
 
 @dataclass(frozen=True)
@@ -102,8 +101,9 @@ class Payload:
     receipts: tuple[StatusReport, ...] = ()
     user_messages: tuple[UserMessage, ...] = ()
     reviews: tuple[TemplateReview, ...] = ()
-    parked: tuple[Parked, ...] = ()
+    parked: tuple[Parked, ...] = ()  # all kept in one document, with the raw body
     raw: bytes = b""
+    elements: int = 0  # how many elements the body holds, for the parked document's summary
 
     def chunks(self, max_writes: int) -> list[Payload]:
         """Splits a huge payload into parts that each fit in one Firestore commit."""
@@ -111,33 +111,46 @@ class Payload:
             return [self]
         parts: list[Payload] = []
         taken: dict[str, list[Any]] = {name: [] for name in _WRITES_PER_ITEM}
-        size = 1  # the conversation
+        size = 1 + self._parked_writes()  # the conversation; the first part parks
         for name, cost in _WRITES_PER_ITEM.items():
             for item in getattr(self, name):
                 if size + cost > max_writes:
-                    parts.append(self._holding(taken))
+                    parts.append(self._holding(taken, parks=not parts))
                     taken, size = {name: [] for name in _WRITES_PER_ITEM}, 1
                 taken[name].append(item)
                 size += cost
-        return [*parts, self._holding(taken)]
+        return [*parts, self._holding(taken, parks=not parts)]
 
-    def _holding(self, items: dict[str, list[Any]]) -> Payload:
+    def _holding(self, items: dict[str, list[Any]], parks: bool) -> Payload:
         return replace(
             self,
             receipts=tuple(items["receipts"]),
             user_messages=tuple(items["user_messages"]),
             reviews=tuple(items["reviews"]),
-            parked=tuple(items["parked"]),
+            parked=self.parked if parks else (),
         )
 
     def most_writes(self) -> int:
         """An upper bound on the documents this payload writes in one commit."""
         items = sum(cost * len(getattr(self, name)) for name, cost in _WRITES_PER_ITEM.items())
-        return items + 1  # the conversation
+        return items + self._parked_writes() + 1  # the conversation
+
+    def _parked_writes(self) -> int:
+        """Whatever is parked goes in one document, its raw body in as many as it needs."""
+        return len(raw_pieces(self.raw)) if self.parked else 0
 
 
 # Documents one item may write: a receipt its message; a review its history and its template.
-_WRITES_PER_ITEM = {"receipts": 1, "user_messages": 1, "reviews": 2, "parked": 1}
+_WRITES_PER_ITEM = {"receipts": 1, "user_messages": 1, "reviews": 2}
+# A Firestore document holds at most 1 MiB: a longer raw body is kept in pieces of this size.
+RAW_PIECE_BYTES = 900 * 1024
+
+
+def raw_pieces(raw: bytes) -> list[bytes]:
+    """The raw body in pieces that each fit in a document (one, maybe empty, at least)."""
+    return [
+        raw[start : start + RAW_PIECE_BYTES] for start in range(0, len(raw), RAW_PIECE_BYTES)
+    ] or [b""]
 
 
 def payload_key(raw: bytes) -> str:

@@ -15,11 +15,24 @@ from typing import Any, Protocol
 
 
 def parse_json(body: bytes) -> Any:
-    """The body as JSON, or None: bad UTF-8, bad JSON and absurd nesting all count as not JSON."""
+    """The body as JSON, or None: bad UTF-8, bad JSON and absurd nesting all count as not JSON.
+
+    An integer too long for Python to parse (over 4,300 digits) is read as one beyond 64
+    bits, so the screen sets aside the element holding it, not the whole body.
+    """
     try:
-        return json.loads(body)
+        return json.loads(body, parse_int=_integer)
     except (ValueError, RecursionError):
         return None
+
+
+_MAX_INTEGER_DIGITS = 100  # far beyond 64 bits (19 digits), far below Python's limit
+
+
+def _integer(literal: str) -> int:
+    if len(literal) <= _MAX_INTEGER_DIGITS:
+        return int(literal)
+    return -(2**64) if literal.startswith("-") else 2**64
 
 
 class Headers(Protocol):

@@ -8,10 +8,10 @@ READ, and each unique receipt is created exactly once.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,14 +24,18 @@ from shared.core.events import (
     StatusReport,
     StatusScale,
     TemplateReview,
+    raw_pieces,
 )
+from shared.core.storable import readable
 
 CONVERSATIONS = "conversations"
 MESSAGES = "messages"
 PARKED = "parked"
+PIECES = "pieces"  # under a parked document: the rest of a raw body too long for one
 TEMPLATE_REVIEWS = "templateReviews"
-MAX_RAW_BODY_BYTES = 900 * 1024  # a Firestore document holds at most 1 MiB
 MAX_WRITES_PER_COMMIT = 500  # Firestore's limit for one batch
+MAX_LISTED_ELEMENTS = 100  # set-aside elements a parked document lists one by one
+MAX_REASON_CHARS = 300
 
 Document = Mapping[str, Any]
 
@@ -44,8 +48,13 @@ def message_path(conversation_id: str, message_id: str) -> str:
     return f"{conversation_path(conversation_id)}/{MESSAGES}/{doc_id(message_id)}"
 
 
-def parked_path(payload_key: str, index: int | None) -> str:
-    return f"{PARKED}/{doc_id(payload_key, 'payload' if index is None else str(index))}"
+def parked_path(payload_key: str) -> str:
+    """Where everything set aside from one body is kept: the whole body, or its elements."""
+    return f"{PARKED}/{doc_id(payload_key, 'payload')}"
+
+
+def piece_path(parked: str, number: int) -> str:
+    return f"{parked}/{PIECES}/{number}"
 
 
 def template_review_path(template: tuple[str, str, str]) -> str:
@@ -96,7 +105,7 @@ def commit_groups(payloads: list[Payload]) -> list[list[Payload]]:
 
 
 def paths_to_read(payload: Payload) -> list[str]:
-    paths = [parked_path(payload.key, parked.index) for parked in payload.parked]
+    paths = [parked_path(payload.key)] if payload.parked else []
     for review in payload.reviews:
         paths += [template_review_path(review.template), review_history_path(review)]
     cid = payload.conversation_id
@@ -115,11 +124,7 @@ def plan(
     receipt_ttl: timedelta | None = None,
 ) -> list[Write]:
     """The writes that record the payload; receipts expire after receipt_ttl when it is set."""
-    writes = [
-        Write(path, _parked_document(payload, parked, now), exists=False)
-        for parked in payload.parked
-        if existing.get(path := parked_path(payload.key, parked.index)) is None
-    ]
+    writes = _parked_writes(payload, existing, now)
     writes += _review_writes(payload, existing, now)
     if payload.conversation_id is None:
         return writes
@@ -333,20 +338,59 @@ def _activity_time(payload: Payload) -> datetime | None:
     return max(times, default=None) or payload.send_time
 
 
-def _parked_document(payload: Payload, parked: Parked, now: datetime) -> dict[str, Any]:
-    document: dict[str, Any] = {
+def _parked_writes(
+    payload: Payload, existing: Mapping[str, Document | None], now: datetime
+) -> list[Write]:
+    """One document for all that is set aside from a body (once: a redelivery writes
+    nothing), holding the raw body so it can be replayed whole."""
+    path = parked_path(payload.key)
+    if not payload.parked or existing.get(path) is not None:
+        return []
+    document = {
         **_common(payload, now),
-        "category": parked.category,
-        "reason": parked.reason,
+        **set_aside(payload.parked, payload.elements),
         "kind": payload.kind,
         "requestId": payload.request_id,
         "payloadKey": payload.key,
-        "index": parked.index,
     }
-    if parked.item is not None:
-        document["item"] = json.dumps(parked.item, default=str)[:MAX_RAW_BODY_BYTES]
-    else:
-        # The whole payload could not be used: keep its bytes so it can be replayed.
-        document["rawBody"] = payload.raw[:MAX_RAW_BODY_BYTES]
-        document["rawBodyBytes"] = len(payload.raw)
-    return document
+    kept, pieces = raw_body(payload.raw)
+    return [Write(path, {**document, **kept}, exists=False), *piece_writes(path, pieces)]
+
+
+def set_aside(parked: Sequence[Parked], elements: int) -> dict[str, Any]:
+    """Why a body, or which of its elements, was set aside: a whole body as it always was; its
+    elements as a count, the first of them listed, and a summary of their reasons."""
+    parked = [replace(p, reason=readable(p.reason)[:MAX_REASON_CHARS]) for p in parked]
+    categories = Counter(p.category for p in parked)
+    fields: dict[str, Any] = {"category": categories.most_common(1)[0][0], "index": None}
+    listed = [p for p in parked if p.index is not None]
+    if not listed:
+        return {**fields, "reason": parked[0].reason}
+    reasons = Counter(p.reason for p in listed).most_common(5)
+    summary = "; ".join(f"{count}x {reason}" for reason, count in reasons)
+    return {
+        **fields,
+        "reason": f"{len(listed)} of {max(elements, len(listed))} elements set aside: {summary}",
+        "setAside": len(listed),
+        "elements": [
+            {"index": p.index, "category": p.category, "reason": p.reason}
+            for p in listed[:MAX_LISTED_ELEMENTS]
+        ],
+    }
+
+
+def raw_body(raw: bytes) -> tuple[dict[str, Any], list[bytes]]:
+    """The fields that keep a raw body on its parked document, and the pieces beyond the
+    first that its `pieces` subcollection holds (numbered from 1)."""
+    first, *rest = raw_pieces(raw)
+    fields: dict[str, Any] = {"rawBody": first, "rawBodyBytes": len(raw)}
+    if rest:
+        fields["rawBodyPieces"] = 1 + len(rest)
+    return fields, rest
+
+
+def piece_writes(parked: str, pieces: Sequence[bytes]) -> list[Write]:
+    return [
+        Write(piece_path(parked, number), {"rawBody": piece}, exists=False)
+        for number, piece in enumerate(pieces, 1)
+    ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeGuard
 
 EVENTS = "events"
 READABLE = "readable"
@@ -34,8 +35,13 @@ def attributes(**values: object) -> dict[str, str]:
     A value that cannot be an attribute is dropped, never the event: the subscriber reads
     the same fields from the body.
     """
-    return {
-        name: value
-        for name, value in values.items()
-        if isinstance(value, str) and value and len(value.encode()) <= MAX_ATTRIBUTE_BYTES
-    }
+    return {name: value for name, value in values.items() if _usable(value)}
+
+
+def _usable(value: object) -> TypeGuard[str]:
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        return len(value.encode()) <= MAX_ATTRIBUTE_BYTES
+    except UnicodeEncodeError:  # a lone surrogate, which JSON allows
+        return False

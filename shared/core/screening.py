@@ -1,23 +1,22 @@
-"""Every provider's events pass here before anything is written (pure): what one request may
-cost is bounded, and what Firestore would refuse is set aside, element by element.
+"""Every provider's events pass here before anything is written (pure): what Firestore would
+refuse is set aside, element by element, and the valid elements are always recorded.
 
-- An element whose ids or values Firestore would refuse (`storable`) is parked with the
-  reason and its position; the valid elements beside it are recorded on the first delivery.
-- A request of more than MAX_EVENTS events, or one whose elements are mostly unusable, is
-  parked whole, as one document listing the reasons, instead of one document per element.
+- An element whose ids, values or times Firestore would refuse (`storable`) is parked with
+  the reason and its position; the valid elements beside it are recorded on the first
+  delivery.
+- Everything set aside from one body, whatever the reasons, goes in one parked document
+  with the raw body: the unusable part of a request costs one document, never one per
+  element. The webhook's body-size limit bounds how many elements one request holds.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 from shared.core.events import (
-    MALFORMED,
-    TOO_MANY,
     UNSTORABLE,
     Parked,
     Payload,
@@ -26,42 +25,29 @@ from shared.core.events import (
     UserMessage,
     parked_whole,
 )
-from shared.core.storable import identifier_problem, value_problem
+from shared.core.storable import identifier_problem, readable, value_problem
 
-# Events one request may carry. Alibaba documents no size for a Chat App batch push and
-# Google sends a few receipts at a time: this is a bound far above both.
-MAX_EVENTS = 1000
-# Unusable elements parked one by one; past this many (and half the request), the request
-# is parked whole.
-MAX_PARKED_ELEMENTS = 20
 Item = StatusReport | UserMessage | TemplateReview
 ItemT = TypeVar("ItemT", StatusReport, UserMessage, TemplateReview)
 
 
 def screen(payloads: Sequence[Payload]) -> list[Payload]:
-    """The payloads of one published body, bounded and with what Firestore would refuse
-    moved aside (see the module's description)."""
+    """The payloads of one published body with what Firestore would refuse moved aside, and
+    all that is set aside gathered in one payload of its own (see the module's description)."""
     if not payloads:
         return []
     screened = [_screen(payload) for payload in payloads]
-    events = sum(_events(payload) for payload in screened)
-    reason = too_many(events)
-    if reason:
-        return [park_whole(screened, TOO_MANY, reason)]
     parked = [item for payload in screened for item in payload.parked]
-    if len(parked) > MAX_PARKED_ELEMENTS and 2 * len(parked) > events:
-        reasons = Counter(item.reason for item in parked).most_common(5)
-        listed = "; ".join(f"{count}x {reason}" for reason, count in reasons)
-        return [park_whole(screened, MALFORMED, f"{len(parked)} of {events} unusable: {listed}")]
-    return screened
-
-
-def too_many(events: int) -> str | None:
-    """Why a request of this many events is parked whole, or None. A normaliser asks before
-    it reads the elements of a long list one by one, so a huge batch costs little CPU."""
-    if events <= MAX_EVENTS:
-        return None
-    return f"{events} events in one request; at most {MAX_EVENTS} are recorded from one"
+    if not parked:
+        return screened
+    recorded = [replace(p, parked=()) for p in screened if _items(p)]
+    whole = [item for item in parked if item.index is None]
+    holder = replace(
+        _shared(screened),
+        parked=tuple(whole[:1] or parked),
+        elements=sum(_items(p) + len(p.parked) for p in screened),
+    )
+    return [*recorded, holder]
 
 
 def _screen(payload: Payload) -> Payload:
@@ -77,7 +63,7 @@ def _screen(payload: Payload) -> Payload:
             elif item.index is None:  # nothing to park it by but the whole body
                 raise _WholeBodyUnstorable(problem)
             else:
-                parked.append(Parked(UNSTORABLE, problem, item.index, dataclasses.asdict(item)))
+                parked.append(Parked(UNSTORABLE, problem, item.index))
         return tuple(kept)
 
     try:
@@ -102,27 +88,45 @@ def _conversation_problem(payload: Payload) -> str | None:
         problem = identifier_problem(payload.conversation_id)
         if problem:
             return f"conversation: {problem}"
-    shared = (payload.agent, payload.request_id, dict(payload.conversation))
+    shared = (
+        payload.kind,
+        payload.agent,
+        payload.request_id,
+        dict(payload.conversation),
+        dict(payload.conversation_state),
+        payload.send_time,
+    )
     return next(filter(None, map(value_problem, shared)), None)
 
 
 def _item_problem(item: Item) -> str | None:
+    times: list[datetime | None]
     if isinstance(item, TemplateReview):
         ids = [part for part in item.template if part]
         values: tuple[Any, ...] = (item.status, item.fields)
+        times = [item.time]
     elif isinstance(item, StatusReport):
         ids, values = [item.message_id, item.status], (item.details, item.message_fields)
+        times = [item.time]
     else:
         ids, values = [item.message_id], (item.content, item.context)
-    problems = [*map(identifier_problem, ids), *map(value_problem, values)]
+        times = [item.create_time]
+    problems = [*map(identifier_problem, ids), *map(value_problem, (*values, *times))]
     return next(filter(None, problems), None)
 
 
-def _events(payload: Payload) -> int:
-    return sum(
-        len(items)
-        for items in (payload.receipts, payload.user_messages, payload.reviews, payload.parked)
-    )
+def _items(payload: Payload) -> int:
+    return len(payload.receipts) + len(payload.user_messages) + len(payload.reviews)
+
+
+def _shared(payloads: Sequence[Payload]) -> Payload:
+    """What the payloads of one body share, with no items: the conversation only if it is the
+    same for all of them."""
+    first = _safe(payloads[0])
+    empty = replace(first, receipts=(), user_messages=(), reviews=(), conversation_state={})
+    if all(p.conversation_id == first.conversation_id for p in payloads):
+        return empty
+    return replace(empty, conversation_id=None, agent=None, conversation={})
 
 
 def park_whole(payloads: Sequence[Payload], category: str, reason: str) -> Payload:
@@ -138,8 +142,11 @@ def _safe(payload: Payload) -> Payload:
     conversation = dict(payload.conversation)
     return replace(
         payload,
+        kind=readable(payload.kind),
         conversation_id=conversation_id,
         agent=payload.agent if value_problem(payload.agent) is None else None,
         request_id=payload.request_id if value_problem(payload.request_id) is None else None,
         conversation=conversation if value_problem(conversation) is None else {},
+        conversation_state={},
+        send_time=payload.send_time if value_problem(payload.send_time) is None else None,
     )

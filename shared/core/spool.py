@@ -29,7 +29,7 @@ from typing import Any
 
 from shared.core import routing
 from shared.core.events import payload_key
-from shared.core.records import MAX_RAW_BODY_BYTES
+from shared.core.records import raw_body
 
 UNPUBLISHABLE = "UNPUBLISHABLE"  # the parked category of a spooled event set aside
 DEFAULT_MAX_ATTEMPTS = 5
@@ -163,13 +163,15 @@ class DrainRun:
         return Verdict.PARK if failure.event.attempts + 1 >= self.max_attempts else Verdict.RETRY
 
 
-def parked_unpublishable(failure: Failure, now: datetime) -> dict[str, Any]:
-    """The parked/ document of an event set aside: everything a replay needs, and why."""
+def parked_unpublishable(failure: Failure, now: datetime) -> tuple[dict[str, Any], list[bytes]]:
+    """The parked/ document of an event set aside: everything a replay needs, and why; and
+    the pieces of a body too long for one document (see `records.raw_body`)."""
     event = failure.event
     raw = event.data
     attributes = event.fields.get("attributes")
     attempts = event.attempts + 1
-    return {
+    kept, pieces = raw_body(raw)
+    document = {
         "category": UNPUBLISHABLE,
         "reason": f"not published after {attempts} attempts: {failure.error}",
         "error": failure.error,
@@ -179,11 +181,11 @@ def parked_unpublishable(failure: Failure, now: datetime) -> dict[str, Any]:
         "conversationId": event.attributes.get("conversationId"),
         "requestId": event.attributes.get("requestId"),
         "payloadKey": payload_key(raw),
-        "rawBody": raw[:MAX_RAW_BODY_BYTES],
-        "rawBodyBytes": len(raw),
+        **kept,
         "topicKey": event.fields.get("topicKey"),
         "attributes": dict(attributes) if isinstance(attributes, Mapping) else attributes,
         "spoolId": event.spool_id,
         "receivedTime": event.fields.get("receivedTime"),
         "recordTime": now,
     }
+    return document, pieces

@@ -37,7 +37,7 @@ from shared.adapters.spool import (
 )
 from shared.core import records, routing
 from shared.core.config import DEFAULT_DEAD_LETTER, Env
-from shared.core.replay import redrive_refusal
+from shared.core.replay import reassembled, redrive_refusal
 from shared.core.spool import DEFAULT_MAX_ATTEMPTS
 
 # Attributes Pub/Sub adds when it dead-letters a message; not the event's own.
@@ -149,7 +149,8 @@ class Replay:
                 refused[parked_id] = "no parked document has this id"
                 continue
             document = snapshot.to_dict() or {}
-            refusal = redrive_refusal(document)
+            pieces = _pieces(snapshot)
+            refusal = redrive_refusal(document, pieces)
             if refusal is not None:
                 refused[parked_id] = refusal
                 continue
@@ -157,7 +158,7 @@ class Replay:
                 provider=document.get("provider"), kind=document.get("kind")
             )
             self._publisher.publish(
-                providers.topic_key(attributes), document["rawBody"], attributes
+                providers.topic_key(attributes), reassembled(document, pieces), attributes
             )
             snapshot.reference.update(
                 {"replayTime": firestore.SERVER_TIMESTAMP, "replays": firestore.Increment(1)}
@@ -177,6 +178,16 @@ class Replay:
 
     def drain_spool(self) -> Drained:
         return FirestoreSpool(self._spool_db).drain(self._publisher, 500, self._spool_max_attempts)
+
+
+def _pieces(parked: Snapshot) -> list[bytes]:
+    """The rest of a body kept in pieces, in order (pieces are numbered from 1)."""
+    stored = {
+        piece.id: (piece.to_dict() or {}).get("rawBody")
+        for piece in parked.reference.collection(records.PIECES).stream()
+    }
+    ordered = sorted((int(n), body) for n, body in stored.items() if n.isdigit())
+    return [body for _, body in ordered if isinstance(body, bytes)]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -236,8 +247,10 @@ def show(replay: Replay) -> None:
     print(f"Parked: {len(parked)} (redrive parked PARKED_ID ...: whole payloads only)")
     for p in parked:
         d = p.fields
-        if "rawBody" not in d:
+        if "rawBody" not in d:  # an element parked on its own, before bodies were kept whole
             what = f"element {d.get('index')}"
+        elif "setAside" in d:
+            what = f"{d['setAside']} elements"
         else:  # a body kept truncated, or empty, can never be re-driven
             what = "whole payload" if redrive_refusal(d) is None else "not replayable"
         print(

@@ -211,20 +211,20 @@ def test_one_malformed_element_is_parked_and_the_rest_kept(
     )
     answer = response.json()
     assert answer["code"] == 0  # everything is safely handed off: nothing to push again
-    assert "1 malformed" in answer["msg"]
-    assert "element 1: Timestamp is not Unix milliseconds" in answer["msg"]
+    assert (answer["accepted"], answer["setAside"]) == (2, 1)
+    assert (
+        "1 set aside with the reason (element 1: Timestamp is not Unix milliseconds)"
+        in (answer["msg"])
+    )
     [entry] = recorded(stack, response)
     assert (entry["receipts"], entry["parked"], entry["commits"]) == (2, 1, 1)
     assert set(history(db, user)["receipts"]) == {"m1~Read", "m2~Sent"}
-    parked = [
-        d for d in documents(db.collection("parked")).values() if d.get("provider") == "chatapp"
+    key = payload_key(response.request.body)  # type: ignore[arg-type]
+    [mine] = [d for d in documents(db.collection("parked")).values() if d["payloadKey"] == key]
+    assert mine["elements"] == [
+        {"index": 1, "category": "REJECTED_RECEIPT", "reason": "Timestamp is not Unix milliseconds"}
     ]
-    [mine] = [d for d in parked if json.loads(d["item"]).get("MessageId") == "m9"]
-    assert (mine["category"], mine["reason"], mine["index"]) == (
-        "REJECTED_RECEIPT",
-        "Timestamp is not Unix milliseconds",
-        1,
-    )
+    assert mine["rawBody"] == response.request.body  # the whole body: it can be redriven
 
 
 def test_what_firestore_refuses_is_parked_with_its_reason_not_redelivered_forever(
@@ -247,4 +247,9 @@ def test_what_firestore_refuses_is_parked_with_its_reason_not_redelivered_foreve
     ]
     key = payload_key(response.request.body)  # type: ignore[arg-type]
     [mine] = [d for d in parked if d.get("payloadKey") == key]
-    assert (mine["index"], mine["reason"]) == (0, "maps nested deeper than 20 levels")
+    [element] = mine["elements"]
+    assert (element["index"], element["reason"]) == (
+        0,
+        "Message: maps nested deeper than 16 levels",
+    )
+    assert response.json()["setAside"] == 1  # the answer knew it too

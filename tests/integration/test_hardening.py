@@ -14,7 +14,7 @@ from google.cloud.pubsub_v1 import PublisherClient
 
 from shared.adapters.store import FirestoreRecorder
 from shared.core.config import DEFAULT_DEAD_LETTER
-from shared.core.events import Payload, UserMessage, payload_key
+from shared.core.events import Payload, UserMessage, payload_key, raw_pieces
 from shared.ops.replay import Replay
 from shared.providers.chatapp import SCALE
 from shared.providers.chatapp.normalise import conversation_id as chatapp_conversation
@@ -64,13 +64,15 @@ def test_one_unstorable_element_is_parked_and_the_batch_recorded_on_first_delive
     [entry] = recorded(stack, response)  # logged once: recorded, not failed and redelivered
     assert (entry["userMessages"], entry["parked"]) == (2, 3)
     assert set(messages_of(db, user)) == {"ok-1", "ok-2"}
-    parked = parked_for(db, response.request.body)  # type: ignore[arg-type]
-    reasons = {d["index"]: d["reason"] for d in parked.values()}
-    assert {d["category"] for d in parked.values()} == {"UNSTORABLE"}
+    [parked] = parked_for(db, response.request.body).values()  # type: ignore[arg-type]
+    reasons = {e["index"]: e["reason"] for e in parked["elements"]}
+    assert (parked["category"], parked["setAside"]) == ("UNSTORABLE", 3)
+    assert {e["category"] for e in parked["elements"]} == {"UNSTORABLE"}
     assert sorted(reasons) == [1, 2, 3]
     assert "surrogate" in reasons[1]
     assert "map key" in reasons[2]
     assert "64 bits" in reasons[3]
+    assert parked["rawBody"] == response.request.body
 
 
 def test_what_the_client_refuses_at_commit_is_parked_as_firestore_refusing_it(
@@ -109,23 +111,29 @@ def test_a_dead_lettered_batch_of_old_is_replayed_into_records_and_parked_elemen
     dead = publisher.publish(topic, raw, **attributes).result(timeout=30)
     assert replay.redrive_dead_letters([dead]) == 1
     wait_until(lambda: len(messages_of(db, user)) == 2, PROCESSING_TIMEOUT, "the replayed batch")
-    assert len(parked_for(db, raw)) == 3
+    [parked] = parked_for(db, raw).values()
+    assert parked["setAside"] == 3
     assert dead not in {m.message_id for m in replay.dead_letters()}
 
 
-def test_a_request_of_a_megabyte_of_zeros_is_one_write(
+def test_a_request_of_a_megabyte_of_zeros_is_one_parked_document_kept_whole(
     stack: LocalStack, db: firestore.Client
 ) -> None:
     limit = BODY_LIMIT
     zeros = b"[" + b"0," * (limit // 2 - 2) + b"0]"
+    elements = limit // 2 - 1
     response = ca.push(stack.chatapp_url("status"), zeros)
     assert response.json()["code"] == 0
-    assert "kept aside whole" in response.json()["msg"]
+    assert (response.json()["accepted"], response.json()["setAside"]) == (0, elements)
     [entry] = recorded(stack, response)
-    assert (entry["writes"], entry["commits"]) == (1, 1)
-    [parked] = parked_for(db, zeros).values()
-    assert parked["category"] == "TOO_MANY"
-    assert parked["rawBodyBytes"] == len(zeros)
+    pieces = len(raw_pieces(zeros))
+    assert (entry["writes"], entry["commits"]) == (pieces, 1)  # one document, in its pieces
+    [(parked_id, parked)] = parked_for(db, zeros).items()
+    assert (parked["category"], parked["setAside"]) == ("REJECTED_RECEIPT", elements)
+    assert (parked["rawBodyBytes"], parked.get("rawBodyPieces", 1)) == (len(zeros), pieces)
+    rest = documents(db.collection(f"parked/{parked_id}/pieces"))
+    body = parked["rawBody"] + b"".join(rest[str(n)]["rawBody"] for n in range(1, pieces))
+    assert body == zeros
 
 
 def test_the_same_message_twice_in_one_batch_is_recorded_once(

@@ -129,9 +129,14 @@ def test_unspecified_receipts_are_parked_without_losing_the_valid_ones(
     assert set(conversation(db, cid)["receipts"]) == {"a1~READ"}
     parked = documents(db.collection("parked"))
     [rejected] = [d for d in parked.values() if d["conversationId"] == cid]
-    assert rejected["category"] == "REJECTED_RECEIPT"
-    assert rejected["reason"] == "receiptType is RECEIPT_TYPE_UNSPECIFIED"
-    assert json.loads(rejected["item"])["receiptType"] == "RECEIPT_TYPE_UNSPECIFIED"
+    assert (rejected["category"], rejected["setAside"]) == ("REJECTED_RECEIPT", 1)
+    assert rejected["elements"] == [
+        {
+            "index": 1,
+            "category": "REJECTED_RECEIPT",
+            "reason": "receiptType is RECEIPT_TYPE_UNSPECIFIED",
+        }
+    ]
 
 
 # --- user messages --------------------------------------------------------------------

@@ -106,7 +106,10 @@ def test_the_answer_names_malformed_elements_and_still_hands_the_batch_off() -> 
     )
     assert isinstance(decision, Publish)
     assert decision.accepted["code"] == 0
-    assert "accepted 2 events; 1 malformed" in decision.accepted["msg"]
+    assert decision.accepted["msg"] == (
+        "accepted 2 events; 1 set aside with the reason (element 1: From, To missing)"
+    )
+    assert (decision.accepted["accepted"], decision.accepted["setAside"]) == (1, 1)
     assert decision.refused.status == 503
     assert isinstance(decision.refused.body, dict)
     assert decision.refused.body["code"] != 0  # Alibaba pushes again
@@ -135,6 +138,20 @@ def test_the_answer_names_malformed_elements_and_still_hands_the_batch_off() -> 
         (chatapp.AUDIT, ca.audit("tpl", "en", "pass"), None),
         (chatapp.AUDIT, {"TemplateCode": "tpl"}, "Language, AuditStatus missing"),
         (chatapp.AUDIT, "not an object", "not an object"),
+        # Screened before anything reads the element: no .encode() trips on a surrogate.
+        (
+            chatapp.INBOUND,
+            ca.inbound_image("u1", USER, "https://x/1.jpg", "\ud800"),
+            "Message: text that is not valid Unicode",
+        ),
+        (
+            chatapp.INBOUND,
+            {**ca.inbound_text("u1", USER, "hi"), "Type": "IMAGE", "Message": "\ud800"},
+            "lone surrogate",
+        ),
+        (chatapp.STATUS, {**ca.status("m1", "Sent", USER), "To": "\udfff"}, "lone surrogate"),
+        (chatapp.STATUS, {**ca.status("m1", "Sent", USER), "x": 2**64}, "beyond 64 bits"),
+        (chatapp.AUDIT, {**ca.audit("t", "en", "pass"), "x": [[1]]}, "array directly inside"),
     ],
 )
 def test_element_shapes(kind: str, event: Any, problem: str | None) -> None:

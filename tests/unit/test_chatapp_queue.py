@@ -25,12 +25,11 @@ from shared.core.polling import (
     renew_at,
     rest_after_empty,
 )
-from shared.core.screening import MAX_EVENTS
 from shared.providers import queue_pullers
-from shared.providers.chatapp import AUDIT, INBOUND, PARKED_ATTRIBUTE, STATUS
+from shared.providers.chatapp import AUDIT, INBOUND, PARKED_ATTRIBUTE, STATUS, queue_plan
 from shared.providers.chatapp.normalise import normalise
 from shared.providers.chatapp.queue import QueueConfig
-from shared.providers.chatapp.queue_plan import QueueMessage, decode, plan
+from shared.providers.chatapp.queue_plan import MAX_EVENTS, QueueMessage, decode, plan
 from tools.local.stack import StackSettings
 from tools.payloads import chatapp as ca
 
@@ -173,6 +172,13 @@ def wire_text(text: str) -> str:
 
 BODIES = st.one_of(
     st.text(max_size=200),
+    st.sampled_from(
+        [  # what a receive once raised on, beside what it must still carry
+            '{"MessageId": "m1", "Status": "Sent", "From": "a\\ud800", "To": "b"}',
+            '[{"x":' + '{"a":' * 960 + "1" + "}" * 960 + "}]",
+            '[{"Timestamp": ' + "9" * 5000 + "}]",
+        ]
+    ).map(wire_text),
     st.binary(max_size=200).map(lambda raw: base64.b64encode(raw).decode()),
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.text(max_size=10),
@@ -349,3 +355,36 @@ def test_make_local_pulls_the_configured_queues_or_else_its_stand_ins(tmp_path: 
     other = {"CHATAPP_SMQ_ENDPOINT": "http://127.0.0.1:9100"}  # queues still to be named
     assert StackSettings.from_env(other, tmp_path).smq == other
     assert StackSettings.from_env({}, tmp_path).smq == {}  # the stand-in's queues
+
+
+def test_a_poisonous_message_goes_alone_and_the_valid_ones_of_its_receive_go_together() -> None:
+    deep = '{"MessageId": "deep", "Extra": ' + '{"a":' * 500 + "1" + "}" * 500 + "}"
+    poison = [
+        wire_text('{"MessageId": "m\\ud800", "Status": "Sent"}'),
+        wire_text(deep),
+        wire_text('{"MessageId": "big", "Timestamp": ' + "9" * 5000 + "}"),
+    ]
+    valid = [wire(ca.status(f"wa-{n}", "Read", USER)) for n in range(3)]
+    messages = [message(body, n) for n, body in enumerate([valid[0], *poison, *valid[1:]])]
+    outgoing = plan(STATUS, messages, 10, NOW)  # it raised for the whole receive before
+    assert not [o for o in outgoing if "parkedBecause" in o.attributes]
+    assert sorted(len(o.messages) for o in outgoing) == [1, 1, 1, 3]
+    [together] = [o for o in outgoing if len(o.messages) == 3]
+    payloads = normalise(together.body, together.attributes, NOW)
+    assert sum(len(p.receipts) for p in payloads) == 3
+    for alone in (o for o in outgoing if len(o.messages) == 1):
+        [payload] = normalise(alone.body, alone.attributes, NOW)
+        assert [p.category for p in payload.parked] == ["UNSTORABLE"]
+
+
+def test_a_message_too_deep_to_encode_again_is_published_as_its_own_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def too_deep(elements: list[Any]) -> bytes:
+        raise RecursionError
+
+    monkeypatch.setattr(queue_plan, "_encode", too_deep)
+    text = '{"MessageId": "deep", "Extra": {"a": 1}}'  # set aside: it goes alone
+    [outgoing] = plan(STATUS, [message(wire_text(text))], 10, NOW)
+    assert outgoing.body == f"[{text}]".encode()
+    assert "parkedBecause" not in outgoing.attributes

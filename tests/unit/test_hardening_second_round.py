@@ -118,10 +118,6 @@ def test_a_queue_batch_is_dated_by_when_its_last_message_entered_the_queue() -> 
 parts = st.text(max_size=12, alphabet=st.sampled_from("ab:%~\n/.+1 _"))
 
 
-def parked_index(text: str) -> int | None:
-    return len(text) if text else None
-
-
 def as_given(a: str, b: str) -> tuple[Any, ...]:
     return (a, b)
 
@@ -143,10 +139,7 @@ BUILDERS: dict[str, tuple[Any, Any]] = {
         lambda a, b: records.conversation_path(rbm_conversation(a, b)),
     ),
     "message document": (as_given, records.message_path),
-    "parked document": (
-        lambda a, b: (a, parked_index(b)),
-        lambda a, b: records.parked_path(a, parked_index(b)),
-    ),
+    "parked document": (lambda a, b: a, lambda a, b: records.parked_path(a)),
     "template review": (as_given, lambda a, b: records.template_review_path((a, b, "en"))),
     "rbm READ eventId": (as_given, event_id),
 }

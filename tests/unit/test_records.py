@@ -206,9 +206,13 @@ def test_parked_parts_are_created_once() -> None:
     state: dict[str, dict[str, Any]] = {}
     payload = receipts(("m1", "READ"), ("m2", "RECEIPT_TYPE_UNSPECIFIED"))
     run(state, payload)
-    parked = state[records.parked_path(payload.key, 1)]
+    parked = state[records.parked_path(payload.key)]
     assert parked["category"] == "REJECTED_RECEIPT"
-    assert "RECEIPT_TYPE_UNSPECIFIED" in parked["reason"]
+    assert parked["setAside"] == 1
+    [element] = parked["elements"]
+    assert element["index"] == 1
+    assert "RECEIPT_TYPE_UNSPECIFIED" in element["reason"]
+    assert parked["rawBody"] == payload.raw  # the whole body, so it can be replayed
     assert run(state, payload) == []
 
 
@@ -216,7 +220,7 @@ def test_a_whole_unusable_payload_is_parked_with_its_bytes() -> None:
     state: dict[str, dict[str, Any]] = {}
     payload = normalise_one(b"\x00 not json")
     run(state, payload)
-    assert state[records.parked_path(payload.key, None)]["rawBody"] == b"\x00 not json"
+    assert state[records.parked_path(payload.key)]["rawBody"] == b"\x00 not json"
 
 
 def test_huge_receipt_payloads_split_into_commits_that_fit() -> None:

@@ -7,17 +7,27 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.adapters.logs import RateLimit
-from shared.core import records
+from shared.core import records, routing
 from shared.core.docids import doc_id
-from shared.core.events import MALFORMED, TOO_MANY, UNSTORABLE, Payload
-from shared.core.screening import MAX_EVENTS, MAX_PARKED_ELEMENTS
-from shared.core.storable import ascii_digits, identifier_problem, value_problem
+from shared.core.events import REJECTED_RECEIPT, UNSTORABLE, Payload
+from shared.core.ingress import parse_json
+from shared.core.storable import (
+    MAX_INPUT_DEPTH,
+    ascii_digits,
+    identifier_problem,
+    time_problem,
+    value_problem,
+)
+from shared.core.times import parse_rfc3339
 from shared.providers import normalise
 from shared.providers.bm.read_receipts import read_targets
 from tools.payloads import bm as bm_payloads
 from tools.payloads import chatapp as ca
+from tools.payloads import rbm as rbm_payloads
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 USER = "8613900000001"
@@ -126,28 +136,38 @@ def test_a_message_name_ending_in_dot_dot_is_no_read_target() -> None:
     assert payloads[0].parked
 
 
-def test_more_events_than_the_bound_are_one_parked_document() -> None:
-    batch = [ca.status(f"m{i}", "Sent", USER) for i in range(MAX_EVENTS + 1)]
+def test_a_long_batch_is_recorded_whole_in_commits_that_fit() -> None:
+    batch = [ca.status(f"m{i}", "Sent", USER) for i in range(1001)]
     [payload] = chatapp("ChatAppStatus", batch)
-    assert [p.category for p in payload.parked] == [TOO_MANY]
-    assert len(planned([payload])) == 1
+    assert (len(payload.receipts), payload.parked) == (1001, ())
+    groups = records.commit_groups([payload])
+    assert len(groups) == 3
+    assert all(sum(p.most_writes() for p in group) <= 500 for group in groups)
+    assert len(planned([payload])) == 1001
 
 
-def test_a_megabyte_of_zeros_is_one_write() -> None:
+def test_a_megabyte_of_zeros_is_one_parked_document_in_pieces() -> None:
     zeros = b"[" + b"0," * 500_000 + b"0]"
     payloads = chatapp("ChatAppStatus", zeros)
-    assert len(planned(payloads)) == 1
-    assert payloads[0].parked[0].category == TOO_MANY
+    writes = planned(payloads)
+    assert [w.path.count("/pieces/") for w in writes] == [0, 1]  # the document and a piece
+    document = writes[0].data
+    assert (document["setAside"], len(document["elements"])) == (500_001, 100)
+    assert document["reason"].startswith("500001 of 500001 elements set aside: 500001x not an")
+    assert document["rawBody"] + writes[1].data["rawBody"] == zeros
 
 
-def test_a_mostly_malformed_batch_is_one_parked_document_listing_the_reasons() -> None:
-    batch: list[Any] = [0] * (MAX_PARKED_ELEMENTS + 10) + [ca.status("m1", "Sent", USER)]
-    [payload] = chatapp("ChatAppStatus", batch)
-    [parked] = payload.parked
-    assert parked.category == MALFORMED
-    assert f"{MAX_PARKED_ELEMENTS + 10} of {MAX_PARKED_ELEMENTS + 11} unusable" in parked.reason
-    assert "not an object" in parked.reason
-    assert len(planned([payload])) == 1
+def test_unusable_elements_of_a_body_are_one_parked_document_beside_the_valid_ones() -> None:
+    batch: list[Any] = [0] * 30 + [ca.status("m1", "Sent", USER)]
+    batch += [{**ca.status(f"n{i}", "Sent", USER), "Status": "Brand-new"} for i in range(21)]
+    payloads = chatapp("ChatAppStatus", batch)
+    assert [r.message_id for p in payloads for r in p.receipts] == ["m1"]
+    [parked] = [w.data for w in planned(payloads) if w.path.startswith("parked/")]
+    assert (parked["category"], parked["setAside"]) == (REJECTED_RECEIPT, 51)
+    assert parked["reason"] == (
+        "51 of 52 elements set aside: 30x not an object; 21x Status is not a known status"
+    )
+    assert [e["index"] for e in parked["elements"]] == [*range(30), *range(31, 52)]
 
 
 def test_a_few_malformed_elements_are_parked_one_by_one() -> None:
@@ -166,13 +186,14 @@ def test_the_same_message_twice_in_one_batch_is_planned_once() -> None:
 
 
 def test_at_most_two_writes_per_event_whatever_the_request() -> None:
-    users = [f"86139{i:08d}" for i in range(MAX_EVENTS)]  # each in a conversation of its own
+    many = 1000
+    users = [f"86139{i:08d}" for i in range(many)]  # each in a conversation of its own
     statuses = [ca.status("m", "Sent", user) for user in users]
-    assert len(planned(chatapp("ChatAppStatus", statuses))) == MAX_EVENTS  # the messages only
+    assert len(planned(chatapp("ChatAppStatus", statuses))) == many  # the messages only
     inbound = [ca.inbound_text("u", user, "hi") for user in users]
-    assert len(planned(chatapp("ChatAppInbound", inbound))) == 2 * MAX_EVENTS  # and each's
-    reviews = [ca.audit(f"t{i}", "en", "pass") for i in range(MAX_EVENTS)]  # conversation
-    assert len(planned(chatapp("ChatAppAudit", reviews))) == 2 * MAX_EVENTS
+    assert len(planned(chatapp("ChatAppInbound", inbound))) == 2 * many  # and each's
+    reviews = [ca.audit(f"t{i}", "en", "pass") for i in range(many)]  # conversation
+    assert len(planned(chatapp("ChatAppAudit", reviews))) == 2 * many
 
 
 def test_refusal_lines_are_rate_limited_and_the_suppressed_counted() -> None:
@@ -184,3 +205,87 @@ def test_refusal_lines_are_rate_limited_and_the_suppressed_counted() -> None:
     passed = logging.makeLogRecord({"msg": "refused"})
     assert limit.filter(passed)
     assert passed.__dict__["suppressed"] == 7
+
+
+# --- the boundary screen: hostile values found without recursion -----------------------
+
+hostile_leaves = st.one_of(
+    st.sampled_from(["\ud800", "a\udfffb", 2**64, -(2**63) - 1, 10**20, 1e308, -0.0, float("inf")]),
+    st.integers(),
+    st.text(max_size=5),
+)
+
+
+def nest(depth: int, leaf: Any, in_lists: bool = False) -> Any:
+    value = leaf
+    for level in range(depth):
+        value = [{"k": value}] if in_lists and level % 2 else {"k": value}
+    return value
+
+
+@settings(max_examples=200, deadline=None)
+@given(depth=st.integers(0, 1000), leaf=hostile_leaves, in_lists=st.booleans())
+def test_the_screen_walks_any_depth_without_recursing(
+    depth: int, leaf: Any, in_lists: bool
+) -> None:
+    found = value_problem(nest(depth, leaf, in_lists), MAX_INPUT_DEPTH)
+    leaf_problem = value_problem(leaf)
+    if depth > MAX_INPUT_DEPTH:
+        assert found is not None
+    elif leaf_problem is not None:
+        assert found == leaf_problem
+    elif not in_lists or depth < 2 * MAX_INPUT_DEPTH:
+        assert found is None or "nested deeper" in found
+
+
+def test_integers_too_long_for_python_are_beyond_64_bits_not_a_broken_body() -> None:
+    body = b'[{"n": ' + b"9" * 5000 + b'}, {"n": 12345678901234567890}, {"n": 1}]'
+    parsed = parse_json(body)
+    assert [value_problem(element) for element in parsed] == [
+        "an integer beyond 64 bits",
+        "an integer beyond 64 bits",
+        None,
+    ]
+    assert parse_json(b"[" * 100_000 + b"]" * 100_000) is None  # absurd nesting: not JSON
+
+
+@pytest.mark.parametrize(
+    ("time", "storable"),
+    [
+        ("0001-01-01T00:00:00+01:00", False),
+        ("9999-12-31T23:30:00-01:00", False),
+        ("0001-01-01T00:00:00Z", True),
+        ("9999-12-31T23:59:59.999999Z", True),
+    ],
+)
+def test_times_outside_firestores_range_are_found(time: str, storable: bool) -> None:
+    parsed = parse_rfc3339(time)
+    assert parsed is not None
+    assert (time_problem(parsed) is None) is storable
+    assert (value_problem({"t": parsed}) is None) is storable
+
+
+def test_a_send_time_outside_firestores_range_parks_the_body_unstorable() -> None:
+    event = rbm_payloads.text_message("hi", phone="+447700900001")
+    event["sendTime"] = "0001-01-01T00:00:00+01:00"
+    [payload] = normalise({"provider": "rbm", "kind": "text"}, rbm_payloads.push(event), NOW)
+    assert [(p.category, p.reason) for p in payload.parked] == [
+        (UNSTORABLE, "a time outside years 1 to 9999 (UTC)")
+    ]
+    [write] = planned([payload])
+    assert value_problem(write.data) is None
+
+
+def test_a_kind_with_a_lone_surrogate_is_stored_escaped() -> None:
+    event = rbm_payloads.user_event("DELIVERED", "m1", phone="+447700900001")
+    event["eventType"] = "DELIVERED\ud800"
+    [payload] = normalise({"provider": "rbm"}, rbm_payloads.push(event), NOW)
+    [write] = planned([payload])
+    assert write.data["kind"] == "DELIVERED\\ud800"
+    assert value_problem(write.data) is None
+
+
+def test_attribute_values_that_cannot_be_encoded_are_dropped() -> None:
+    assert routing.attributes(provider="bm", conversationId="c\ud800", kind="") == {
+        "provider": "bm"
+    }

@@ -9,9 +9,8 @@ from google.api_core import exceptions
 
 from shared.adapters.publisher import PublishFailed
 from shared.adapters.spool import failure_of
-from shared.core.events import payload_key
-from shared.core.records import MAX_RAW_BODY_BYTES
-from shared.core.replay import redrive_refusal
+from shared.core.events import RAW_PIECE_BYTES, payload_key
+from shared.core.replay import reassembled, redrive_refusal
 from shared.core.spool import (
     UNPUBLISHABLE,
     DrainRun,
@@ -162,32 +161,39 @@ def test_a_parked_event_keeps_all_a_replay_needs_and_why() -> None:
         Fault.EVENT,
         "unknown topic key 'no-such-topic'",
     )
-    assert parked_unpublishable(failure, NOW) == {
-        "category": UNPUBLISHABLE,
-        "reason": "not published after 5 attempts: unknown topic key 'no-such-topic'",
-        "error": "unknown topic key 'no-such-topic'",
-        "attempts": 5,
-        "provider": "chatapp",
-        "kind": "ChatAppStatus",
-        "conversationId": "c",
-        "requestId": None,
-        "payloadKey": payload_key(body),
-        "rawBody": body,
-        "rawBodyBytes": len(body),
-        "topicKey": "no-such-topic",
-        "attributes": {"provider": "chatapp", "kind": "ChatAppStatus", "conversationId": "c"},
-        "spoolId": "20260101T000000000000-abc",
-        "receivedTime": NOW,
-        "recordTime": NOW,
-    }
+    assert parked_unpublishable(failure, NOW) == (
+        {
+            "category": UNPUBLISHABLE,
+            "reason": "not published after 5 attempts: unknown topic key 'no-such-topic'",
+            "error": "unknown topic key 'no-such-topic'",
+            "attempts": 5,
+            "provider": "chatapp",
+            "kind": "ChatAppStatus",
+            "conversationId": "c",
+            "requestId": None,
+            "payloadKey": payload_key(body),
+            "rawBody": body,
+            "rawBodyBytes": len(body),
+            "topicKey": "no-such-topic",
+            "attributes": {"provider": "chatapp", "kind": "ChatAppStatus", "conversationId": "c"},
+            "spoolId": "20260101T000000000000-abc",
+            "receivedTime": NOW,
+            "recordTime": NOW,
+        },
+        [],
+    )
 
 
-def test_a_parked_body_too_large_for_a_document_is_kept_truncated_with_its_size() -> None:
-    body = b"x" * (MAX_RAW_BODY_BYTES + 10)
-    document = parked_unpublishable(Failure(event(data=body), Fault.EVENT, "e"), NOW)
-    assert len(document["rawBody"]) == MAX_RAW_BODY_BYTES
-    assert document["rawBodyBytes"] == len(body)
-    assert "truncated" in (redrive_refusal(document) or "")
+def test_a_parked_body_too_large_for_a_document_is_kept_whole_in_pieces() -> None:
+    body = b"x" * (2 * RAW_PIECE_BYTES) + b"yz"
+    document, pieces = parked_unpublishable(Failure(event(data=body), Fault.EVENT, "e"), NOW)
+    assert len(document["rawBody"]) == RAW_PIECE_BYTES
+    assert (document["rawBodyBytes"], document["rawBodyPieces"]) == (len(body), 3)
+    assert pieces == [b"x" * RAW_PIECE_BYTES, b"yz"]
+    assert redrive_refusal(document, pieces) is None
+    assert reassembled(document, pieces) == body
+    assert "2 of the 3 pieces" in (redrive_refusal(document, pieces[:1]) or "")
+    assert "sha256" in (redrive_refusal(document, [pieces[0], b"yZ"]) or "")
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,6 @@ from shared.core.events import (
     MALFORMED,
     NOT_JSON,
     REJECTED_RECEIPT,
-    TOO_MANY,
     UNKNOWN_KIND,
     Parked,
     Payload,
@@ -22,7 +21,6 @@ from shared.core.events import (
     payload_key,
 )
 from shared.core.ingress import parse_json
-from shared.core.screening import too_many
 from shared.core.times import parse_rfc3339
 from shared.providers.bm import NAME, READABLE_KINDS, SCALE, UNKNOWN, kind_of
 from shared.providers.bm.redaction import redacted
@@ -109,8 +107,6 @@ def _receipts(common: Payload, body: Any) -> Payload:
     entries = body.get("receipts") if isinstance(body, dict) else None
     if not isinstance(entries, list) or not entries:
         return parked_whole(common, MALFORMED, "receipts.receipts is not a non-empty list")
-    if reason := too_many(len(entries)):
-        return parked_whole(common, TOO_MANY, reason)
     assert common.conversation_id is not None
     receipt_time = parse_rfc3339(body.get("createTime")) or common.send_time
     reports: list[StatusReport] = []
@@ -118,7 +114,7 @@ def _receipts(common: Payload, body: Any) -> Payload:
     for index, entry in enumerate(entries):
         problem = _receipt_problem(entry, common.conversation_id)
         if problem:
-            parked.append(Parked(REJECTED_RECEIPT, problem, index, entry))
+            parked.append(Parked(REJECTED_RECEIPT, problem, index))
         else:
             message_id = _message_id(entry["message"], common.conversation_id)
             assert message_id is not None

@@ -14,8 +14,6 @@ from shared.core.docids import compound_id
 from shared.core.events import (
     MALFORMED,
     REDELIVERED,
-    REJECTED_RECEIPT,
-    TOO_MANY,
     Parked,
     Payload,
     StatusReport,
@@ -25,11 +23,10 @@ from shared.core.events import (
     payload_key,
 )
 from shared.core.ingress import parse_json
-from shared.core.screening import too_many
 from shared.core.storable import ascii_digits
 from shared.core.times import from_unix_millis
 from shared.providers.chatapp import AUDIT, KIND_BY_PATH, NAME, PARKED_ATTRIBUTE, SCALE, STATUS
-from shared.providers.chatapp.shape import event_problem, timestamp
+from shared.providers.chatapp.shape import set_aside, timestamp
 
 _STATUS_DETAILS = {
     "StatusDescription": "statusDescription",
@@ -81,19 +78,15 @@ def normalise_batch(raw: bytes, kind: str, received: datetime) -> list[Payload]:
     events = parse_json(raw)
     if not isinstance(events, list) or kind not in KIND_BY_PATH.values():
         return [parked_whole(base, MALFORMED, f"not a JSON array of {kind} events")]
-    if reason := too_many(len(events)):
-        return [parked_whole(base, TOO_MANY, reason)]
     parties: dict[str, tuple[str, str]] = {}
     receipts: dict[str, list[StatusReport]] = defaultdict(list)
     messages: dict[str, list[UserMessage]] = defaultdict(list)
     reviews: list[TemplateReview] = []
     parked: list[Parked] = []
     for index, event in enumerate(events):
-        problem = event_problem(kind, event)
-        if problem is not None:
-            parked.append(
-                Parked(REJECTED_RECEIPT if kind == STATUS else MALFORMED, problem, index, event)
-            )
+        unusable = set_aside(kind, event)
+        if unusable is not None:
+            parked.append(Parked(*unusable, index))
         elif kind == AUDIT:
             reviews.append(replace(_review(event, received), index=index))
         elif kind == STATUS:  # the business sent it: From is the business, To the user
@@ -158,7 +151,7 @@ def _user_message(event: Mapping[str, Any]) -> UserMessage:
     if message_type == "TEXT":
         content["text"] = event["Message"]
     else:
-        media = json.loads(event["Message"])
+        media = parse_json(event["Message"].encode())
         content["media"] = media
         if message_type == "IMAGE" and isinstance(media.get("url"), str):
             content["imageUrl"] = media["url"]  # valid for 7 days

@@ -5,10 +5,11 @@ accepted too), base64 on the wire. The messages of one receive become as few Pub
 messages as the recorder's bound allows, each a JSON array of elements: what an HTTP batch
 push of that MessageType looks like, so everything after the publish is the push's path.
 
-Some messages go alone, so that a redelivery publishes exactly the same bytes and its
-parked records land under the same ids (a parked element's id is its body's hash and its
-position): a message with an element that would be parked, one that cannot be decoded, and
-one received `max_receives` times, which is parked with the reason rather than retried.
+Some messages go alone, so that a redelivery publishes exactly the same bytes and what it
+sets aside lands in the same parked document (named by its body's hash): a message with an
+element that would be parked, one that cannot be decoded, and one received `max_receives`
+times, which is parked with the reason rather than retried. No content makes `plan` raise:
+the boundary screen (`shape.set_aside`) runs before anything else reads an element.
 """
 
 from __future__ import annotations
@@ -25,9 +26,13 @@ from urllib.parse import urlsplit
 
 from shared.core import arrival, routing
 from shared.core.ingress import parse_json
-from shared.core.screening import MAX_EVENTS, screen
+from shared.core.screening import screen
 from shared.providers.chatapp import KIND_BY_PATH, NAME, PARKED_ATTRIBUTE
 from shared.providers.chatapp.normalise import normalise_batch
+from shared.providers.chatapp.shape import set_aside
+
+# Elements one Pub/Sub message carries at most, so that one delivery's work stays small.
+MAX_EVENTS = 1000
 
 # SMQ queue names: letters, digits and hyphens, starting with a letter (at most 120).
 _QUEUE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,119}")
@@ -66,12 +71,7 @@ def decode(body: str) -> list[Any] | str:
     the alphabet makes it not base64 (they drop those too, but a JSON body would then decode
     to garbage instead of being read as JSON).
     """
-    try:
-        document = parse_json(base64.b64decode(_ASCII_WHITESPACE.sub("", body), validate=True))
-    except (binascii.Error, ValueError):
-        document = None
-    if document is None:
-        document = parse_json(body.encode("utf-8", errors="replace"))
+    document = parse_json(_json_bytes(body))
     if isinstance(document, dict):
         return [document]
     if isinstance(document, list):
@@ -96,9 +96,9 @@ def plan(
                 f"received {message.dequeue_count} times from its queue without being "
                 "confirmed: parked so it cannot loop; redrive it once the cause is fixed"
             )
-            planned.append(_parked(kind, message, _encode(elements), len(elements), reason))
+            planned.append(_alone(kind, message, elements, reason))
         elif len(elements) > MAX_EVENTS or _sets_aside(kind, elements, received):
-            planned.append(_published(kind, [(message, elements)]))
+            planned.append(_alone(kind, message, elements))
         else:
             if sum(len(e) for _, e in together) + len(elements) > MAX_EVENTS:
                 planned.append(_published(kind, together))
@@ -110,16 +110,51 @@ def plan(
 
 
 def _sets_aside(kind: str, elements: list[Any], received: datetime) -> bool:
-    """Whether the recorder would park any of these elements instead of recording it."""
+    """Whether the recorder would park any of these elements instead of recording it. The
+    boundary screen comes first: only what passes it is encoded and normalised here."""
+    if any(set_aside(kind, element) for element in elements):
+        return True
     payloads = screen(normalise_batch(_encode(elements), kind, received))
     return any(payload.parked for payload in payloads)
 
 
-def _published(kind: str, carried: Sequence[tuple[QueueMessage, list[Any]]]) -> Outgoing:
+def _alone(
+    kind: str, message: QueueMessage, elements: list[Any], parked_because: str | None = None
+) -> Outgoing:
+    """The message on its own: published (or parked with the reason) as its elements."""
+    try:
+        body = _encode(elements)
+    except RecursionError:  # nested too deep to encode again here: its own bytes, as an array
+        body = _as_array(message.body)
+    if parked_because is not None:
+        return _parked(kind, message, body, len(elements), parked_because)
+    return _published(kind, [(message, elements)], body)
+
+
+def _as_array(body: str) -> bytes:
+    """The JSON a decodable body carries, as it came, as an array of elements."""
+    raw = _json_bytes(body)
+    return raw if raw.lstrip().startswith(b"[") else b"[" + raw + b"]"
+
+
+def _json_bytes(body: str) -> bytes:
+    """The bytes of the JSON a body carries: base64 decoded when it is base64 of JSON, else
+    the body as it is."""
+    try:
+        decoded = base64.b64decode(_ASCII_WHITESPACE.sub("", body), validate=True)
+    except (binascii.Error, ValueError):
+        decoded = b""
+    return decoded if parse_json(decoded) is not None else body.encode("utf-8", errors="replace")
+
+
+def _published(
+    kind: str, carried: Sequence[tuple[QueueMessage, list[Any]]], body: bytes | None = None
+) -> Outgoing:
     elements = [element for _, message_elements in carried for element in message_elements]
     messages = tuple(message for message, _ in carried)
     attributes = routing.attributes(provider=NAME, kind=kind, events=str(len(elements)))
-    return Outgoing(_encode(elements), {**attributes, **_arrival(messages)}, messages)
+    encoded = _encode(elements) if body is None else body
+    return Outgoing(encoded, {**attributes, **_arrival(messages)}, messages)
 
 
 def _parked(kind: str, message: QueueMessage, body: bytes, events: int, reason: str) -> Outgoing:

@@ -18,9 +18,8 @@ from shared.core.config import Env
 from shared.core.credentials import matches_any
 from shared.core.ingress import Incoming, Publish, Reply, parse_json
 from shared.core.provider import Receiver
-from shared.core.screening import MAX_EVENTS
 from shared.providers.chatapp import KIND_BY_PATH, NAME
-from shared.providers.chatapp.shape import event_problem
+from shared.providers.chatapp.shape import set_aside
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ def receive(request: Incoming, config: Config) -> Reply | Publish:
     return Publish(
         topic_key=routing.EVENTS,
         attributes=routing.attributes(provider=NAME, kind=kind, events=str(len(events))),
-        accepted={"code": 0, "msg": _summary(kind, events)},
+        accepted=_answer(kind, events),
         refused=Reply(503, {"code": 503, "msg": "events could not be stored, push again"}),
     )
 
@@ -68,15 +67,22 @@ def receive(request: Incoming, config: Config) -> Reply | Publish:
 _UNKNOWN_TOKEN = {"code": 401, "msg": "unknown callback token"}
 
 
-def _summary(kind: str, events: list[Any]) -> str:
+def _answer(kind: str, events: list[Any]) -> dict[str, Any]:
+    """Alibaba's `code` and `msg`, and how many elements the recorder records and sets aside
+    (it classifies them with the same `set_aside`)."""
+    problems = [
+        f"element {i}: {found[1]}" for i, e in enumerate(events) if (found := set_aside(kind, e))
+    ]
     summary = f"accepted {len(events)} event{'' if len(events) == 1 else 's'}"
-    if len(events) > MAX_EVENTS:
-        return f"{summary}; more than {MAX_EVENTS}: kept aside whole, with the reason"
-    problems = [f"element {i}: {p}" for i, e in enumerate(events) if (p := event_problem(kind, e))]
     if problems:
         listed = "; ".join(problems[:3])
-        summary += f"; {len(problems)} malformed, kept aside with the reason ({listed})"
-    return summary
+        summary += f"; {len(problems)} set aside with the reason ({listed})"
+    return {
+        "code": 0,
+        "msg": summary,
+        "accepted": len(events) - len(problems),
+        "setAside": len(problems),
+    }
 
 
 def ip_allowed(
