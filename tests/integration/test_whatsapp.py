@@ -111,15 +111,18 @@ def test_every_status_of_every_entry_and_change_is_recorded_once_and_never_lower
     assert failure["receipts"]["failed"]["errors"][0]["details"] == "no WhatsApp"
 
 
-def test_a_batch_of_a_thousand_updates_is_recorded_whole(
+def test_a_batch_of_a_thousand_updates_and_three_megabytes_is_recorded_whole(
     stack: LocalStack, db: firestore.Client
 ) -> None:
     tag = uuid.uuid4().hex[:8]
-    statuses = [wa.status(f"{tag}-{n}", "delivered", f"1777{n:07d}") for n in range(1000)]
+    padding = "x" * 3000  # fields the pipeline does not read: a body as large as Meta's
+    statuses = [
+        wa.status(f"{tag}-{n}", "delivered", f"1777{n:07d}", padding=padding) for n in range(1000)
+    ]
     changes = [wa.change(statuses=statuses[i : i + 100]) for i in range(0, 1000, 100)]
     response = post(stack, *changes)
     assert response.status_code == 200, response.text
-    assert len(response.request.body or b"") > 100_000
+    assert len(response.request.body or b"") > 3_000_000
     [entry] = recorded(stack, response)
     assert (entry["receipts"], entry["parked"]) == (1000, 0)
     assert entry["commits"] >= 2  # more than one Firestore commit holds

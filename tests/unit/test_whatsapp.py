@@ -15,9 +15,9 @@ from shared.core import records
 from shared.core.config import Env
 from shared.core.credentials import hub_signature, hub_signature_valid
 from shared.core.docids import compound_id
-from shared.core.events import MALFORMED, NOT_JSON, TOO_MANY, Payload
+from shared.core.events import MALFORMED, NOT_JSON, Payload
 from shared.core.ingress import Incoming, Publish, Reply
-from shared.core.screening import MAX_EVENTS, screen
+from shared.core.screening import screen
 from shared.providers.whatsapp import PROVIDER, SCALE, USER_MESSAGES, webhook
 from shared.providers.whatsapp.normalise import (
     OTHER_FIELD,
@@ -436,7 +436,7 @@ def test_a_user_id_update_naming_no_user_is_parked_not_lost() -> None:
     (payload,) = normalised(wa.entry(wa.field_change("user_id_update", {"something": "new"})))
     (parked,) = payload.parked
     assert parked.category == OTHER_FIELD
-    assert parked.item["value"] == {"something": "new"}
+    assert "user_id_update" in parked.reason  # the body itself is kept whole with it
 
 
 # --- statuses --------------------------------------------------------------------------------
@@ -568,19 +568,18 @@ def test_every_update_of_every_entry_and_change_is_recorded_with_a_body_wide_ind
     assert review.status == "REJECTED"
     assert review.fields["reason"] == "INCORRECT_CATEGORY"
     documents = recorded(payloads)
-    assert len({records.parked_path(rest.key, p.index) for p in rest.parked}) == 2
+    [parked_document] = [d for path, d in documents.items() if path.startswith("parked/")]
+    assert parked_document["setAside"] == 2  # both in the body's one parked document
     assert documents[records.template_review_path(review.template)]["status"] == "REJECTED"
 
 
-def test_a_batch_of_1000_updates_is_recorded_whole_and_one_more_is_parked_whole() -> None:
-    raw = wa.encode(wa.status_batch(MAX_EVENTS))
-    assert len(raw) < 3 * 1024 * 1024
-    payloads = screen(normalise(raw, {}, NOW))
-    assert sum(len(p.receipts) for p in payloads) == MAX_EVENTS
-    assert indices(payloads) == list(range(MAX_EVENTS))
-    (parked,) = normalise(wa.encode(wa.status_batch(MAX_EVENTS + 1)), {}, NOW)
-    assert parked.parked[0].category == TOO_MANY
-    assert parked.raw
+def test_a_batch_of_1000_updates_or_more_is_recorded_whole() -> None:
+    for updates in (1000, 1500):  # Meta's "about 1,000" is no bound the pipeline relies on
+        raw = wa.encode(wa.status_batch(updates))
+        payloads = screen(normalise(raw, {}, NOW))
+        assert sum(len(p.receipts) for p in payloads) == updates
+        assert indices(payloads) == list(range(updates))
+        assert not any(p.parked for p in payloads)
 
 
 def test_elements_that_cannot_be_used_are_parked_with_why_beside_the_rest() -> None:

@@ -124,14 +124,12 @@ def everything_downstream(payloads: list[Any]) -> None:
 @FUZZ
 @given(document=documents)
 def test_no_document_makes_the_parser_raise(document: dict[str, Any]) -> None:
-    # Huge integers are kept as Python reads them: another helper's parse_json hook will let
-    # JSON carry them; here the document is handed to the parser as if it had.
-    # (Recording is left out here: a parked element keeps its JSON text, and Python has no
-    # JSON text for such an int; the shared screen of untrusted values is where that is met.)
+    # Huge integers are kept as Python reads them; here the document is handed to the parser
+    # as if JSON had carried it, and everything after the parser runs on it too.
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(normalise_module, "parse_json", lambda raw: document)
         payloads = normalise(b"{}", {}, NOW)
-    read_targets(screen(payloads))
+    everything_downstream(payloads)
 
 
 @FUZZ
@@ -183,10 +181,9 @@ def test_deep_nesting_anywhere_is_parked_or_kept_never_raised(depth: int) -> Non
             f'"value":{{"metadata":{{"phone_number_id":"1"}},"messages":[{message},{hole}]}}}},'
             f'{{"field":"x","value":{hole}}}]}}]}}'
         ).encode()
-        # The parser's part; the shared screen that follows it is being made iterative (today
-        # it recurses into what it parks: `dataclasses.asdict` at ~500 levels).
         payloads = normalise(raw, {}, NOW)
         assert payloads
+        everything_downstream(payloads)
         decided = webhook.receive(
             Incoming((), Headers(wa.signed_headers(raw, SECRETS[0])), raw, None), CONFIG
         )

@@ -42,7 +42,6 @@ from shared.core.events import (
     MALFORMED,
     NOT_JSON,
     REJECTED_RECEIPT,
-    TOO_MANY,
     Parked,
     Payload,
     StatusReport,
@@ -52,7 +51,6 @@ from shared.core.events import (
     payload_key,
 )
 from shared.core.ingress import parse_json
-from shared.core.screening import too_many
 from shared.core.storable import ascii_digits
 from shared.core.times import from_unix_millis
 from shared.providers.whatsapp import NAME, SCALE, UPDATES, USER_MESSAGES, envelope
@@ -88,9 +86,6 @@ def normalise(raw: bytes, attributes: Mapping[str, str], received: datetime) -> 
     if not envelope.is_envelope(document):
         return [parked_whole(base, MALFORMED, "not a whatsapp_business_account object")]
     changes = list(envelope.changes(document))
-    # Counted before any element is read, so a huge batch costs little CPU.
-    if reason := too_many(sum(envelope.updates(change) for change in changes)):
-        return [parked_whole(base, TOO_MANY, reason)]
     if any(map(envelope.holds_user_messages, changes)):
         base = replace(base, kind=USER_MESSAGES)
     batch = _Batch(received)
@@ -138,7 +133,7 @@ class _Batch:
 
     def read(self, change: Change) -> None:
         if change.problem is not None:
-            self._park(MALFORMED, change.problem, change.value)
+            self._park(MALFORMED, change.problem)
         elif change.field == MESSAGES_FIELD:
             self._messages_change(change)
         elif change.field == TEMPLATE_STATUS_FIELD:
@@ -146,17 +141,16 @@ class _Batch:
         elif change.field == USER_ID_UPDATE_FIELD:
             self._user_id_update(change)
         else:
-            item = {"wabaId": change.waba_id, "field": change.field, "value": change.value}
-            self._park(
-                OTHER_FIELD, f"field {(change.field or '')[:100]!r}: kept as Meta sent it", item
-            )
+            reason = f"field {(change.field or '')[:100]!r}: kept as Meta sent it"
+            self._park(OTHER_FIELD, reason)
 
     def _index(self) -> int:
         index, self._next_index = self._next_index, self._next_index + 1
         return index
 
-    def _park(self, category: str, reason: str, item: Any) -> None:
-        self._parked.append(Parked(category, reason, self._index(), item))
+    def _park(self, category: str, reason: str) -> None:
+        """The body is kept whole in its parked document, so the element is too."""
+        self._parked.append(Parked(category, reason, self._index()))
 
     def _conversation(self, business: str, user: str) -> _Conversation:
         cid = conversation_id(business, user)
@@ -169,7 +163,7 @@ class _Batch:
         metadata = _object(value.get("metadata"))
         business = _text(metadata.get("phone_number_id"))
         if business is None:
-            self._park(MALFORMED, "a messages change without metadata.phone_number_id", value)
+            self._park(MALFORMED, "a messages change without metadata.phone_number_id")
             return
         shared = _present(
             phoneNumberId=business,
@@ -186,18 +180,18 @@ class _Batch:
             self._user_message(business, shared, contacts, message)
         for error in _items(value, "errors"):
             read_any = True
-            self._park(PLATFORM_ERROR, f"Meta reported {_error_label(error)}", error)
+            self._park(PLATFORM_ERROR, f"Meta reported {_error_label(error)}")
         if not read_any:
-            self._park(MALFORMED, "a messages change with no statuses, messages or errors", value)
+            self._park(MALFORMED, "a messages change with no statuses, messages or errors")
 
     def _status(self, business: str, shared: Mapping[str, Any], status: Any) -> None:
         if not isinstance(status, dict):
-            self._park(REJECTED_RECEIPT, "a status that is not an object", status)
+            self._park(REJECTED_RECEIPT, "a status that is not an object")
             return
         wamid, state = _text(status.get("id")), _text(status.get("status"))
         user = _user(status, "status")
         if wamid is None or state is None or user is None:
-            self._park(REJECTED_RECEIPT, "a status without id, status or recipient", status)
+            self._park(REJECTED_RECEIPT, "a status without id, status or recipient")
             return
         conversation = self._conversation(business, user)
         details = {**shared, **_status_details(status)}
@@ -223,11 +217,11 @@ class _Batch:
         self, business: str, shared: Mapping[str, Any], contacts: _Contacts, message: Any
     ) -> None:
         if not isinstance(message, dict):
-            self._park(MALFORMED, "a message that is not an object", message)
+            self._park(MALFORMED, "a message that is not an object")
             return
         wamid, user = _text(message.get("id")), _user(message, "message")
         if wamid is None or user is None:
-            self._park(MALFORMED, "a message without id or sender", message)
+            self._park(MALFORMED, "a message without id or sender")
             return
         conversation = self._conversation(business, user)
         contact = contacts.of(message)
@@ -261,7 +255,7 @@ class _Batch:
         language = _text(value.get("message_template_language"))
         event = _text(value.get("event"))
         if name is None or language is None or event is None:
-            self._park(MALFORMED, "a template status update without template or event", value)
+            self._park(MALFORMED, "a template status update without template or event")
             return
         time = unix_seconds(change.entry_time) or self._received
         fields = _present(
@@ -295,7 +289,7 @@ class _Batch:
             user = _update_user(update) if isinstance(update, dict) else None
             if business is None or user is None:
                 reason = "a user_id_update without phone_number_id or the user's id"
-                self._park(OTHER_FIELD, reason, {"wabaId": change.waba_id, "value": update})
+                self._park(OTHER_FIELD, reason)
                 continue
             conversation = self._conversation(business, user)
             new_id = _text(update.get("user_id")) or _text(update.get("new_user_id"))
