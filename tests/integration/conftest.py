@@ -18,8 +18,8 @@ from google.cloud.pubsub_v1 import SubscriberClient
 from shared.adapters.publisher import PubSubSettings
 from shared.core import records
 from shared.core.config import DEFAULT_DEAD_LETTER
-from shared.core.provider import DEFAULT_MAX_BODY_BYTES
 from shared.core.events import payload_key
+from shared.core.provider import DEFAULT_MAX_BODY_BYTES
 from shared.ops.replay import Replay
 from shared.providers import REGISTRY
 from tools.local.stack import Delivery, LocalStack, StackSettings
