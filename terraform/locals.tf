@@ -3,13 +3,22 @@ locals {
   # and the local stack.
   pipeline = jsondecode(file("${path.module}/pipeline.json"))
 
-  enabled_providers = concat(
-    var.business_messages_enabled ? ["bm"] : [],
-    var.chatapp_enabled ? ["chatapp"] : [],
-    var.rbm_enabled ? ["rbm"] : [],
+  provider_switches = {
+    bm       = var.business_messages_enabled
+    chatapp  = var.chatapp_enabled
+    rbm      = var.rbm_enabled
+    whatsapp = var.whatsapp_enabled
     # Chat App's queue mode has its own switch: it runs with or without the HTTP push.
-    length(var.chatapp_smq_queues) > 0 ? ["chatapp-smq"] : [],
-  )
+    "chatapp-smq" = length(var.chatapp_smq_queues) > 0
+  }
+  enabled_providers = [for provider, on in local.provider_switches : provider if on]
+
+  # The READ function's optional API settings: each set only when given, else the code's default.
+  read_api_settings = {
+    RBM_API_ENDPOINT      = var.rbm_api_endpoint
+    WHATSAPP_API_ENDPOINT = var.whatsapp_api_endpoint
+    WHATSAPP_API_VERSION  = var.whatsapp_api_version
+  }
 
   # The providers whose events the webhook spools when Pub/Sub fails: listed and enabled.
   spooling_providers = sort(setintersection(var.spool_providers, local.enabled_providers))
@@ -34,7 +43,7 @@ locals {
     } : {}
     "agent-read-receipts" = merge(
       { AUTO_READ_RECEIPTS = tostring(var.auto_read_receipts) },
-      var.rbm_api_endpoint != "" ? { RBM_API_ENDPOINT = var.rbm_api_endpoint } : {},
+      { for name, value in local.read_api_settings : name => value if value != "" },
     )
     "drain-spool" = {
       SPOOL_DATABASE     = google_firestore_database.spool.name

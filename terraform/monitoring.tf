@@ -144,7 +144,35 @@ resource "google_logging_metric" "read_receipts" {
     labels {
       key         = "provider"
       value_type  = "STRING"
-      description = "rbm or bm"
+      description = "rbm, bm or whatsapp"
+    }
+  }
+}
+
+# The READ function marks a settled READ whose API refused the credential itself (WhatsApp's
+# error 190, any provider's HTTP 401): every later READ of that provider fails the same way.
+resource "google_logging_metric" "read_credentials_rejected" {
+  name        = "${var.name_prefix}-read-credentials-rejected"
+  description = "Agent READ receipts that failed because the provider's API refused the credential (WhatsApp's error 190, any HTTP 401), by provider."
+  filter = join(" AND ", [
+    local.log_scope,
+    "jsonPayload.message=\"${local.log_messages.read_settled}\"",
+    "jsonPayload.credentialsRejected=true",
+  ])
+  label_extractors = {
+    provider = "EXTRACT(jsonPayload.provider)"
+  }
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "Agent READ receipts refused for their credentials"
+
+    labels {
+      key         = "provider"
+      value_type  = "STRING"
+      description = "rbm, bm or whatsapp"
     }
   }
 }
@@ -297,7 +325,7 @@ locals {
       subject   = "webhook refusing events (5xx)"
       content   = <<-EOT
         **The webhook answered more than ${var.alert_webhook_5xx} requests with 5xx in 5 minutes: those events are not held, and the provider must push them again.**
-        RBM and Business Messages retry for 7 days; Chat App re-pushes only about 1 and 5 minutes later.
+        RBM, Business Messages and WhatsApp retry for 7 days; Chat App re-pushes only about 1 and 5 minutes later.
 
         1. The webhook's `event not acknowledged` lines say why: Pub/Sub did not confirm in time, and (for a provider in `SPOOL_PROVIDERS`) the spool write failed too.
         2. A crash or a start failure (`webhook cannot start: ...`) shows as 500/503 with no such line: check the latest deploy and the secrets.
@@ -432,8 +460,51 @@ resource "google_monitoring_alert_policy" "read_receipts_failed" {
       **The partner API refused agent READ receipts permanently (a 4xx other than 429 and RBM's 409): those users never see the message as read, and they are not retried.**
 
       1. The READ-receipt function's `agent READ receipt settled` lines with `state` FAILED name the conversation and message; the message's `agentReadReceipt.error` in Firestore holds the API's answer.
-      2. 401/403 for every message: the function's service account (`terraform output service_accounts`, `agent-read-receipts`) is not, or no longer, allowed by the partner account, or `bm_api_service_account_email` names the wrong account.
+      2. 401/403 for every message: the function's service account (`terraform output service_accounts`, `agent-read-receipts`) is not, or no longer, allowed by the partner account, or `bm_api_service_account_email` names the wrong account. A refused credential (any 401, WhatsApp's 190) also raises "agent READ credentials rejected", which says what to do.
       3. 404 or 400 for some messages only: those users or messages; nothing to fix in the pipeline.
+
+      ${local.runbook}
+    EOT
+  }
+
+  depends_on = [google_project_service.monitoring]
+}
+
+resource "google_monitoring_alert_policy" "read_credentials_rejected" {
+  display_name          = "${var.name_prefix}: agent READ credentials rejected"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "READ receipts refused for their credentials in 5 minutes > 0"
+
+    condition_threshold {
+      filter                  = join(" AND ", [local.run_revisions, "metric.type = \"logging.googleapis.com/user/${google_logging_metric.read_credentials_rejected.name}\""])
+      comparison              = "COMPARISON_GT"
+      threshold_value         = 0
+      duration                = "0s"
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["metric.label.provider"]
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "${var.name_prefix}: $${metric.label.provider} READ credentials rejected"
+    content   = <<-EOT
+      **The $${metric.label.provider} API refused the READ-receipt function's credential (WhatsApp: error 190, access token invalid or expired; any provider: HTTP 401). Every READ receipt of that provider ends FAILED, and none is retried, until an operator replaces the credential.**
+      Its users see none of their messages as read meanwhile. Receipts and user messages are still recorded.
+
+      1. WhatsApp: the system user's access token expired or was revoked (or lost the app's WhatsApp permissions). Generate a new one in Meta Business Settings (System users) and store it: `${local.secrets_command} SECRET=whatsapp-access-token < file`. New instances read the latest version; replace the running ones, which read secrets when they start: `make deploy PROJECT=${var.project_id} REGION=${var.region}` with this deployment's settings (README, Deploy, step 6).
+      2. RBM or Business Messages: the function's service account (`terraform output service_accounts`, `agent-read-receipts`) is not, or no longer, allowed by the partner account, or `bm_api_service_account_email` names the wrong account.
+      3. The READs that failed: the READ-receipt function's `agent READ receipt settled` lines with `credentialsRejected` true (Logs Explorer: `jsonPayload.message="${local.log_messages.read_settled}" AND jsonPayload.credentialsRejected=true`) name the provider, conversation and message; each message's `agentReadReceipt.error` in Firestore holds the API's answer. They are not sent again; on WhatsApp, the next READ of a conversation also marks its earlier messages read.
 
       ${local.runbook}
     EOT
@@ -523,6 +594,14 @@ locals {
         legend      = ""
         filter      = join(" AND ", [local.run_revisions, "metric.type = \"logging.googleapis.com/user/${google_logging_metric.read_receipts.name}\""])
         aggregation = merge(local.per_minute, { groupByFields = ["metric.label.state", "metric.label.provider"] })
+      }]
+    },
+    {
+      title = "Agent READ receipts refused for their credentials per minute by provider", unit = "receipts/min", plot = "STACKED_BAR", thresholds = []
+      series = [{
+        legend      = ""
+        filter      = join(" AND ", [local.run_revisions, "metric.type = \"logging.googleapis.com/user/${google_logging_metric.read_credentials_rejected.name}\""])
+        aggregation = merge(local.per_minute, { groupByFields = ["metric.label.provider"] })
       }]
     },
     {

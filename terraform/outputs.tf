@@ -13,6 +13,11 @@ output "rbm_webhook_url" {
   value       = var.rbm_enabled ? "${local.webhook_url}/rbm" : null
 }
 
+output "whatsapp_webhook_url" {
+  description = "The Callback URL to paste in the Meta App Dashboard (WhatsApp > Configuration), with a value of the whatsapp-verify-token secret as the Verify token."
+  value       = var.whatsapp_enabled ? "${local.webhook_url}/whatsapp" : null
+}
+
 output "chatapp_callback_urls" {
   description = "The URLs to paste into the Chat App console, with TOKEN replaced by a value of the chatapp-callback-tokens secret."
   value = var.chatapp_enabled ? {
@@ -56,16 +61,17 @@ output "monitoring" {
   value = {
     dashboard = google_monitoring_dashboard.pipeline.id
     alert_policies = {
-      dead_letters          = google_monitoring_alert_policy.dead_letters.name
-      backlog_age           = google_monitoring_alert_policy.backlog_age.name
-      webhook_auth_failures = try(google_monitoring_alert_policy.webhook["auth_failures"].name, null)
-      webhook_5xx           = try(google_monitoring_alert_policy.webhook["5xx"].name, null)
-      spool                 = google_monitoring_alert_policy.spool.name
-      read_receipts_failed  = google_monitoring_alert_policy.read_receipts_failed.name
+      dead_letters              = google_monitoring_alert_policy.dead_letters.name
+      backlog_age               = google_monitoring_alert_policy.backlog_age.name
+      webhook_auth_failures     = try(google_monitoring_alert_policy.webhook["auth_failures"].name, null)
+      webhook_5xx               = try(google_monitoring_alert_policy.webhook["5xx"].name, null)
+      spool                     = google_monitoring_alert_policy.spool.name
+      read_receipts_failed      = google_monitoring_alert_policy.read_receipts_failed.name
+      read_credentials_rejected = google_monitoring_alert_policy.read_credentials_rejected.name
     }
     log_metrics = concat(
       [for metric in google_logging_metric.receipts : metric.name],
-      [google_logging_metric.read_receipts.name, google_logging_metric.spool_drains.name, google_logging_metric.spool_not_empty.name],
+      [google_logging_metric.read_receipts.name, google_logging_metric.read_credentials_rejected.name, google_logging_metric.spool_drains.name, google_logging_metric.spool_not_empty.name],
     )
     notification_channels = local.notification_channels
   }

@@ -44,6 +44,24 @@ variable "rbm_api_endpoint" {
   default     = ""
 }
 
+variable "whatsapp_enabled" {
+  description = "Serve the WhatsApp Business Platform (Cloud API) on /whatsapp, and send its agent READ receipts."
+  type        = bool
+  default     = false
+}
+
+variable "whatsapp_api_endpoint" {
+  description = "The Graph API's base URL for WhatsApp's READ receipts; empty for https://graph.facebook.com."
+  type        = string
+  default     = ""
+}
+
+variable "whatsapp_api_version" {
+  description = "The Graph API version (vNN.N) WhatsApp's READ receipts call; empty for the code's default."
+  type        = string
+  default     = ""
+}
+
 variable "chatapp_enabled" {
   description = "Serve Alibaba Cloud Chat App callbacks on /chatapp/{status|inbound|audit}/{token}."
   type        = bool
@@ -85,8 +103,8 @@ variable "spool_providers" {
   default     = ["chatapp"]
 
   validation {
-    condition     = alltrue([for provider in var.spool_providers : contains(["bm", "chatapp", "rbm"], provider)])
-    error_message = "spool_providers may hold bm, chatapp and rbm."
+    condition     = alltrue([for provider in var.spool_providers : contains(["bm", "chatapp", "rbm", "whatsapp"], provider)])
+    error_message = "spool_providers may hold bm, chatapp, rbm and whatsapp."
   }
 }
 
@@ -102,7 +120,7 @@ variable "spool_max_attempts" {
 }
 
 variable "auto_read_receipts" {
-  description = "Send the agent's READ receipt for every user message (RBM, Business Messages)."
+  description = "Send the agent's READ receipt for every user message (RBM, Business Messages, WhatsApp)."
   type        = bool
   default     = true
 }
@@ -252,9 +270,10 @@ variable "receipt_statuses" {
   description = "Per provider, the receipt statuses the recorder records: each gets a log-based metric, charted per minute on the dashboard (only enabled providers')."
   type        = map(list(string))
   default = {
-    bm      = ["DELIVERED", "READ"]
-    chatapp = ["Sent", "Delivered", "Read", "Failed", "Deleted", "subscribe", "unsubscribe"]
-    rbm     = ["DELIVERED", "READ", "TTL_EXPIRATION_REVOKED", "TTL_EXPIRATION_REVOKE_FAILED"]
+    bm       = ["DELIVERED", "READ"]
+    chatapp  = ["Sent", "Delivered", "Read", "Failed", "Deleted", "subscribe", "unsubscribe"]
+    rbm      = ["DELIVERED", "READ", "TTL_EXPIRATION_REVOKED", "TTL_EXPIRATION_REVOKE_FAILED"]
+    whatsapp = ["sent", "delivered", "read", "failed"]
   }
 
   validation {

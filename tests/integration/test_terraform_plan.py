@@ -73,16 +73,24 @@ SCENARIOS = [
         providers=frozenset({"chatapp"}),
     ),
     Scenario(
+        "whatsapp-only",
+        {"rbm_enabled": "false", "whatsapp_enabled": "true"},
+        providers=frozenset({"whatsapp"}),
+    ),
+    Scenario(
         "every-provider-manual-read-receipts",
         {
             "business_messages_enabled": "true",
             "chatapp_enabled": "true",
+            "whatsapp_enabled": "true",
             "auto_read_receipts": "false",
             "receipt_retention_days": "30",
             "bm_api_service_account_email": EXTERNAL_ACCOUNT,
             "rbm_api_endpoint": "https://europe-rcsbusinessmessaging.googleapis.com",
+            "whatsapp_api_endpoint": "https://graph.example.test",
+            "whatsapp_api_version": "v99.0",
         },
-        providers=frozenset({"bm", "chatapp", "rbm"}),
+        providers=frozenset({"bm", "chatapp", "rbm", "whatsapp"}),
         auto_read_receipts=False,
     ),
     # Alerts to e-mail and to an existing channel, every threshold other than its default.
@@ -433,6 +441,68 @@ def test_the_switches_reach_the_functions(planned: tuple[Scenario, checks.Plan])
     assert ("RECEIPT_RETENTION_DAYS" in recorder) is retention
 
 
+# The Terraform variable each optional WhatsApp API setting of the READ function comes from.
+WHATSAPP_API_SETTINGS = {
+    "WHATSAPP_API_ENDPOINT": "whatsapp_api_endpoint",
+    "WHATSAPP_API_VERSION": "whatsapp_api_version",
+}
+
+
+def test_whatsapp_is_served_with_its_switch_and_its_secrets_reach_only_their_readers(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    scenario, plan = planned
+    outputs = plan.data["planned_values"]["outputs"]
+    whatsapp_secrets = {
+        name: f'google_secret_manager_secret.pipeline["{name}"]'
+        for name in ("whatsapp-app-secret", "whatsapp-verify-token", "whatsapp-access-token")
+    }
+    read_receipts = plan.resources[f'{FUNCTION}["agent-read-receipts"]']
+    read_environment = read_receipts.get("service_config", 0, "environment_variables")
+    if "whatsapp" not in scenario.providers:
+        assert outputs["whatsapp_webhook_url"]["value"] is None
+        assert not set(whatsapp_secrets.values()) & set(plan.resources)
+        assert not [name for name in read_environment if name.startswith("WHATSAPP_")]
+        return
+    webhook = plan.resources[f'{FUNCTION}["webhook"]']  # deployed for WhatsApp alone too
+    uri = webhook.get("service_config", 0, "uri")
+    assert outputs["whatsapp_webhook_url"]["value"] == f"{uri}/whatsapp"
+    secret_environment = checks.secret_environment(plan)
+    assert {
+        env: secret
+        for env, secret in secret_environment[f'{FUNCTION}["webhook"]'].items()
+        if env.startswith("WHATSAPP_")
+    } == {
+        "WHATSAPP_APP_SECRET": whatsapp_secrets["whatsapp-app-secret"],
+        "WHATSAPP_VERIFY_TOKEN": whatsapp_secrets["whatsapp-verify-token"],
+    }
+    assert secret_environment[f'{FUNCTION}["agent-read-receipts"]'] == {
+        "WHATSAPP_ACCESS_TOKEN": whatsapp_secrets["whatsapp-access-token"]
+    }
+    # Least privilege: the Graph API token is readable by the READ function's account alone,
+    # the app secret and the verify token by the webhook's alone.
+    readers = {
+        secret: {g.member for g in checks.grants(plan) if g.target == address}
+        for secret, address in whatsapp_secrets.items()
+    }
+    account = {
+        name: "serviceAccount:"
+        + plan.resources[f'{FUNCTION}["{name}"]'].get("service_config", 0, "service_account_email")
+        for name in ("webhook", "agent-read-receipts")
+    }
+    assert readers == {
+        "whatsapp-app-secret": {account["webhook"]},
+        "whatsapp-verify-token": {account["webhook"]},
+        "whatsapp-access-token": {account["agent-read-receipts"]},
+    }
+    # The Graph API's endpoint and version only when given: the code's defaults otherwise.
+    assert {name: v for name, v in read_environment.items() if name.startswith("WHATSAPP_")} == {
+        name: scenario.variables[variable]
+        for name, variable in WHATSAPP_API_SETTINGS.items()
+        if variable in scenario.variables
+    }
+
+
 def test_each_function_deploys_the_zip_of_its_own_build(
     planned: tuple[Scenario, checks.Plan],
 ) -> None:
@@ -595,6 +665,11 @@ def test_the_log_based_conditions_and_their_thresholds(
             "condition_threshold",
             "google_logging_metric.read_receipts",
         ): (variable(plan, "alert_read_receipt_failures"), "0s", {"FAILED"}),
+        (
+            f"{POLICY}.read_credentials_rejected",
+            "condition_threshold",
+            "google_logging_metric.read_credentials_rejected",
+        ): (0, "0s", set()),
     }
     # The thresholds are the variables': those a scenario sets reach the plan.
     for name, value in scenario.variables.items():
@@ -620,6 +695,7 @@ def test_every_alert_policy_notifies_the_channels_from_the_variables(
             *(['webhook["auth_failures"]', 'webhook["5xx"]'] if webhook_deployed(scenario) else []),
             "spool",
             "read_receipts_failed",
+            "read_credentials_rejected",
         )
     }
     for policy in policies:
@@ -652,6 +728,17 @@ def test_every_alert_policy_says_what_it_means_and_what_to_do(
         'webhook["5xx"]': ["event not acknowledged"],
         "spool": [f'{replay} ARGS="redrive spool"', "spool drained"],
         "read_receipts_failed": ["agent READ receipt settled", "terraform output service_accounts"],
+        "read_credentials_rejected": [
+            "make secrets PROJECT=my-project NAME_PREFIX=receipt-pipeline"
+            " SECRET=whatsapp-access-token",
+            "make deploy PROJECT=my-project REGION=europe-west1",
+            "New instances read the latest version",
+            'jsonPayload.message="agent READ receipt settled"'
+            " AND jsonPayload.credentialsRejected=true",
+            "agentReadReceipt.error",
+            "error 190",
+            "HTTP 401",
+        ],
     }
     for policy in plan.of_type(POLICY):
         [documentation] = policy.get("documentation")
@@ -704,6 +791,7 @@ def test_the_log_based_metrics_read_the_lines_the_code_writes(
     assert {m.name for m in metrics} == {
         "receipts",
         "read_receipts",
+        "read_credentials_rejected",
         "spool_drains",
         "spool_not_empty",
     }
@@ -724,6 +812,40 @@ def test_the_log_based_metrics_read_the_lines_the_code_writes(
             metric.get("filter"), "resource.labels.service_name"
         ) == services(plan)
     assert "remaining" in logged["spool drained"]  # what spool_not_empty selects on
+
+
+def test_a_rejected_read_credential_alerts_at_once_per_provider(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    """Any READ line saying the API refused the credential (WhatsApp's 190, a 401) alerts."""
+    _, plan = planned
+    metric = plan.resources["google_logging_metric.read_credentials_rejected"]
+    text = metric.get("filter")
+    assert checks.filter_values(text, "jsonPayload.message") == {"agent READ receipt settled"}
+    assert "jsonPayload.credentialsRejected=true" in text.split(" AND ")
+    assert metric.get("label_extractors") == {"provider": "EXTRACT(jsonPayload.provider)"}
+    assert metric.get("metric_descriptor", 0, "value_type") == "INT64"
+    [condition] = [
+        c
+        for c in checks.alert_conditions(plan)
+        if c.policy == f"{POLICY}.read_credentials_rejected"
+    ]
+    [metric_type] = checks.filter_values(condition.filter, "metric.type")
+    assert checks.log_metric_types(plan)[metric_type] == metric.address
+    assert (condition.values["comparison"], condition.values["threshold_value"]) == (
+        "COMPARISON_GT",
+        0,
+    )
+    [aggregation] = condition.aggregations
+    assert (
+        aggregation["alignment_period"],
+        aggregation["per_series_aligner"],
+        aggregation["cross_series_reducer"],
+        aggregation["group_by_fields"],
+    ) == ("300s", "ALIGN_SUM", "REDUCE_SUM", ["metric.label.provider"])
+    policy = plan.resources[f"{POLICY}.read_credentials_rejected"]
+    assert policy.get("severity") == "ERROR"
+    assert policy.get("display_name") == "receipt-pipeline: agent READ credentials rejected"
 
 
 def test_receipts_per_minute_by_provider_and_status(planned: tuple[Scenario, checks.Plan]) -> None:
@@ -785,6 +907,7 @@ def test_the_dashboard_charts_every_subscription_and_function(
         "Oldest unacknowledged message by push subscription (s)",
         "Dead letters waiting",
         "Agent READ receipts per minute by state and provider",
+        "Agent READ receipts refused for their credentials per minute by provider",
         "Spool: drain runs per minute, and those ending with events left",
     }
 
@@ -808,6 +931,7 @@ def test_the_dashboard_charts_every_subscription_and_function(
     log_metrics = checks.log_metric_types(plan)
     for title in (
         "Agent READ receipts per minute by state and provider",
+        "Agent READ receipts refused for their credentials per minute by provider",
         "Spool: drain runs per minute, and those ending with events left",
     ):
         for metric_types in values(title, "metric.type"):

@@ -67,11 +67,23 @@ def flags(arguments: list[str]) -> dict[str, str]:
     return dict(arg[2:].split("=", 1) for arg in arguments if arg.startswith("--") and "=" in arg)
 
 
+def dry_run(tmp_path: Path, **environment: str) -> dict[str, dict[str, str]]:
+    """The printed commands' flags by deployed function name."""
+    result, _ = run_deploy(tmp_path, DRY_RUN="1", **environment)
+    assert result.returncode == 0, result.stderr
+    return {line.split()[3]: flags(shlex.split(line)) for line in result.stdout.splitlines()}
+
+
+def env_vars(given: dict[str, str]) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in given["set-env-vars"].removeprefix("^;^").split(";"))
+
+
 def test_the_commands_carry_the_settings_terraform_uses() -> None:
     settings = deploy.Settings(
         project="p",
         chatapp_enabled=True,
         rbm_enabled=True,
+        whatsapp_enabled=True,
         min_instances={"webhook": 1},
         chatapp_smq_queues="ChatAppStatus=Alicom-Queue-1-ChatAppStatus",
     )
@@ -104,13 +116,33 @@ def test_the_commands_carry_the_settings_terraform_uses() -> None:
         assert given["docker-repository"] == (
             "projects/p/locations/europe-west1/repositories/receipt-pipeline-functions"
         )
-        env = dict(
-            item.split("=", 1) for item in given["set-env-vars"].removeprefix("^;^").split(";")
-        )
-        assert env == deploy.environment(function, settings)
+        assert env_vars(given) == deploy.environment(function, settings)
         mounted = given.get("set-secrets", "")
         for variable in config["secrets"]:
             assert f"{variable}=receipt-pipeline-" in mounted
+
+
+def test_whatsapp_s_switch_and_api_settings_reach_its_functions(tmp_path: Path) -> None:
+    given = dry_run(
+        tmp_path,
+        PROJECT="p",
+        BM_ENABLED="false",
+        WHATSAPP_ENABLED="true",
+        WHATSAPP_API_ENDPOINT="https://graph.example.test",
+        WHATSAPP_API_VERSION="v99.0",
+    )
+    # The webhook is deployed for WhatsApp alone, with its two secrets and no other provider's.
+    assert given["receipt-pipeline-webhook"]["set-secrets"] == (
+        "WHATSAPP_APP_SECRET=receipt-pipeline-whatsapp-app-secret:latest,"
+        "WHATSAPP_VERIFY_TOKEN=receipt-pipeline-whatsapp-verify-token:latest"
+    )
+    read = given["receipt-pipeline-agent-read-receipts"]
+    assert read["set-secrets"] == (
+        "WHATSAPP_ACCESS_TOKEN=receipt-pipeline-whatsapp-access-token:latest"
+    )
+    environment = env_vars(read)
+    assert environment["WHATSAPP_API_ENDPOINT"] == "https://graph.example.test"
+    assert environment["WHATSAPP_API_VERSION"] == "v99.0"
 
 
 def test_the_read_receipt_function_can_run_as_the_registered_account() -> None:
@@ -122,23 +154,15 @@ def test_the_read_receipt_function_can_run_as_the_registered_account() -> None:
 
 
 def test_the_spool_settings_reach_the_webhook_and_the_drainer(tmp_path: Path) -> None:
-    result, _ = run_deploy(
+    commands = dry_run(
         tmp_path,
-        DRY_RUN="1",
         PROJECT="demo-project",
         NAME_PREFIX="acme",
         CHATAPP_ENABLED="true",
         SPOOL_PROVIDERS="bm,chatapp",
         SPOOL_MAX_ATTEMPTS="8",
     )
-    assert result.returncode == 0, result.stderr
-    env = {
-        line.split()[3]: dict(
-            item.split("=", 1)
-            for item in flags(shlex.split(line))["set-env-vars"].removeprefix("^;^").split(";")
-        )
-        for line in result.stdout.splitlines()
-    }
+    env = {name: env_vars(given) for name, given in commands.items()}
     assert env["acme-webhook"]["SPOOL_DATABASE"] == "acme-spool"
     assert env["acme-webhook"]["SPOOL_PROVIDERS"] == "bm,chatapp"
     assert (

@@ -96,8 +96,10 @@ PROVIDER_MIXES = [
     ("bm",),
     ("chatapp",),
     ("rbm",),
+    ("whatsapp",),
     ("bm", "chatapp"),
     ("bm", "chatapp", "rbm"),
+    ("bm", "chatapp", "rbm", "whatsapp"),
     ("rbm", "chatapp-smq"),
     ("chatapp", "chatapp-smq"),
 ]
@@ -110,6 +112,7 @@ def settings_for(providers: tuple[str, ...], **values: Any) -> deploy.Settings:
         business_messages_enabled="bm" in providers,
         chatapp_enabled="chatapp" in providers,
         rbm_enabled="rbm" in providers,
+        whatsapp_enabled="whatsapp" in providers,
         chatapp_smq_queues=smq if "chatapp-smq" in providers else "",
         **values,
     )
@@ -127,6 +130,9 @@ def terraform(settings: deploy.Settings) -> Terraform:
             "chatapp_enabled": settings.chatapp_enabled,
             "rbm_enabled": settings.rbm_enabled,
             "rbm_api_endpoint": settings.rbm_api_endpoint,
+            "whatsapp_enabled": settings.whatsapp_enabled,
+            "whatsapp_api_endpoint": settings.whatsapp_api_endpoint,
+            "whatsapp_api_version": settings.whatsapp_api_version,
             "chatapp_allowed_ips": list(settings.chatapp_allowed_ips),
             "spool_providers": list(settings.spool_providers),
             "spool_max_attempts": settings.spool_max_attempts,
@@ -228,6 +234,9 @@ def test_terraform_and_make_deploy_give_each_function_the_same_environment(
         receipt_retention_days=30,
         spool_max_attempts=7,
         auto_read_receipts=False,
+        rbm_api_endpoint="https://europe-rcsbusinessmessaging.googleapis.com",
+        whatsapp_api_endpoint="https://graph.example.test",
+        whatsapp_api_version="v99.0",
     )
     functions = terraform(settings).local("functions")
     deployed = [function for function in FUNCTIONS if settings.deployed(function)]
@@ -272,6 +281,50 @@ def test_the_environment_names_what_each_function_reads() -> None:
             "CHATAPP_SMQ_TOKEN_ENDPOINT",
         },
     }
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({}, {}),  # the code's defaults: Graph API's host and its version
+        (
+            {
+                "whatsapp_api_endpoint": "https://graph.example.test",
+                "whatsapp_api_version": "v99.0",
+            },
+            {
+                "WHATSAPP_API_ENDPOINT": "https://graph.example.test",
+                "WHATSAPP_API_VERSION": "v99.0",
+            },
+        ),
+        ({"whatsapp_api_version": "v99.0"}, {"WHATSAPP_API_VERSION": "v99.0"}),
+    ],
+)
+def test_whatsapp_s_api_settings_reach_the_read_function_only_when_given(
+    values: dict[str, str], expected: dict[str, str]
+) -> None:
+    functions = terraform(settings_for(("whatsapp",), **values)).local("functions")
+    read = functions["agent-read-receipts"]["env"]
+    assert {name: v for name, v in read.items() if name.startswith("WHATSAPP_")} == expected
+    assert read["AUTO_READ_RECEIPTS"] == "true"
+    # The Graph API token is a secret, never a plain variable.
+    assert functions["agent-read-receipts"]["secrets"] == {
+        "WHATSAPP_ACCESS_TOKEN": "whatsapp-access-token"
+    }
+    assert functions["webhook"]["secrets"] == {
+        "WHATSAPP_APP_SECRET": "whatsapp-app-secret",
+        "WHATSAPP_VERIFY_TOKEN": "whatsapp-verify-token",
+    }
+
+
+def test_whatsapp_alone_deploys_the_webhook_and_off_mounts_none_of_its_secrets() -> None:
+    assert "whatsapp" in PIPELINE["functions"]["webhook"]["deployed_with"]
+    alone = terraform(settings_for(("whatsapp",))).local("functions")
+    assert "webhook" in alone
+    off = terraform(settings_for(("bm", "chatapp", "rbm"))).local("functions")
+    mounted = {env for function in off.values() for env in function["secrets"]}
+    assert not {env for env in mounted if env.startswith("WHATSAPP_")}
+    assert not [s for s in terraform(settings_for(("rbm",))).local("secrets") if "whatsapp" in s]
 
 
 def test_the_queue_modes_defaults_and_switch_are_the_codes() -> None:
@@ -427,7 +480,7 @@ def test_each_function_has_its_own_account_and_only_its_own_secrets() -> None:
     }
     assert private_secrets == {
         "record-events": set(),
-        "agent-read-receipts": set(),
+        "agent-read-receipts": {"WHATSAPP_ACCESS_TOKEN"},  # the Graph API's bearer token
         "drain-spool": set(),
         "pull-queues": {"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"},
     }
@@ -512,13 +565,16 @@ def test_each_function_holds_exactly_these_roles_on_exactly_these_resources(
 ) -> None:
     settings = settings_for(providers)  # Terraform's defaults: Chat App spools
     spooling = "chatapp" in providers
+    # The webhook's secrets per provider; the READ function reads WhatsApp's access token only.
     secrets_of = {
         "bm": {"bm-signing-key", "bm-client-token"},
         "chatapp": {"chatapp-callback-tokens"},
         "rbm": {"rbm-client-token"},
+        "whatsapp": {"whatsapp-app-secret", "whatsapp-verify-token"},
         "chatapp-smq": set(),  # the puller's, below
     }
     secrets = set().union(*(secrets_of[provider] for provider in providers))
+    read_secrets = {"whatsapp-access-token"} if "whatsapp" in providers else set()
     found = grants(settings)
     assert found[function("webhook")] == {
         (PUBLISHER, topic("events")),
@@ -528,7 +584,10 @@ def test_each_function_holds_exactly_these_roles_on_exactly_these_resources(
         *([(FIRESTORE, database("receipt-pipeline-spool"))] if spooling else []),
     }
     assert found[function("record-events")] == {(FIRESTORE, database("(default)"))}
-    assert found[function("agent-read-receipts")] == {(FIRESTORE, database("(default)"))}
+    assert found[function("agent-read-receipts")] == {
+        (FIRESTORE, database("(default)")),
+        *{(SECRETS, secret(name)) for name in read_secrets},
+    }
     assert found[function("drain-spool")] == {
         (PUBLISHER, topic("events")),
         (PUBLISHER, topic("readable")),
@@ -569,6 +628,13 @@ def test_the_read_receipt_function_may_run_as_the_registered_account() -> None:
     found = grants(settings_for(("bm",), bm_api_service_account_email=registered))
     assert found[f"serviceAccount:{registered}"] == {(FIRESTORE, database("(default)"))}
     assert function("agent-read-receipts") not in found
+    # ...and then that account, not the webhook's, reads WhatsApp's access token.
+    found = grants(settings_for(("whatsapp",), bm_api_service_account_email=registered))
+    assert found[f"serviceAccount:{registered}"] == {
+        (FIRESTORE, database("(default)")),
+        (SECRETS, secret("whatsapp-access-token")),
+    }
+    assert (SECRETS, secret("whatsapp-access-token")) not in found[function("webhook")]
 
 
 def test_everyone_else_holds_exactly_these_roles() -> None:
@@ -665,6 +731,9 @@ def test_no_secret_value_in_terraform_or_the_repo() -> None:
         "BM_CLIENT_TOKEN",
         "CHATAPP_CALLBACK_TOKENS",
         "RBM_CLIENT_TOKEN",
+        "WHATSAPP_APP_SECRET",
+        "WHATSAPP_VERIFY_TOKEN",
+        "WHATSAPP_ACCESS_TOKEN",
         "ALIBABA_CLOUD_ACCESS_KEY_ID",
         "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
     }

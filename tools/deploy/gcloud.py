@@ -33,6 +33,9 @@ class Settings:
     chatapp_enabled: bool = False
     rbm_enabled: bool = False
     rbm_api_endpoint: str = ""
+    whatsapp_enabled: bool = False
+    whatsapp_api_endpoint: str = ""
+    whatsapp_api_version: str = ""
     chatapp_allowed_ips: tuple[str, ...] = ()
     spool_providers: tuple[str, ...] = ("chatapp",)
     spool_max_attempts: int = 5
@@ -61,6 +64,9 @@ class Settings:
             chatapp_enabled=_flag(environ.get("CHATAPP_ENABLED"), cls.chatapp_enabled),
             rbm_enabled=_flag(environ.get("RBM_ENABLED"), cls.rbm_enabled),
             rbm_api_endpoint=environ.get("RBM_API_ENDPOINT", ""),
+            whatsapp_enabled=_flag(environ.get("WHATSAPP_ENABLED"), cls.whatsapp_enabled),
+            whatsapp_api_endpoint=environ.get("WHATSAPP_API_ENDPOINT", ""),
+            whatsapp_api_version=environ.get("WHATSAPP_API_VERSION", ""),
             chatapp_allowed_ips=comma_list(environ.get("CHATAPP_ALLOWED_IPS", "")),
             spool_providers=comma_list(environ.get("SPOOL_PROVIDERS", "chatapp")),
             spool_max_attempts=int(environ.get("SPOOL_MAX_ATTEMPTS") or cls.spool_max_attempts),
@@ -82,6 +88,7 @@ class Settings:
             "bm": self.business_messages_enabled,
             "chatapp": self.chatapp_enabled,
             "rbm": self.rbm_enabled,
+            "whatsapp": self.whatsapp_enabled,
             "chatapp-smq": bool(self.chatapp_smq_queues.strip()),
         }
         return {provider for provider, on in enabled.items() if on}
@@ -90,6 +97,16 @@ class Settings:
         """As locals.tf decides: a function with `deployed_with` needs one of those on."""
         switches = function.settings.get("deployed_with")
         return switches is None or bool(self.providers & set(switches))
+
+    @property
+    def read_api_settings(self) -> dict[str, str]:
+        """The READ function's optional API settings, as locals.tf: only those given."""
+        settings = {
+            "RBM_API_ENDPOINT": self.rbm_api_endpoint,
+            "WHATSAPP_API_ENDPOINT": self.whatsapp_api_endpoint,
+            "WHATSAPP_API_VERSION": self.whatsapp_api_version,
+        }
+        return {name: value for name, value in settings.items() if value}
 
     @property
     def spooling_providers(self) -> list[str]:
@@ -135,8 +152,7 @@ def environment(function: Function, settings: Settings) -> dict[str, str]:
         env["RECEIPT_RETENTION_DAYS"] = str(settings.receipt_retention_days)
     if function.name == "agent-read-receipts":
         env["AUTO_READ_RECEIPTS"] = str(settings.auto_read_receipts).lower()
-        if settings.rbm_api_endpoint:
-            env["RBM_API_ENDPOINT"] = settings.rbm_api_endpoint
+        env |= settings.read_api_settings
     if function.name == "pull-queues":
         env["CHATAPP_SMQ_QUEUES"] = settings.chatapp_smq_queues
         env["CHATAPP_SMQ_ENDPOINT"] = settings.chatapp_smq_endpoint
