@@ -273,7 +273,7 @@ variable "receipt_statuses" {
     bm       = ["DELIVERED", "READ"]
     chatapp  = ["Sent", "Delivered", "Read", "Failed", "Deleted", "subscribe", "unsubscribe"]
     rbm      = ["DELIVERED", "READ", "TTL_EXPIRATION_REVOKED", "TTL_EXPIRATION_REVOKE_FAILED"]
-    whatsapp = ["sent", "delivered", "read", "failed"]
+    whatsapp = ["sent", "delivered", "read", "failed", "played"]
   }
 
   validation {
