@@ -50,6 +50,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             "PUBLISH_TIMEOUT_SECONDS": "2",
             "BM_API_RETRY_DEADLINE_SECONDS": "2",
             "RBM_API_RETRY_DEADLINE_SECONDS": "2",
+            "WHATSAPP_API_RETRY_DEADLINE_SECONDS": "2",
             "READ_RECEIPT_LEASE_SECONDS": "30",
             **{
                 p.max_body_bytes_variable: str(BODY_LIMIT)
