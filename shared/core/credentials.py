@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.core.ingress import Reply
+from shared.core.storable import text_problem
 
 SHA512_BYTES = hashlib.sha512().digest_size
 # An unsigned body is parsed only when it is this small: only a handshake may come unsigned,
@@ -92,6 +93,8 @@ def handshake_reply(document: Any, client_tokens: Iterable[str]) -> Reply | None
         return None
     if not matches_any(shake.client_token, client_tokens):
         return Reply(403, {"error": "clientToken does not match"}, reason="handshake token")
+    if text_problem(shake.secret) is not None:  # no answer can echo it (a lone surrogate)
+        return Reply(400, {"error": "secret is not text"}, reason="handshake secret")
     return Reply(200, shake.secret)
 
 

@@ -24,6 +24,7 @@ from shared.adapters.webhook import Webhook, WebhookConfig
 from shared.core import credentials
 from shared.providers import REGISTRY
 from shared.providers.bm import webhook as bm_webhook
+from shared.providers.whatsapp import webhook as wa_webhook
 from tools.payloads import rbm
 from tools.topology import WEBHOOK
 
@@ -34,6 +35,8 @@ ENV = {
     "BM_CLIENT_TOKEN": "bm-token",
     "RBM_CLIENT_TOKEN": "rbm-token",
     "CHATAPP_CALLBACK_TOKENS": "chatapp-token",
+    "WHATSAPP_APP_SECRET": "wa-secret",
+    "WHATSAPP_VERIFY_TOKEN": "wa-token",
 }
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -95,6 +98,8 @@ def signed(path: str, body: bytes) -> dict[str, str]:
         except (ValueError, KeyError, TypeError, RecursionError):  # no envelope: sign the body
             data = body
         return {rbm.SIGNATURE_HEADER: credentials.hmac_sha512_header(data, "rbm-token")}
+    if path.startswith("/whatsapp"):
+        return {wa_webhook.SIGNATURE_HEADER: credentials.hub_signature(body, "wa-secret")}
     return {bm_webhook.SIGNATURE_HEADER: credentials.hmac_sha512_header(body, "bm-key")}
 
 
@@ -103,6 +108,7 @@ def signed(path: str, body: bytes) -> dict[str, str]:
 hostile_text = st.one_of(
     st.text(max_size=12),
     st.sampled_from(["\ud800", "\udfff", "a\ud83d", "\x00", "\ufffe", "rbm-token", "bm-token"]),
+    st.sampled_from(["wa-token", "subscribe", "hub.mode", "hub.verify_token", "hub.challenge"]),
 )
 json_values = st.recursive(
     st.none()
@@ -151,7 +157,15 @@ bodies = st.one_of(
 routes = sorted({p.route for p in REGISTRY})
 paths = st.one_of(
     st.sampled_from(
-        ["/", "/rbm", "/rbm/", "/rbm/x", "/chatapp/status/chatapp-token", "/chatapp/inbound/x"]
+        [
+            "/",
+            "/rbm",
+            "/rbm/",
+            "/rbm/x",
+            "/chatapp/status/chatapp-token",
+            "/chatapp/inbound/x",
+            "/whatsapp",
+        ]
     ),
     st.builds(
         lambda route, rest: "/" + "/".join([route, *rest]),
@@ -169,7 +183,12 @@ signature_headers = st.one_of(
 )
 methods = st.sampled_from(["POST"] * 6 + ["GET", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"])
 authenticated_paths = st.sampled_from(
-    ["/", "/rbm", *(f"/chatapp/{kind}/chatapp-token" for kind in ("status", "inbound", "audit"))]
+    [
+        "/",
+        "/rbm",
+        "/whatsapp",
+        *(f"/chatapp/{kind}/chatapp-token" for kind in ("status", "inbound", "audit")),
+    ]
 )
 queries = st.dictionaries(hostile_text, hostile_text, max_size=3).map(
     lambda q: "&".join(
@@ -241,6 +260,20 @@ def test_a_handshake_with_a_lone_surrogate_is_refused_like_any_wrong_token(
         return status
 
     assert handshake("\\ud800") == handshake("wrong-token") == 403
+    assert logs.failures() == []
+    assert len(publisher.published) == published
+
+
+def test_a_signed_handshake_whose_secret_no_answer_can_echo_is_a_400(
+    webhook: tuple[Any, ConfirmingPublisher, Records],
+) -> None:
+    """Found by the fuzz above: a matching token with a lone surrogate as the secret."""
+    client, publisher, logs = webhook
+    token = sys.modules["main"].config.routes[""].receive.keywords["config"].client_token
+    body = b'{"clientToken": "' + token.encode() + b'", "secret": "\\ud800"}'
+    published = len(publisher.published)
+    for headers in ({}, signed("/", body)):  # unsigned, and signed as the fuzz found it
+        assert client.post("/", data=body, headers=headers).status_code == 400
     assert logs.failures() == []
     assert len(publisher.published) == published
 
