@@ -80,14 +80,21 @@ def test_limits_are_per_provider_and_the_old_global_one_only_tightens() -> None:
     assert rbm.PROVIDER.max_body_bytes_variable == "RBM_MAX_BODY_BYTES"
     env = Env({"RBM_MAX_BODY_BYTES": "2048", "CHATAPP_MAX_BODY_BYTES": "3000000"})
     limits = {p.name: body_limit(p, env) for p in REGISTRY}
-    assert limits == {"bm": 1024 * 1024, "rbm": 2048, "chatapp": 3_000_000}
+    assert limits == {
+        "bm": 1024 * 1024,
+        "rbm": 2048,
+        "chatapp": 3_000_000,
+        "whatsapp": 4 * 1024 * 1024,  # Meta batches up to ~3 MB in one POST
+    }
     legacy = {"GOOGLE_CLOUD_PROJECT": "p", "RBM_CLIENT_TOKEN": "t", "MAX_BODY_BYTES": "100000"}
     legacy |= {"BM_SIGNING_KEY": "k", "BM_CLIENT_TOKEN": "t", "CHATAPP_CALLBACK_TOKENS": "t"}
+    legacy |= {"WHATSAPP_APP_SECRET": "s", "WHATSAPP_VERIFY_TOKEN": "t"}
     routes = WebhookConfig.from_env(REGISTRY, Env(legacy)).routes
     assert {p.name: routes[p.route].max_body_bytes for p in REGISTRY} == {
         "bm": 100_000,
         "rbm": 64 * 1024,  # the old global bound never loosens RBM's
         "chatapp": 100_000,
+        "whatsapp": 100_000,
     }
     bad = Env({"RBM_MAX_BODY_BYTES": "0"})
     body_limit(rbm.PROVIDER, bad)
