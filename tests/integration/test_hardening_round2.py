@@ -15,6 +15,7 @@ from google.cloud import firestore
 
 from shared.core.events import payload_key
 from shared.ops.replay import Replay
+from shared.providers import chatapp
 from tests.integration.conftest import PROCESSING_TIMEOUT, documents, recorded, send
 from tests.integration.test_chatapp_queues import (
     STATUS,
@@ -132,11 +133,11 @@ def test_valid_receipts_beside_unknown_statuses_are_all_recorded_and_counted_ali
 
 @pytest.fixture(scope="module")
 def roomy_webhook(stack: LocalStack) -> Iterator[str]:
-    """A webhook taking bodies of up to a MiB (the default), not the local stack's 64 KiB."""
+    """A webhook taking Chat App bodies of up to a MiB (its own bound), not the local
+    stack's 64 KiB."""
     port = free_port()
-    process: ManagedProcess = stack.function_process(
-        WEBHOOK, port, {"MAX_BODY_BYTES": str(1024 * 1024)}
-    )
+    limit = {chatapp.PROVIDER.max_body_bytes_variable: str(chatapp.PROVIDER.max_body_bytes)}
+    process: ManagedProcess = stack.function_process(WEBHOOK, port, limit)
     process.start(f"http://127.0.0.1:{port}/")
     yield f"http://127.0.0.1:{port}"
     process.stop()
