@@ -110,35 +110,39 @@ class Spy:
         return path
 
     def drain(self) -> list[dict[str, Any]]:
-        """Everything published since the last drain."""
+        """Everything published since the last drain (pulled until a topic is empty)."""
         new: list[dict[str, Any]] = []
         for topic in self._stack.settings.topics.values():
-            with warnings.catch_warnings():
-                # Deprecated for production pulls, but the way to drain a topic in a test
-                # without waiting out a timeout when it is empty.
-                warnings.simplefilter("ignore", DeprecationWarning)
-                response = self._client.pull(
-                    subscription=self._path(topic),
-                    max_messages=1000,
-                    timeout=5,
-                    return_immediately=True,
-                )
-            if response.received_messages:
-                self._client.acknowledge(
-                    subscription=self._path(topic),
-                    ack_ids=[m.ack_id for m in response.received_messages],
-                )
-            new += [
-                {
-                    "topic": topic,
-                    "data": received.message.data,
-                    "attributes": dict(received.message.attributes),
-                    "messageId": received.message.message_id,
-                }
-                for received in response.received_messages
-            ]
+            while pulled := self._pull(topic):
+                new += pulled
         self.seen += new
         return new
+
+    def _pull(self, topic: str) -> list[dict[str, Any]]:
+        with warnings.catch_warnings():
+            # Deprecated for production pulls, but the way to drain a topic in a test
+            # without waiting out a timeout when it is empty.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            response = self._client.pull(
+                subscription=self._path(topic),
+                max_messages=1000,
+                timeout=5,
+                return_immediately=True,
+            )
+        if response.received_messages:
+            self._client.acknowledge(
+                subscription=self._path(topic),
+                ack_ids=[m.ack_id for m in response.received_messages],
+            )
+        return [
+            {
+                "topic": topic,
+                "data": received.message.data,
+                "attributes": dict(received.message.attributes),
+                "messageId": received.message.message_id,
+            }
+            for received in response.received_messages
+        ]
 
     def published(self, conversation_id: str) -> list[dict[str, Any]]:
         self.drain()

@@ -4,11 +4,12 @@ import json
 import subprocess
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 
-from shared.core import credentials
+from shared.core import arrival, credentials
 from shared.providers import REGISTRY
 from shared.providers.bm import webhook as bm_webhook
 from tests.integration.conftest import BODY_LIMIT, Spy, documents, recorded, send
@@ -84,7 +85,11 @@ def test_an_authenticated_body_is_published_unchanged_with_its_attributes(
     assert published["data"] == body
     assert published["messageId"] == response.json()["messageId"]
     assert published["topic"] == stack.settings.topics["READABLE_TOPIC"]
-    assert published["attributes"] == {
+    attributes = dict(published["attributes"])
+    stamp = attributes.pop(arrival.RECEIVED_TIME)  # when it first arrived
+    arrived = arrival.received({arrival.RECEIVED_TIME: stamp}, datetime.min.replace(tzinfo=UTC))
+    assert abs(arrived - datetime.now(UTC)) < timedelta(minutes=5)
+    assert attributes == {
         "provider": "bm",
         "kind": "message",
         "conversationId": cid,
