@@ -35,6 +35,7 @@ from tools.standins.alibaba import AlibabaStandIn
 from tools.standins.bm_api import BusinessMessagesStandIn
 from tools.standins.google_oauth import ServiceAccountTokens
 from tools.standins.graph_api import GraphApiStandIn
+from tools.standins.loopback import LoopbackServer
 from tools.standins.rbm_api import RbmApiStandIn
 from tools.topology import FUNCTIONS, PULL_QUEUES, ROOT, SUBSCRIPTIONS, WEBHOOK, Function
 
@@ -308,21 +309,21 @@ class LocalStack:
         token = self.settings.secret("CHATAPP_CALLBACK_TOKENS")
         return f"{self.webhook_url}/chatapp/{kind}/{token}"
 
-    @property
-    def api_endpoint(self) -> str:
-        given = self.settings.given_api("bm")
+    def _api(self, provider: str, standin: LoopbackServer | None) -> str:
+        """The API a provider's READ calls: the one given, else its stand-in."""
+        given = self.settings.given_api(provider)
         if given:
             return given
-        assert self.standin is not None
-        return self.standin.endpoint
+        assert standin is not None, f"no {provider} API stand-in is running"
+        return standin.endpoint
+
+    @property
+    def api_endpoint(self) -> str:
+        return self._api("bm", self.standin)
 
     @property
     def rbm_api_endpoint(self) -> str:
-        given = self.settings.given_api("rbm")
-        if given:
-            return given
-        assert self.rbm_standin is not None
-        return self.rbm_standin.endpoint
+        return self._api("rbm", self.rbm_standin)
 
     @property
     def rbm_url(self) -> str:
@@ -331,11 +332,7 @@ class LocalStack:
 
     @property
     def whatsapp_api_endpoint(self) -> str:
-        given = self.settings.given_api("whatsapp")
-        if given:
-            return given
-        assert self.graph_standin is not None
-        return self.graph_standin.endpoint
+        return self._api("whatsapp", self.graph_standin)
 
     @property
     def whatsapp_url(self) -> str:
