@@ -69,6 +69,8 @@ class Parked:
 
     category: str
     reason: str
+    # The element's position in the published body, unique over the whole body: a normaliser
+    # of a nested batch (entries x changes x items) numbers its elements with one counter.
     index: int | None = None
 
 
