@@ -459,7 +459,7 @@ resource "google_monitoring_alert_policy" "read_receipts_failed" {
     content   = <<-EOT
       **The partner API refused agent READ receipts permanently (a 4xx other than 429 and RBM's 409): those users never see the message as read, and they are not retried.**
 
-      1. The READ-receipt function's `agent READ receipt settled` lines with `state` FAILED name the conversation and message; the message's `agentReadReceipt.error` in Firestore holds the API's answer.
+      1. The READ-receipt function's `agent READ receipt settled` lines with `state` FAILED name the message (`messageId`, `payloadKey`; never the conversation, whose id may hold a phone number); the message's `agentReadReceipt.error` in Firestore holds the API's answer.
       2. 401/403 for every message: the function's service account (`terraform output service_accounts`, `agent-read-receipts`) is not, or no longer, allowed by the partner account, or `bm_api_service_account_email` names the wrong account. A refused credential (any 401, WhatsApp's 190) also raises "agent READ credentials rejected", which says what to do.
       3. 404 or 400 for some messages only: those users or messages; nothing to fix in the pipeline.
 
@@ -504,7 +504,7 @@ resource "google_monitoring_alert_policy" "read_credentials_rejected" {
 
       1. WhatsApp: the system user's access token expired or was revoked (or lost the app's WhatsApp permissions). Generate a new one in Meta Business Settings (System users) and store it: `${local.secrets_command} SECRET=whatsapp-access-token < file`. New instances read the latest version; replace the running ones, which read secrets when they start: `make deploy PROJECT=${var.project_id} REGION=${var.region}` with this deployment's settings (README, Deploy, step 6).
       2. RBM or Business Messages: the function's service account (`terraform output service_accounts`, `agent-read-receipts`) is not, or no longer, allowed by the partner account, or `bm_api_service_account_email` names the wrong account.
-      3. The READs that failed: the READ-receipt function's `agent READ receipt settled` lines with `credentialsRejected` true (Logs Explorer: `jsonPayload.message="${local.log_messages.read_settled}" AND jsonPayload.credentialsRejected=true`) name the provider, conversation and message; each message's `agentReadReceipt.error` in Firestore holds the API's answer. They are not sent again; on WhatsApp, the next READ of a conversation also marks its earlier messages read.
+      3. The READs that failed: the READ-receipt function's `agent READ receipt settled` lines with `credentialsRejected` true (Logs Explorer: `jsonPayload.message="${local.log_messages.read_settled}" AND jsonPayload.credentialsRejected=true`) name the provider and the message (`messageId`, `payloadKey`); each message's `agentReadReceipt.error` in Firestore holds the API's answer. They are not sent again; on WhatsApp, the next READ of a conversation also marks its earlier messages read.
 
       ${local.runbook}
     EOT

@@ -749,9 +749,18 @@ def test_every_alert_policy_says_what_it_means_and_what_to_do(
 
 
 def _logged(source: Path) -> dict[str, set[str]]:
-    """Each message a module logs (a literal first argument), with the fields it logs."""
+    """Each message a module logs (a literal first argument), with the fields it logs (a dict
+    literal as `extra`, or a name the module assigned one to)."""
+    tree = ast.parse(source.read_text())
+    named = {
+        target.id: node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
     found: dict[str, set[str]] = {}
-    for node in ast.walk(ast.parse(source.read_text())):
+    for node in ast.walk(tree):
         if not (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
@@ -764,10 +773,13 @@ def _logged(source: Path) -> dict[str, set[str]]:
         message = node.args[0].value
         fields = {"message"}
         for keyword in node.keywords:
-            if keyword.arg == "extra" and isinstance(keyword.value, ast.Dict):
+            extra = keyword.value
+            if keyword.arg == "extra" and isinstance(extra, ast.Name) and extra.id in named:
+                extra = named[extra.id]
+            if keyword.arg == "extra" and isinstance(extra, ast.Dict):
                 fields |= {
                     k.value
-                    for k in keyword.value.keys
+                    for k in extra.keys
                     if isinstance(k, ast.Constant) and isinstance(k.value, str)
                 }
             elif keyword.arg == "extra" and message in LOGGED_AS_VARS:
