@@ -208,7 +208,7 @@ def play_whatsapp(target: Target) -> None:
     (no phone number), and Meta's verification handshake."""
     user = "1650555" + str(uuid.uuid4().int)[:4]
     bsuid = f"US.{uuid.uuid4().int % 10**20}"
-    sent, failing = wa.wamid(f"demo-{user}-1"), wa.wamid(f"demo-{user}-2")
+    sent, failing = wa.wamid(f"order-{user}"), wa.wamid(f"notice-{user}")
     t0 = int(wa.now_seconds())
 
     def post(*changes: dict[str, Any]) -> requests.Response:
@@ -220,11 +220,9 @@ def play_whatsapp(target: Target) -> None:
     def at(seconds: int) -> str:
         return str(t0 + seconds)
 
-    user_messages = [
-        wa.message(wa.wamid(f"{user}-text"), "text", user, at=at(1)),
-        wa.message(wa.wamid(f"{user}-image"), "image", user, at=at(2)),
-        wa.message(wa.wamid(f"{user}-button"), "interactive", user, at=at(3)),
-        wa.message(wa.wamid(f"{user}-location"), "location", user, at=at(4)),
+    user_messages = [  # ids that differ from the start, so the table tells them apart
+        wa.message(wa.wamid(f"{kind}-{user}"), kind, user, at=at(n))
+        for n, kind in enumerate(("text", "image", "interactive", "location"), start=1)
     ]
     statuses = [
         wa.status(sent, "sent", user, at=at(0), biz_opaque_callback_data="order-1842"),
@@ -289,8 +287,10 @@ def show_whatsapp(target: Target, cid: str, user_messages: int) -> None:
             f" (covered by {_short(read['coveredBy'])})" if read.get("coveredBy") else ""
         )
         what = d.get("status") or d.get("messageType", "")
-        extra = d.get("bizOpaqueCallbackData") or d.get("errorCode") or d.get("text") or ""
-        print(f"  {_short(snap.id):<24}{d.get('direction', ''):<8}{what:<12}{extra!s:<20}{state}")
+        extra = _short(
+            str(d.get("bizOpaqueCallbackData") or d.get("errorCode") or d.get("text") or "")
+        )
+        print(f"  {_short(snap.id):<24}{d.get('direction', ''):<8}{what:<12}{extra:<24}{state}")
     calls = [c for c in target.graph_calls() if c.get("phone_number_id") == wa.PHONE_NUMBER_ID]
     print("\nMarks-as-read the Graph API stand-in received (one covers the earlier ones):")
     for call in calls:
