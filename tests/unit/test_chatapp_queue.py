@@ -87,7 +87,7 @@ def test_a_body_that_holds_no_events_says_why(body: str, why: str) -> None:
 
 def test_the_messages_of_one_receive_go_out_as_one_batch_like_an_http_push() -> None:
     statuses = [ca.status(f"wa-{n}", "Delivered", USER) for n in range(16)]
-    [outgoing] = plan(STATUS, [message(wire(s), n) for n, s in enumerate(statuses)], 10, NOW)
+    [outgoing] = plan(STATUS, [message(wire(s), n) for n, s in enumerate(statuses)], 10)
 
     assert json.loads(outgoing.body) == statuses  # what Alibaba would push as one batch
     assert outgoing.attributes == {"provider": "chatapp", "kind": STATUS, "events": "16"}
@@ -99,10 +99,10 @@ def test_a_message_with_an_element_the_recorder_parks_goes_alone_with_stable_byt
     malformed = message(wire({"MessageId": "wa-2", "Status": "Sent"}), 2)  # no From/To/Timestamp
     other = message(wire(ca.status("wa-3", "Read", USER)), 3)
 
-    first = plan(STATUS, [good, malformed, other], 10, NOW)
+    first = plan(STATUS, [good, malformed, other], 10)
     # Redelivered later, beside other messages: the malformed one goes out byte for byte alike,
     # so the recorder parks it under the same id (its body's hash and its position).
-    again = plan(STATUS, [malformed], 10, NOW)
+    again = plan(STATUS, [malformed], 10)
 
     assert [o.handles for o in first] == [["handle-2"], ["handle-1", "handle-3"]]
     assert first[0].body == again[0].body
@@ -113,7 +113,7 @@ def test_a_body_that_cannot_be_decoded_is_published_to_be_parked_with_the_reason
     poison = message("%%% not base64 %%%", 1)
     good = message(wire(ca.inbound_text("mo-1", USER, "hi")), 2)
 
-    parked, batch = plan(INBOUND, [poison, good], 10, NOW)
+    parked, batch = plan(INBOUND, [poison, good], 10)
 
     assert parked.body == b"%%% not base64 %%%"  # nothing lost: the bytes as received
     assert parked.handles == ["handle-1"]
@@ -131,7 +131,7 @@ def test_a_message_received_too_often_is_parked_with_its_elements_ready_to_redri
     looping = message(wire(read), 1, dequeue_count=10)
     fresh = message(wire(ca.status("wa-2", "Read", USER)), 2, dequeue_count=9)
 
-    parked, batch = plan(STATUS, [looping, fresh], 10, NOW)
+    parked, batch = plan(STATUS, [looping, fresh], 10)
 
     assert "received 10 times" in parked.attributes[PARKED_ATTRIBUTE]
     assert json.loads(parked.body) == [read]
@@ -147,14 +147,14 @@ def test_no_batch_exceeds_the_recorders_bound_of_events() -> None:
     big = [ca.audit(f"t{n}", "en_US", "pass") for n in range(MAX_EVENTS - 5)]
     small = [ca.audit(f"s{n}", "en_US", "pass") for n in range(10)]
 
-    outgoing = plan(AUDIT, [message(wire(big), 1), message(wire(small), 2)], 10, NOW)
+    outgoing = plan(AUDIT, [message(wire(big), 1), message(wire(small), 2)], 10)
 
     assert [int(o.attributes["events"]) for o in outgoing] == [MAX_EVENTS - 5, 10]
     assert all(len(json.loads(o.body)) <= MAX_EVENTS for o in outgoing)
 
 
 def test_an_empty_array_is_carried_by_a_batch_so_it_is_deleted_only_after_a_publish() -> None:
-    [outgoing] = plan(STATUS, [message(wire([]), 1)], 10, NOW)
+    [outgoing] = plan(STATUS, [message(wire([]), 1)], 10)
 
     assert (outgoing.body, outgoing.handles) == (b"[]", ["handle-1"])
     assert normalise(outgoing.body, outgoing.attributes, NOW) == []
@@ -162,7 +162,7 @@ def test_an_empty_array_is_carried_by_a_batch_so_it_is_deleted_only_after_a_publ
 
 def test_a_lone_surrogate_in_a_body_is_carried_as_json_can_say_it() -> None:
     body = wire_text('{"MessageId": "m\\ud800", "Status": "Sent"}')
-    [outgoing] = plan(STATUS, [message(body)], 10, NOW)
+    [outgoing] = plan(STATUS, [message(body)], 10)
     assert json.loads(outgoing.body) == [{"MessageId": "m\ud800", "Status": "Sent"}]
 
 
@@ -194,7 +194,7 @@ def test_any_bodies_plan_without_error_and_each_message_goes_out_exactly_once(
     bodies: list[str], kind: str
 ) -> None:
     messages = [message(body, number) for number, body in enumerate(bodies)]
-    outgoing = plan(kind, messages, 10, NOW)
+    outgoing = plan(kind, messages, 10)
     carried = sorted(handle for each in outgoing for handle in each.handles)
     assert carried == sorted(m.receipt_handle for m in messages)
     for each in outgoing:
@@ -366,7 +366,7 @@ def test_a_poisonous_message_goes_alone_and_the_valid_ones_of_its_receive_go_tog
     ]
     valid = [wire(ca.status(f"wa-{n}", "Read", USER)) for n in range(3)]
     messages = [message(body, n) for n, body in enumerate([valid[0], *poison, *valid[1:]])]
-    outgoing = plan(STATUS, messages, 10, NOW)  # it raised for the whole receive before
+    outgoing = plan(STATUS, messages, 10)  # it raised for the whole receive before
     assert not [o for o in outgoing if "parkedBecause" in o.attributes]
     assert sorted(len(o.messages) for o in outgoing) == [1, 1, 1, 3]
     [together] = [o for o in outgoing if len(o.messages) == 3]
@@ -385,6 +385,6 @@ def test_a_message_too_deep_to_encode_again_is_published_as_its_own_bytes(
 
     monkeypatch.setattr(queue_plan, "_encode", too_deep)
     text = '{"MessageId": "deep", "Extra": {"a": 1}}'  # set aside: it goes alone
-    [outgoing] = plan(STATUS, [message(wire_text(text))], 10, NOW)
+    [outgoing] = plan(STATUS, [message(wire_text(text))], 10)
     assert outgoing.body == f"[{text}]".encode()
     assert "parkedBecause" not in outgoing.attributes

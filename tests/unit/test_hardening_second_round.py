@@ -102,14 +102,14 @@ def queue_message(number: int, enqueued: datetime | None, dequeue_count: int = 1
 
 def test_a_queue_batch_is_dated_by_when_its_last_message_entered_the_queue() -> None:
     early, late = PUBLISHED - timedelta(seconds=5), PUBLISHED
-    [outgoing] = plan(AUDIT, [queue_message(1, late), queue_message(2, early)], 10, NOW)
+    [outgoing] = plan(AUDIT, [queue_message(1, late), queue_message(2, early)], 10)
     assert outgoing.attributes[arrival.RECEIVED_TIME] == arrival.stamp(late)
     # Received again after a crash, later: the same attributes, so the same Pub/Sub message.
-    [again] = plan(AUDIT, [queue_message(1, late, 2), queue_message(2, early, 2)], 10, NOW)
+    [again] = plan(AUDIT, [queue_message(1, late, 2), queue_message(2, early, 2)], 10)
     assert again.attributes == outgoing.attributes
-    [parked] = plan(AUDIT, [queue_message(1, early, 10)], 10, NOW)  # received too often
+    [parked] = plan(AUDIT, [queue_message(1, early, 10)], 10)  # received too often
     assert parked.attributes[arrival.RECEIVED_TIME] == arrival.stamp(early)
-    [unknown] = plan(AUDIT, [queue_message(1, late), queue_message(2, None)], 10, NOW)
+    [unknown] = plan(AUDIT, [queue_message(1, late), queue_message(2, None)], 10)
     assert arrival.RECEIVED_TIME not in unknown.attributes  # the recorder uses the publish time
 
 

@@ -33,7 +33,6 @@ from shared.core.config import Env
 from shared.core.events import payload_key
 from shared.core.polling import PullReport
 from shared.core.provider import PublishFunction
-from shared.core.times import utc_now
 from shared.providers.chatapp import NAME, PARKED_ATTRIBUTE, SMQ_ENDPOINT, SMQ_TOKEN_ENDPOINT
 from shared.providers.chatapp.queue_plan import (
     Outgoing,
@@ -345,7 +344,7 @@ class QueueWorker:
     def _deliver(self, client: QueueClient, messages: list[QueueMessage], tally: Tally) -> None:
         """Publishes what one receive gave, then deletes what Pub/Sub confirmed."""
         confirmed: list[str] = []
-        for outgoing in plan(self.kind, messages, self._config.max_receives, utc_now()):
+        for outgoing in plan(self.kind, messages, self._config.max_receives):
             try:
                 message_id = self._publish(routing.EVENTS, outgoing.body, outgoing.attributes)
             except PublishFailed as failure:

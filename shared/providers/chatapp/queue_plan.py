@@ -26,9 +26,7 @@ from urllib.parse import urlsplit
 
 from shared.core import arrival, routing
 from shared.core.ingress import parse_json
-from shared.core.screening import screen
 from shared.providers.chatapp import KIND_BY_PATH, NAME, PARKED_ATTRIBUTE
-from shared.providers.chatapp.normalise import normalise_batch
 from shared.providers.chatapp.shape import set_aside
 
 # Elements one Pub/Sub message carries at most, so that one delivery's work stays small.
@@ -81,9 +79,7 @@ def decode(body: str) -> list[Any] | str:
     return f"the queue message holds a JSON {type(document).__name__}, not an object or array"
 
 
-def plan(
-    kind: str, messages: Sequence[QueueMessage], max_receives: int, received: datetime
-) -> list[Outgoing]:
+def plan(kind: str, messages: Sequence[QueueMessage], max_receives: int) -> list[Outgoing]:
     """The Pub/Sub messages that carry what one receive of a `kind` queue gave."""
     planned: list[Outgoing] = []
     together: list[tuple[QueueMessage, list[Any]]] = []
@@ -97,7 +93,7 @@ def plan(
                 "confirmed: parked so it cannot loop; redrive it once the cause is fixed"
             )
             planned.append(_alone(kind, message, elements, reason))
-        elif len(elements) > MAX_EVENTS or _sets_aside(kind, elements, received):
+        elif len(elements) > MAX_EVENTS or _sets_aside(kind, elements):
             planned.append(_alone(kind, message, elements))
         else:
             if sum(len(e) for _, e in together) + len(elements) > MAX_EVENTS:
@@ -109,13 +105,10 @@ def plan(
     return planned
 
 
-def _sets_aside(kind: str, elements: list[Any], received: datetime) -> bool:
-    """Whether the recorder would park any of these elements instead of recording it. The
-    boundary screen comes first: only what passes it is encoded and normalised here."""
-    if any(set_aside(kind, element) for element in elements):
-        return True
-    payloads = screen(normalise_batch(_encode(elements), kind, received))
-    return any(payload.parked for payload in payloads)
+def _sets_aside(kind: str, elements: list[Any]) -> bool:
+    """Whether the recorder would park any of these elements instead of recording it: the
+    classification it uses itself (`shape.set_aside`, which the webhook's counts share)."""
+    return any(set_aside(kind, element) for element in elements)
 
 
 def _alone(
