@@ -55,7 +55,7 @@ locals {
   dead_letter_one_of  = "resource.label.subscription_id = one_of(${join(", ", [for s in local.dead_letter_subscriptions : "\"${s}\""])})"
   all_subscriptions   = "resource.label.subscription_id = one_of(${join(", ", [for s in concat(local.push_subscriptions, local.dead_letter_subscriptions) : "\"${s}\""])})"
   pubsub_subscription = "resource.type = \"pubsub_subscription\""
-  runbook             = "README: Deploy to Google Cloud, What each alert means."
+  runbook             = "docs/deploy-to-google-cloud.md, What each alert means."
 
   # `make replay` on this deployment (with Application Default Credentials): the names differ
   # from the code's defaults once name_prefix does, and the spool has its own database.
@@ -312,7 +312,7 @@ locals {
         Either a provider signs with a key (or calls with a token) the webhook does not hold, and its events are being refused and retried, or someone is probing the public URL.
 
         1. The webhook's `refused a request` lines give the route and reason (`suppressed` counts the lines left out).
-        2. One route refused at the rate of its traffic: the provider signs (or calls) with a secret the webhook does not hold, after a rotation on one side only. Store the provider's value with the current one beside it, comma-separated: `${local.secrets_command} SECRET=NAME < file` (NAME: ${join(", ", [for secret in local.secrets : "`${secret}`"])}), then replace the running instances, which read secrets when they start: `make deploy PROJECT=${var.project_id} REGION=${var.region}` with this deployment's settings (README, Deploy, step 6). Drop the old value the same way once the provider uses the new one.
+        2. One route refused at the rate of its traffic: the provider signs (or calls) with a secret the webhook does not hold, after a rotation on one side only. Store the provider's value with the current one beside it, comma-separated: `${local.secrets_command} SECRET=NAME < file` (NAME: ${join(", ", [for secret in local.secrets : "`${secret}`"])}), then replace the running instances, which read secrets when they start: `make deploy PROJECT=${var.project_id} REGION=${var.region}` with this deployment's settings (docs/deploy-to-google-cloud.md, step 6). Drop the old value the same way once the provider uses the new one.
         3. Chat App refusals from unknown addresses: check `chatapp_allowed_ips` and `TRUSTED_PROXY_HOPS`. Probing needs nothing: nothing unauthenticated is published.
       EOT
     }
@@ -502,7 +502,7 @@ resource "google_monitoring_alert_policy" "read_credentials_rejected" {
       **The $${metric.label.provider} API refused the READ-receipt function's credential (WhatsApp: error 190, access token invalid or expired; any provider: HTTP 401). Every READ receipt of that provider ends FAILED, and none is retried, until an operator replaces the credential.**
       Its users see none of their messages as read meanwhile. Receipts and user messages are still recorded.
 
-      1. WhatsApp: the system user's access token expired or was revoked (or lost the app's WhatsApp permissions). Generate a new one in Meta Business Settings (System users) and store it: `${local.secrets_command} SECRET=whatsapp-access-token < file`. New instances read the latest version; replace the running ones, which read secrets when they start: `make deploy PROJECT=${var.project_id} REGION=${var.region}` with this deployment's settings (README, Deploy, step 6).
+      1. WhatsApp: the system user's access token expired or was revoked (or lost the app's WhatsApp permissions). Generate a new one in Meta Business Settings (System users) and store it: `${local.secrets_command} SECRET=whatsapp-access-token < file`. New instances read the latest version; replace the running ones, which read secrets when they start: `make deploy PROJECT=${var.project_id} REGION=${var.region}` with this deployment's settings (docs/deploy-to-google-cloud.md, step 6).
       2. RBM or Business Messages: the function's service account (`terraform output service_accounts`, `agent-read-receipts`) is not, or no longer, allowed by the partner account, or `bm_api_service_account_email` names the wrong account.
       3. The READs that failed: the READ-receipt function's `agent READ receipt settled` lines with `credentialsRejected` true (Logs Explorer: `jsonPayload.message="${local.log_messages.read_settled}" AND jsonPayload.credentialsRejected=true`) name the provider and the message (`messageId`, `payloadKey`); each message's `agentReadReceipt.error` in Firestore holds the API's answer. They are not sent again; on WhatsApp, the next READ of a conversation also marks its earlier messages read.
 

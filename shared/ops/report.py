@@ -6,8 +6,8 @@ self-contained HTML page and a PNG.
 
 Reads each message document of the window once, projected to the fields the metrics use,
 with one collection-group query on firstTime (the indexes are in terraform/firestore.tf);
-nothing is counted at write time (README, "Receipt metrics"). Works against Google Cloud
-(Application Default Credentials, GOOGLE_CLOUD_PROJECT) or the emulator
+nothing is counted at write time (docs/receipt-metrics-and-make-report.md). Works against
+Google Cloud (Application Default Credentials, GOOGLE_CLOUD_PROJECT) or the emulator
 (FIRESTORE_EMULATOR_HOST).
 """
 

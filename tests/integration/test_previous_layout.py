@@ -1,4 +1,4 @@
-"""Documents of the previous layout, read as they are (the README's data contract: no migration).
+"""Documents of the previous layout, read as they are (docs/data-contract.md: no migration).
 
 Until receipts moved onto their messages, each receipt also had a document of its own under
 `conversations/{c}/receipts/` and updated the conversation's `lastActivityTime`. The fixtures

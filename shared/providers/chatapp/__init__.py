@@ -22,7 +22,8 @@ AUDIT = "ChatAppAudit"
 KIND_BY_PATH = {"status": STATUS, "inbound": INBOUND, "audit": AUDIT}
 # Set by the queue puller on a queue message it publishes to be parked: the reason.
 PARKED_ATTRIBUTE = "parkedBecause"
-# The queue mode's services on Alibaba's China site; the international pair is in the README.
+# The queue mode's services on Alibaba's China site; the international pair is in
+# docs/receiving-chat-app-receipts-from-queues.md.
 SMQ_ENDPOINT = "https://1943695596114318.mns.cn-hangzhou.aliyuncs.com"
 SMQ_TOKEN_ENDPOINT = "https://dybaseapi.aliyuncs.com"  # noqa: S105 -- a URL, not a secret
 
