@@ -186,7 +186,11 @@ def test_a_username_user_without_a_phone_number_is_recorded_and_marked_read(
     )
     assert response.status_code == 200, response.text
     wait_until(lambda: calls_for(graph, message_id), PROCESSING_TIMEOUT, "the username user's READ")
-    assert messages_of(db, bsuid)[message_id]["direction"] == "USER"  # keyed by the BSUID
+    wait_until(  # the READ sender may create the document before the recorder fills it in
+        lambda: messages_of(db, bsuid).get(message_id, {}).get("direction") == "USER",
+        PROCESSING_TIMEOUT,
+        "the username user's message recorded under their BSUID",
+    )
 
 
 def test_a_refused_token_is_final_and_reported_and_an_old_message_is_never_marked(
