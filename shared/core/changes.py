@@ -41,8 +41,7 @@ class Change:
 
     @property
     def id(self) -> str:
-        joined = "\x1f".join((self.type, self.provider, *self.identity))
-        return hashlib.sha256(joined.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        return change_id(self.type, self.provider, *self.identity)
 
     def cloud_event(self) -> dict[str, Any]:
         source = f"/{self.provider}" if not self.agent else f"/{self.provider}/{self.agent}"
@@ -62,6 +61,12 @@ class Change:
         body = json.dumps(self.cloud_event(), ensure_ascii=False, separators=(",", ":"))
         attributes = {"content-type": CONTENT_TYPE, "type": self.type, "provider": self.provider}
         return body.encode("utf-8", "backslashreplace"), attributes
+
+
+def change_id(change_type: str, provider: str, *identity: str) -> str:
+    """The id of a change: the same change always has the same one, distinct ones never."""
+    parts = json.dumps([change_type, provider, *identity])  # one list: no two tuples alike
+    return hashlib.sha256(parts.encode()).hexdigest()[:32]
 
 
 def message_status(

@@ -4,8 +4,11 @@ servers, push subscriptions, and the Business Messages stand-in."""
 from __future__ import annotations
 
 import contextlib
+import io
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,8 +23,11 @@ from shared.core import records
 from shared.core.config import DEFAULT_DEAD_LETTER
 from shared.core.events import payload_key
 from shared.core.provider import DEFAULT_MAX_BODY_BYTES
+from shared.core.times import utc_now
 from shared.ops.replay import Replay
 from shared.providers import REGISTRY
+from tests.change_consumer import ChangeConsumer
+from tools.local import demo
 from tools.local.stack import Delivery, LocalStack, StackSettings
 from tools.payloads import KITS
 from tools.payloads import bm as bm_payloads
@@ -63,6 +69,32 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     running = LocalStack(settings).start()
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def consumer(stack: LocalStack) -> Iterator[ChangeConsumer]:
+    """The change stream, pushed to a local endpoint as a business's consumer receives it."""
+    started = ChangeConsumer(stack, "test-change-consumer").start()
+    yield started
+    started.stop()
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    shown: str  # what `make demo` printed
+    started: datetime
+    finished: datetime
+
+
+@pytest.fixture(scope="session")
+def demo_run(stack: LocalStack, consumer: ChangeConsumer) -> DemoRun:
+    """`make demo`, played once per session with the change stream followed from the start:
+    its conversations (every provider) and its simulated week."""
+    shown = io.StringIO()
+    started = utc_now()
+    with contextlib.redirect_stdout(shown):
+        demo.play(demo.Target.of(stack))
+    return DemoRun(shown.getvalue(), started, utc_now())
 
 
 @pytest.fixture(scope="session")

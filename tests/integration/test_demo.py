@@ -4,17 +4,13 @@ import re
 
 import pytest
 
-from tools.local import demo
-from tools.local.stack import LocalStack
+from tests.integration.conftest import DemoRun
 
 pytestmark = pytest.mark.integration
 
 
-def test_the_demo_conversation_lands_as_shown(
-    stack: LocalStack, capsys: pytest.CaptureFixture[str]
-) -> None:
-    demo.play(demo.Target.of(stack))
-    shown = capsys.readouterr().out
+def test_the_demo_conversation_lands_as_shown(demo_run: DemoRun) -> None:
+    shown = demo_run.shown
     assert "-> 200 'demo-secret'" in shown
     assert "a request signed with the wrong key                  -> 401" in shown
     assert "receipts: 6 unique" in shown
