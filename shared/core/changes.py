@@ -44,21 +44,24 @@ class Change:
         return change_id(self.type, self.provider, *self.identity)
 
     def cloud_event(self) -> dict[str, Any]:
+        """The event as a consumer reads it (JSON types only)."""
+        event: dict[str, Any] = json.loads(self.message()[0])
+        return event
+
+    def message(self) -> tuple[bytes, dict[str, str]]:
+        """The Pub/Sub message: the event in JSON, and attributes to filter subscriptions by."""
         source = f"/{self.provider}" if not self.agent else f"/{self.provider}/{self.agent}"
-        return {
+        event = {
             "specversion": "1.0",
             "id": self.id,
             "source": source,
             "type": self.type,
             "subject": self.subject,
-            "time": rfc3339(self.time),
+            "time": self.time,
             "datacontenttype": "application/json",
-            "data": json_ready(self.data),
+            "data": self.data,
         }
-
-    def message(self) -> tuple[bytes, dict[str, str]]:
-        """The Pub/Sub message: the event in JSON, and attributes to filter subscriptions by."""
-        body = json.dumps(self.cloud_event(), ensure_ascii=False, separators=(",", ":"))
+        body = json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=_json_value)
         attributes = {"content-type": CONTENT_TYPE, "type": self.type, "provider": self.provider}
         return body.encode("utf-8", "backslashreplace"), attributes
 
@@ -178,17 +181,16 @@ def rfc3339(time: datetime) -> str:
     return time.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
-def json_ready(value: Any) -> Any:
-    """A recorded value as JSON: times as RFC 3339 in UTC, bytes as base64."""
+def _json_value(value: Any) -> Any:
+    """What JSON has no type for, as the stream writes it: times as RFC 3339 in UTC, bytes as
+    base64, other mappings as objects (json calls this only for those)."""
     if isinstance(value, datetime):
         return rfc3339(value)
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     if isinstance(value, Mapping):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(v) for v in value]
-    return value
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not a recorded value")
 
 
 def requests(messages: Sequence[tuple[bytes, Mapping[str, str]]]) -> Iterator[list[Any]]:

@@ -11,6 +11,7 @@ the value with a stack of its own, so no depth an attacker chooses can exhaust P
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -26,7 +27,8 @@ MAX_IDENTIFIER_CHARS = 500  # document ids hold 1,500 bytes; a provider's id is 
 
 
 def value_problem(value: Any, max_map_depth: int = MAX_MAP_DEPTH) -> str | None:
-    """Why Firestore would refuse to store this value, or None when it can."""
+    """Why Firestore would refuse to store this value (or the change stream to write it as
+    JSON), or None when it can."""
     stack: list[tuple[Any, int, bool]] = [(value, 0, False)]  # value, maps around it, in array
     while stack:
         value, depth, in_array = stack.pop()
@@ -53,12 +55,15 @@ def value_problem(value: Any, max_map_depth: int = MAX_MAP_DEPTH) -> str | None:
     return None
 
 
-_PLAIN_SCALARS = frozenset({type(None), bool, float, bytes})
+_PLAIN_SCALARS = frozenset({type(None), bool, bytes})
 
 
 def _scalar_problem(value: Any) -> str | None:
-    if value is None or isinstance(value, bool | float | bytes):
+    if value is None or isinstance(value, bool | bytes):
         return None
+    if isinstance(value, float):  # Python's JSON reads NaN and Infinity; JSON has neither,
+        # so no consumer of the change stream could read them back
+        return None if math.isfinite(value) else "a number JSON does not have (NaN, Infinity)"
     if isinstance(value, int):
         return None if INT64_MIN <= value <= INT64_MAX else "an integer beyond 64 bits"
     if isinstance(value, str):

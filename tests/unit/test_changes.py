@@ -134,6 +134,19 @@ def test_an_event_is_json_whatever_its_receipt_holds() -> None:
     }
 
 
+def test_a_number_json_does_not_have_is_set_aside_and_its_neighbours_stream() -> None:
+    nan = wa.status("m2", "read", pricing={"billable": float("nan")})  # Python writes NaN
+    change = wa.change(statuses=[wa.status(MESSAGE, "read", at=AT), nan])
+    raw = wa.encode(wa.body(wa.entry(change)))
+    assert b"NaN" in raw
+    _, events = record({}, *providers.normalise({"provider": "whatsapp"}, raw, NOW))
+    assert sorted(e["data"].get("messageId") or "(parked)" for e in events) == sorted(
+        [MESSAGE, "(parked)"]
+    )
+    [parked] = [e for e in events if e["type"] == changes.EVENT_PARKED]
+    assert "NaN" in parked["data"]["reason"]
+
+
 parts = st.lists(st.text(max_size=4), min_size=1, max_size=3)
 
 
