@@ -60,6 +60,7 @@ lint: $(INSTALLED) $(CHECKOV)
 	PYTHONPATH=. $(BIN)/lint-imports --no-cache
 	$(CHECKOV) --directory terraform --framework terraform --quiet --compact --skip-download
 	$(BIN)/python -m tools.terraform fmt
+	$(BIN)/python -m tools.docs_links
 
 ## bench: throughput, cold starts, counted cost and drain against baselines (.local/bench.md)
 bench: $(INSTALLED)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import hcl2
