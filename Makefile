@@ -62,7 +62,7 @@ lint: $(INSTALLED) $(CHECKOV)
 	$(BIN)/python -m tools.terraform fmt
 	$(BIN)/python -m tools.docs_links
 
-## bench: throughput, cold starts, counted cost and drain against baselines (.local/bench.md)
+## bench: throughput, cold starts, counted cost and drain against baselines (.local/bench.md, docs/benchmarks.md)
 bench: $(INSTALLED)
 	$(BIN)/python -m tools.bench
 
