@@ -7,7 +7,8 @@ from pathlib import Path
 
 from tools import docs_links
 from tools.bench import run
-from tools.bench.report import Settings, _header
+from tools.bench.measure import Settings
+from tools.bench.report import _header
 from tools.topology import ROOT
 
 # The report's own first line (when, where, which commit), then a section of it.
