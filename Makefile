@@ -1,6 +1,8 @@
 # Every target installs what it needs into .venv first, so each works on a fresh clone.
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# .python-version says which Python: the functions' runtime, and what every target runs.
+PYTHON_VERSION := $(shell cat .python-version)
+PYTHON ?= $(shell command -v python$(PYTHON_VERSION) || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
@@ -60,8 +62,9 @@ lint: $(INSTALLED) $(CHECKOV)
 	PYTHONPATH=. $(BIN)/lint-imports --no-cache
 	$(CHECKOV) --directory terraform --framework terraform --quiet --compact --skip-download
 	$(BIN)/python -m tools.terraform fmt
+	$(BIN)/python -m tools.docs_links
 
-## bench: throughput, cold starts, counted cost and drain against baselines (.local/bench.md)
+## bench: throughput, cold starts, counted cost and drain against baselines (.local/bench.md, docs/benchmarks.md)
 bench: $(INSTALLED)
 	$(BIN)/python -m tools.bench
 

@@ -12,7 +12,7 @@ resource "google_cloudfunctions2_function" "pipeline" {
   description = each.value.why
 
   build_config {
-    runtime           = "python312"
+    runtime           = "python311" # .python-version (tests/unit/test_python_version.py)
     entry_point       = each.value.entry_point
     service_account   = google_service_account.build.id
     docker_repository = google_artifact_registry_repository.functions.id

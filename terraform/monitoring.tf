@@ -55,7 +55,7 @@ locals {
   dead_letter_one_of  = "resource.label.subscription_id = one_of(${join(", ", [for s in local.dead_letter_subscriptions : "\"${s}\""])})"
   all_subscriptions   = "resource.label.subscription_id = one_of(${join(", ", [for s in concat(local.push_subscriptions, local.dead_letter_subscriptions) : "\"${s}\""])})"
   pubsub_subscription = "resource.type = \"pubsub_subscription\""
-  runbook             = "docs/deploy-to-google-cloud.md, What each alert means."
+  runbook             = "All alerts: docs/deploy-to-google-cloud.md, What each alert means."
 
   # `make replay` on this deployment (with Application Default Credentials): the names differ
   # from the code's defaults once name_prefix does, and the spool has its own database.
@@ -70,6 +70,28 @@ locals {
     ["make replay"],
   ))
   secrets_command = "make secrets PROJECT=${var.project_id} NAME_PREFIX=${var.name_prefix}"
+
+  # Each alert's documentation is a template in docs/runbooks/, the one text the docs link to
+  # (tests/unit/test_runbooks.py: one file per policy). These fill it in for this deployment;
+  # `subscription` and `provider` become Monitoring's own variables, filled in per incident.
+  runbooks = "${path.module}/../docs/runbooks"
+  runbook_values = {
+    max_delivery_attempts  = var.max_delivery_attempts
+    oldest_unacked_seconds = var.alert_oldest_unacked_seconds
+    webhook_auth_failures  = var.alert_webhook_auth_failures
+    webhook_5xx            = var.alert_webhook_5xx
+    spool_minutes          = var.alert_spool_minutes
+    drainer_silent_minutes = var.alert_drainer_silent_minutes
+    replay                 = local.replay
+    secrets_command        = local.secrets_command
+    webhook_secrets        = join(", ", [for secret in local.secrets : "`${secret}`"])
+    scheduler_jobs         = join(", ", [for job in google_cloud_scheduler_job.pipeline : "`${job.name}`"])
+    project_id             = var.project_id
+    region                 = var.region
+    read_settled           = local.log_messages.read_settled
+    subscription           = "$${resource.label.subscription_id}"
+    provider               = "$${metric.label.provider}"
+  }
 }
 
 # --- Notification channels ---------------------------------------------------------------
@@ -241,16 +263,7 @@ resource "google_monitoring_alert_policy" "dead_letters" {
   documentation {
     mime_type = "text/markdown"
     subject   = "${var.name_prefix}: dead letters waiting"
-    content   = <<-EOT
-      **Messages failed every delivery (${var.max_delivery_attempts} attempts) and wait on `$${resource.label.subscription_id}`.**
-      Pub/Sub keeps them 7 days; nothing of them is recorded (or no READ receipt sent) until they are re-driven.
-
-      1. See them (provider, kind, conversation, deliveries): `${local.replay} ARGS=list`.
-      2. Find why they failed in the subscribers' ERROR lines (a Firestore outage, a permission, the partner API, a bug), and fix that first.
-      3. Re-drive them: `${local.replay} ARGS="redrive dead-letters"` (all, or name message ids after it). Replay is idempotent: what was recorded once is not recorded again.
-
-      ${local.runbook}
-    EOT
+    content   = join("\n", [templatefile("${local.runbooks}/dead-letters.md", local.runbook_values), local.runbook])
   }
 
   depends_on = [google_project_service.monitoring]
@@ -282,16 +295,7 @@ resource "google_monitoring_alert_policy" "backlog_age" {
   documentation {
     mime_type = "text/markdown"
     subject   = "${var.name_prefix}: $${resource.label.subscription_id} is falling behind"
-    content   = <<-EOT
-      **A message on `$${resource.label.subscription_id}` has waited more than ${var.alert_oldest_unacked_seconds} s without being acknowledged.**
-      Its subscriber is failing (5xx, timeouts) or cannot keep up; a message that keeps failing reaches the dead-letter topic after ${var.max_delivery_attempts} deliveries.
-
-      1. On the dashboard: the subscription's backlog, and the function's latency and answers.
-      2. The function's logs (severity ERROR): Firestore unavailable or refusing, the partner API failing, a crash at start (missing configuration).
-      3. A function at its maximum instances: raise `max_instances` for it. Once fixed, Pub/Sub redelivers by itself.
-
-      ${local.runbook}
-    EOT
+    content   = join("\n", [templatefile("${local.runbooks}/backlog-age.md", local.runbook_values), local.runbook])
   }
 
   depends_on = [google_project_service.monitoring]
@@ -307,14 +311,7 @@ locals {
       threshold = var.alert_webhook_auth_failures
       severity  = "WARNING"
       subject   = "webhook refusing many requests as unauthenticated"
-      content   = <<-EOT
-        **The webhook answered more than ${var.alert_webhook_auth_failures} requests with 401 or 403 in 5 minutes.**
-        Either a provider signs with a key (or calls with a token) the webhook does not hold, and its events are being refused and retried, or someone is probing the public URL.
-
-        1. The webhook's `refused a request` lines give the route and reason (`suppressed` counts the lines left out).
-        2. One route refused at the rate of its traffic: the provider signs (or calls) with a secret the webhook does not hold, after a rotation on one side only. Store the provider's value with the current one beside it, comma-separated: `${local.secrets_command} SECRET=NAME < file` (NAME: ${join(", ", [for secret in local.secrets : "`${secret}`"])}), then replace the running instances, which read secrets when they start: `make deploy PROJECT=${var.project_id} REGION=${var.region}` with this deployment's settings (docs/deploy-to-google-cloud.md, step 6). Drop the old value the same way once the provider uses the new one.
-        3. Chat App refusals from unknown addresses: check `chatapp_allowed_ips` and `TRUSTED_PROXY_HOPS`. Probing needs nothing: nothing unauthenticated is published.
-      EOT
+      runbook   = "webhook-auth-failures.md"
     }
     "5xx" = {
       title     = "webhook answering 5xx"
@@ -323,14 +320,7 @@ locals {
       threshold = var.alert_webhook_5xx
       severity  = "CRITICAL"
       subject   = "webhook refusing events (5xx)"
-      content   = <<-EOT
-        **The webhook answered more than ${var.alert_webhook_5xx} requests with 5xx in 5 minutes: those events are not held, and the provider must push them again.**
-        RBM, Business Messages and WhatsApp retry for 7 days; Chat App re-pushes only about 1 and 5 minutes later.
-
-        1. The webhook's `event not acknowledged` lines say why: Pub/Sub did not confirm in time, and (for a provider in `SPOOL_PROVIDERS`) the spool write failed too.
-        2. A crash or a start failure (`webhook cannot start: ...`) shows as 500/503 with no such line: check the latest deploy and the secrets.
-        3. Check Pub/Sub and Firestore status; a Chat App event refused twice is lost, so act within minutes. Once fixed, providers' retries arrive by themselves.
-      EOT
+      runbook   = "webhook-5xx.md"
     }
   }
 }
@@ -364,7 +354,7 @@ resource "google_monitoring_alert_policy" "webhook" {
   documentation {
     mime_type = "text/markdown"
     subject   = "${var.name_prefix}: ${each.value.subject}"
-    content   = "${each.value.content}\n${local.runbook}\n"
+    content   = join("\n", [templatefile("${local.runbooks}/${each.value.runbook}", local.runbook_values), local.runbook])
   }
 
   depends_on = [google_project_service.monitoring]
@@ -413,16 +403,7 @@ resource "google_monitoring_alert_policy" "spool" {
   documentation {
     mime_type = "text/markdown"
     subject   = "${var.name_prefix}: the spool is not draining"
-    content   = <<-EOT
-      **Events the webhook spooled while Pub/Sub failed are not being republished.** Either every drain run for ${var.alert_spool_minutes} minutes ended with events left, or the drainer reported no run for ${var.alert_drainer_silent_minutes} minutes.
-      Spooled events were acknowledged to the provider: the spool is their only copy until they are republished.
-
-      1. The drainer's `spool drained` lines: `error` set means Pub/Sub still refuses (check its status); `waiting` counts events that failed on their own and will be parked after `SPOOL_MAX_ATTEMPTS`.
-      2. No lines: check the Cloud Scheduler job (${join(", ", [for job in google_cloud_scheduler_job.pipeline : "`${job.name}`"])}) and the drainer's start-up errors.
-      3. Once Pub/Sub answers, drain by hand: `${local.replay} ARGS="redrive spool"` (it says what it republished, parked and left); `${local.replay} ARGS=list` shows what waits and what was parked.
-
-      ${local.runbook}
-    EOT
+    content   = join("\n", [templatefile("${local.runbooks}/spool.md", local.runbook_values), local.runbook])
   }
 
   depends_on = [google_project_service.monitoring]
@@ -456,15 +437,7 @@ resource "google_monitoring_alert_policy" "read_receipts_failed" {
   documentation {
     mime_type = "text/markdown"
     subject   = "${var.name_prefix}: $${metric.label.provider} READ receipts failing"
-    content   = <<-EOT
-      **The partner API refused agent READ receipts permanently (a 4xx other than 429 and RBM's 409): those users never see the message as read, and they are not retried.**
-
-      1. The READ-receipt function's `agent READ receipt settled` lines with `state` FAILED name the message (`messageId`, `payloadKey`; never the conversation, whose id may hold a phone number); the message's `agentReadReceipt.error` in Firestore holds the API's answer.
-      2. 401/403 for every message: the function's service account (`terraform output service_accounts`, `agent-read-receipts`) is not, or no longer, allowed by the partner account, or `bm_api_service_account_email` names the wrong account. A refused credential (any 401, WhatsApp's 190) also raises "agent READ credentials rejected", which says what to do.
-      3. 404 or 400 for some messages only: those users or messages; nothing to fix in the pipeline.
-
-      ${local.runbook}
-    EOT
+    content   = join("\n", [templatefile("${local.runbooks}/read-receipts-failed.md", local.runbook_values), local.runbook])
   }
 
   depends_on = [google_project_service.monitoring]
@@ -498,16 +471,7 @@ resource "google_monitoring_alert_policy" "read_credentials_rejected" {
   documentation {
     mime_type = "text/markdown"
     subject   = "${var.name_prefix}: $${metric.label.provider} READ credentials rejected"
-    content   = <<-EOT
-      **The $${metric.label.provider} API refused the READ-receipt function's credential (WhatsApp: error 190, access token invalid or expired; any provider: HTTP 401). Every READ receipt of that provider ends FAILED, and none is retried, until an operator replaces the credential.**
-      Its users see none of their messages as read meanwhile. Receipts and user messages are still recorded.
-
-      1. WhatsApp: the system user's access token expired or was revoked (or lost the app's WhatsApp permissions). Generate a new one in Meta Business Settings (System users) and store it: `${local.secrets_command} SECRET=whatsapp-access-token < file`. New instances read the latest version; replace the running ones, which read secrets when they start: `make deploy PROJECT=${var.project_id} REGION=${var.region}` with this deployment's settings (docs/deploy-to-google-cloud.md, step 6).
-      2. RBM or Business Messages: the function's service account (`terraform output service_accounts`, `agent-read-receipts`) is not, or no longer, allowed by the partner account, or `bm_api_service_account_email` names the wrong account.
-      3. The READs that failed: the READ-receipt function's `agent READ receipt settled` lines with `credentialsRejected` true (Logs Explorer: `jsonPayload.message="${local.log_messages.read_settled}" AND jsonPayload.credentialsRejected=true`) name the provider and the message (`messageId`, `payloadKey`); each message's `agentReadReceipt.error` in Firestore holds the API's answer. They are not sent again; on WhatsApp, the next READ of a conversation also marks its earlier messages read.
-
-      ${local.runbook}
-    EOT
+    content   = join("\n", [templatefile("${local.runbooks}/read-credentials-rejected.md", local.runbook_values), local.runbook])
   }
 
   depends_on = [google_project_service.monitoring]

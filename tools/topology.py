@@ -12,6 +12,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINE_FILE = ROOT / "terraform" / "pipeline.json"
+# The one place the Python version is said: the functions' runtime on Google Cloud, and what
+# `make` lints, type-checks and tests with (tests/unit/test_python_version.py holds the rest
+# to it: Terraform, pyproject.toml, the docs).
+PYTHON_VERSION = (ROOT / ".python-version").read_text().strip()
+RUNTIME = "python" + PYTHON_VERSION.replace(".", "")  # Cloud Functions' runtime id
 
 
 @dataclass(frozen=True)

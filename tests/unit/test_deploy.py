@@ -99,7 +99,7 @@ def test_the_commands_carry_the_settings_terraform_uses() -> None:
         ]
         assert "--gen2" in arguments
         assert "--trigger-http" in arguments  # subscribers take Terraform's push subscriptions
-        assert given["runtime"] == "python312"
+        assert given["runtime"] == "python311"
         assert given["entry-point"] == function.target
         assert given["source"] == f"build/{function.name}"
         assert given["memory"] == config["memory"]

@@ -175,7 +175,7 @@ def test_every_function_directory_is_deployed_with_its_entry_point() -> None:
     function = resource("google_cloudfunctions2_function", "pipeline")
     assert function["for_each"] == "${local.functions}"
     build = function["build_config"][0]
-    assert build["runtime"] == "python312"
+    assert build["runtime"] == "python311"
     assert build["entry_point"] == "${each.value.entry_point}"
 
 

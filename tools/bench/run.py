@@ -1,4 +1,5 @@
-"""`make bench`: starts its own local stack, measures, writes and prints the report."""
+"""`make bench`: starts its own local stack, measures, writes and prints the report (to
+.local/bench.md and, for a full run, docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from tools.bench import latency, measure, queues
-from tools.bench.report import Results, markdown
+from tools.bench.report import Results, markdown, page
 from tools.local.stack import LocalStack, StackSettings, running
 from tools.topology import ROOT
 
 OUTPUT = ROOT / ".local" / "bench.md"
+PAGE = ROOT / "docs" / "benchmarks.md"  # the latest full run, which docs/performance.md links
 T = TypeVar("T")
 
 
@@ -52,6 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tiny", action="store_true", help="seconds, not minutes: a smoke run")
     parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--page", type=Path, default=PAGE, help="the docs' page (full runs)")
     arguments = parser.parse_args()
     settings = measure.TINY if arguments.tiny else measure.FULL
     with (
@@ -59,7 +62,17 @@ def main() -> None:
         running(StackSettings(work_dir=Path(work_dir))) as stack,
     ):
         report = markdown(benchmark(stack, settings))
-    arguments.output.parent.mkdir(parents=True, exist_ok=True)
-    arguments.output.write_text(report)
+    # A smoke run's figures stand for nothing: only a full run replaces the page.
+    written = publish(report, arguments.output, None if arguments.tiny else arguments.page)
     print(report)
-    print(f"(written to {arguments.output})")
+    print(f"(written to {', '.join(str(path) for path in written)})")
+
+
+def publish(report: str, output: Path, page_path: Path | None) -> list[Path]:
+    """The report to `output`, and as the docs' page to `page_path` when given."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(report)
+    if page_path is None:
+        return [output]
+    page_path.write_text(page(report))
+    return [output, page_path]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from shared.core.config import comma_list
 from shared.providers import chatapp
 from tools.deploy.bundle import BUILD_DIR
-from tools.topology import FUNCTIONS, ROOT, Function
+from tools.topology import FUNCTIONS, ROOT, RUNTIME, Function
 
 TRUE = {"1", "true", "yes", "on"}
 
@@ -183,7 +183,7 @@ def command(function: Function, settings: Settings) -> list[str]:
         "--gen2",
         f"--project={project}",
         f"--region={settings.region}",
-        "--runtime=python312",
+        f"--runtime={RUNTIME}",
         f"--source={BUILD_DIR.relative_to(ROOT) / function.name}",
         f"--entry-point={function.target}",
         "--trigger-http",

@@ -27,6 +27,7 @@ from tools.terraform import wheels
 
 ROOT = wheels.ROOT
 SOURCE = ROOT / "terraform"
+RUNBOOKS = ROOT / "docs" / "runbooks"  # the alerts' documentation, read from `../docs/runbooks`
 TERRAFORM = shutil.which("terraform") or "/usr/local/bin/terraform"
 START_TIMEOUT = 60.0  # loading the google schema takes a few seconds on a busy machine
 COMMAND_TIMEOUT = 300.0
@@ -172,7 +173,8 @@ def _stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
 
 @dataclass(frozen=True)
 class Workspace:
-    """A copy of terraform/ at `root/terraform`, its functions' bundles at `root/build`."""
+    """A copy of terraform/ at `root/terraform`, its functions' bundles at `root/build`, the
+    alerts' runbooks at `root/docs/runbooks`."""
 
     root: Path
     providers: StubProviders
@@ -184,6 +186,7 @@ class Workspace:
         module = root / "terraform"
         # Local state and variable files stay behind: a run's values are the ones it is given.
         shutil.copytree(source, module, ignore=_LOCAL_FILES)
+        shutil.copytree(RUNBOOKS, root / "docs" / "runbooks")
         if build:
             # `make build`'s own code, into the copy's ../build where storage.tf looks.
             subprocess.run(
