@@ -77,7 +77,7 @@ class GoogleApi:
 
 
 @dataclass(frozen=True)
-class ApiSettings:
+class GoogleApiSettings:
     """A provider's READ receipt API, as read from the environment when the sender starts."""
 
     endpoint: str
@@ -101,9 +101,9 @@ def api_settings(
     default_endpoint: str,
     scope: str,
     adapter: Callable[[GoogleApi], ReceiptApi],
-) -> ApiSettings:
+) -> GoogleApiSettings:
     """`{prefix}_API_ENDPOINT` and `{prefix}_API_RETRY_DEADLINE_SECONDS` from the environment."""
-    return ApiSettings(
+    return GoogleApiSettings(
         endpoint=env.optional(f"{prefix}_API_ENDPOINT", default_endpoint),
         retry_deadline=env.number(f"{prefix}_API_RETRY_DEADLINE_SECONDS", 30.0, minimum=0),
         scope=scope,

@@ -20,7 +20,7 @@ from shared.adapters.firestore_retry import retry_on_conflict
 from shared.core import changes, read_receipts, records
 from shared.core.changes import Change
 from shared.core.config import Env
-from shared.core.provider import ApiSettings, Provider
+from shared.core.provider import Provider, ReceiptApiSettings
 from shared.core.read_receipts import FIELD, Outcome, ReadTarget, ReceiptApi, Step
 from shared.core.times import utc_now
 
@@ -41,7 +41,7 @@ def not_final(*settled: Settled) -> None:
 class ReadReceiptConfig:
     project: str
     enabled: bool
-    apis: Mapping[str, ApiSettings]  # by provider: every provider that has a READ receipt
+    apis: Mapping[str, ReceiptApiSettings]  # by provider: every provider that has a READ receipt
     lease: timedelta
     changes: ChangeStreamSettings
 

@@ -1,4 +1,4 @@
-"""What a provider's webhook half decides about one request (pure data, no I/O).
+"""What a provider's webhook part decides about one request (pure data, no I/O).
 
 Each provider module turns an Incoming request into either a Reply (handshake, refusal,
 bad input) or a Publish: the body goes to Pub/Sub (unchanged, unless the provider gives

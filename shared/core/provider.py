@@ -5,16 +5,18 @@ that differs between platforms; everything else (the webhook's bounds and hand-o
 recorder, the READ receipt's claim, metrics, report, replay) is the pipeline's own and
 works on the events a provider normalises into.
 
-A provider's parts live in modules of its own package, named here and imported when first
-used: the webhook imports only the webhook half of the providers that are switched on,
-never a normaliser or an API client.
+A provider's parts live in modules of its own package. Its `Provider` holds, for each part,
+a function that imports that module and returns it typed as the part's Protocol below, so
+mypy checks each module against its interface while the import waits until the part is
+first used: the webhook imports only the webhook part of the providers that are switched
+on, never a normaliser or an API client.
 
-- webhook half: `receiver(env) -> Receiver` reads its configuration (reporting problems to
+- webhook part: `receiver(env) -> Receiver` reads its configuration (reporting problems to
   the Env) and returns its receive step: authenticate, bound, decide a Reply or a Publish.
 - normaliser: `normalise(raw, attributes, received) -> list[Payload]`.
 - agent READ receipt, for a provider that has one: `read_targets(payloads)`, the user
   messages to mark READ, and `api_settings(env)`, whose `connect()` builds the API adapter.
-- queue half, for a provider whose events can also be pulled from queues: `puller(env,
+- queue part, for a provider whose events can also be pulled from queues: `puller(env,
   publish)` reads its configuration (reporting problems to the Env) and returns what the
   scheduled puller runs: each run receives until its stop time, publishes what it received
   as the webhook would, and deletes from the queue only what Pub/Sub confirmed.
@@ -25,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Protocol
 
 from shared.core.config import Env
 from shared.core.events import Payload, StatusScale
@@ -42,7 +44,7 @@ Receiver = Callable[[Incoming], Reply | Publish]
 PublishFunction = Callable[[str, bytes, Mapping[str, str]], str]
 
 
-class ApiSettings(Protocol):
+class ReceiptApiSettings(Protocol):
     """A READ receipt API's settings, read from the environment when the sender starts."""
 
     @property
@@ -55,7 +57,7 @@ class ApiSettings(Protocol):
         ...
 
 
-class WebhookHalf(Protocol):
+class WebhookPart(Protocol):
     def receiver(self, env: Env) -> Receiver: ...
 
 
@@ -65,10 +67,10 @@ class Normaliser(Protocol):
     ) -> list[Payload]: ...
 
 
-class ReadReceiptHalf(Protocol):
+class ReadReceiptPart(Protocol):
     def read_targets(self, payloads: Sequence[Payload]) -> list[ReadTarget]: ...
 
-    def api_settings(self, env: Env) -> ApiSettings: ...
+    def api_settings(self, env: Env) -> ReceiptApiSettings: ...
 
 
 class QueuePuller(Protocol):
@@ -77,7 +79,7 @@ class QueuePuller(Protocol):
         ...
 
 
-class QueueHalf(Protocol):
+class QueuePart(Protocol):
     def puller(self, env: Env, publish: PublishFunction) -> QueuePuller: ...
 
 
@@ -91,10 +93,11 @@ class Provider:
     scale: StatusScale  # the order of its receipts' statuses
     sent_status: str  # the status a business's own send record takes
     spools_by_default: bool  # its events go to the spool when Pub/Sub fails
-    webhook_module: str
-    normaliser_module: str
-    read_receipt_module: str | None = None  # None: the provider has no agent READ receipt
-    queue_module: str | None = None  # None: its events only come by webhook
+    # Each part's loader: imports the part's module when called, typed as its Protocol.
+    load_webhook: Callable[[], WebhookPart]
+    load_normaliser: Callable[[], Normaliser]
+    load_read_receipts: Callable[[], ReadReceiptPart] | None = None  # None: no agent READ
+    load_queue: Callable[[], QueuePart] | None = None  # None: its events only come by webhook
     queue_switch: tuple[str, ...] = ()  # environment variables whose presence turns it on
     methods: frozenset[str] = frozenset({"POST"})  # what its route answers; others get 405
     # Larger bodies on its route get 413 unread; `{NAME}_MAX_BODY_BYTES` overrides it.
@@ -110,31 +113,21 @@ class Provider:
 
     def reads_with(self, env: Env) -> bool:
         """Whether its agent READ is on in this environment."""
-        return self.read_receipt_module is not None and (
+        return self.load_read_receipts is not None and (
             not self.read_switch or env.present(*self.read_switch)
         )
 
     def receiver(self, env: Env) -> Receiver:
-        return cast(WebhookHalf, _load(self.webhook_module)).receiver(env)
+        return self.load_webhook().receiver(env)
 
     @property
     def normaliser(self) -> Normaliser:
-        return cast(Normaliser, _load(self.normaliser_module))
+        return self.load_normaliser()
 
     @property
-    def read_receipts(self) -> ReadReceiptHalf | None:
-        if self.read_receipt_module is None:
-            return None
-        return cast(ReadReceiptHalf, _load(self.read_receipt_module))
+    def read_receipts(self) -> ReadReceiptPart | None:
+        return None if self.load_read_receipts is None else self.load_read_receipts()
 
     @property
-    def queue(self) -> QueueHalf | None:
-        if self.queue_module is None:
-            return None
-        return cast(QueueHalf, _load(self.queue_module))
-
-
-def _load(module: str) -> Any:
-    # __import__ rather than importlib.import_module: the same import, but one that
-    # `python -X importtime` reports, and the cold-start measurements rely on it.
-    return __import__(module, fromlist=["__name__"])
+    def queue(self) -> QueuePart | None:
+        return None if self.load_queue is None else self.load_queue()

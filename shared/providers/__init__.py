@@ -1,6 +1,6 @@
 """The providers' registry: the one way into a provider.
 
-One folder per provider holds its webhook half, its normaliser and its API client; its
+One folder per provider holds its webhook part, its normaliser and its API client; its
 package's `PROVIDER` (a `shared.core.provider.Provider`) is registered below. Nothing
 outside `shared/providers/` names a provider: it asks this registry.
 """
@@ -61,19 +61,19 @@ def read_targets(
 ) -> list[ReadTarget]:
     """The user messages of a published body that get the agent's READ receipt."""
     provider = named(attributes.get("provider", ""))
-    half = provider.read_receipts if provider else None
-    if half is None:
+    part = provider.read_receipts if provider else None
+    if part is None:
         return []
-    return half.read_targets(normalise(attributes, raw, published))
+    return part.read_targets(normalise(attributes, raw, published))
 
 
 def queue_pullers(env: Env, publish: PublishFunction) -> list[QueuePuller]:
     """The queue pullers of the providers whose queue mode is switched on: what the scheduled
     puller runs. Their configuration problems, and having none, go to the Env."""
     pullers = [
-        half.puller(env, publish)
+        part.puller(env, publish)
         for provider in REGISTRY
-        if env.present(*provider.queue_switch) and (half := provider.queue) is not None
+        if env.present(*provider.queue_switch) and (part := provider.queue) is not None
     ]
     if not pullers:
         choices = " or ".join(

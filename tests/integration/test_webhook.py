@@ -3,8 +3,9 @@
 import json
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
 
 import pytest
 import requests
@@ -163,6 +164,13 @@ def test_missing_configuration_stops_the_webhook_at_start_naming_it() -> None:
     assert "webhook cannot start: BM_CLIENT_TOKEN is required" in half.stderr
 
 
+def module_of(load: Callable[[], object]) -> str:
+    """The module a provider's part loader imports (imported here, in the test's process)."""
+    part = load()
+    assert isinstance(part, ModuleType)
+    return part.__name__
+
+
 def test_the_webhook_imports_only_the_receive_side_of_the_providers_switched_on() -> None:
     subscriber_only = (
         "google.cloud.firestore",
@@ -172,10 +180,11 @@ def test_the_webhook_imports_only_the_receive_side_of_the_providers_switched_on(
         "shared.adapters.store",
         "shared.adapters.spool",  # only on a failed publish
         "shared.core.records",
-        *(p.normaliser_module for p in REGISTRY),
-        *(p.read_receipt_module for p in REGISTRY if p.read_receipt_module),
+        *(module_of(p.load_normaliser) for p in REGISTRY),
+        *(module_of(p.load_read_receipts) for p in REGISTRY if p.load_read_receipts),
+        *(module_of(p.load_queue) for p in REGISTRY if p.load_queue),
     )
-    switched_off = tuple(p.webhook_module for p in REGISTRY if p.name != "bm")
+    switched_off = tuple(module_of(p.load_webhook) for p in REGISTRY if p.name != "bm")
     result = import_webhook(
         f"print(sorted(m for m in sys.modules if m.startswith({subscriber_only + switched_off!r})))"
         "; print('shared.providers.bm.webhook' in sys.modules)",

@@ -22,8 +22,8 @@ from shared.providers.chatapp.normalise import normalise_batch
 from tools.payloads import chatapp as ca
 
 KEYS = ("current-key", "previous-key")
-BM_CONFIG = bm_webhook.Config(signing_keys=KEYS, client_token="client-token")
-CHATAPP_CONFIG = chatapp_webhook.Config(tokens=("callback-token",))
+BM_SETTINGS = bm_webhook.BmWebhookSettings(signing_keys=KEYS, client_token="client-token")
+CHATAPP_SETTINGS = chatapp_webhook.ChatAppWebhookSettings(tokens=("callback-token",))
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 _PATH = {kind: path for path, kind in chatapp.KIND_BY_PATH.items()}
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -159,7 +159,9 @@ def plan_everything(payloads: list[Payload]) -> int:
 def test_an_unsigned_or_wrongly_signed_body_is_never_handed_off(
     body: bytes, signature: str | None
 ) -> None:
-    decision = bm_webhook.receive(Incoming((), headers(signature), body, "203.0.113.1"), BM_CONFIG)
+    decision = bm_webhook.receive(
+        Incoming((), headers(signature), body, "203.0.113.1"), BM_SETTINGS
+    )
     assert isinstance(decision, Reply)
     assert decision.status in (200, 401, 403)  # 200 and 403 only for the handshake shape
     if decision.status == 200:
@@ -170,7 +172,7 @@ def test_an_unsigned_or_wrongly_signed_body_is_never_handed_off(
 @given(body=bodies)
 def test_any_correctly_signed_body_is_handed_off_whole(body: bytes) -> None:
     signature = credentials.hmac_sha512_header(body, KEYS[1])
-    decision = bm_webhook.receive(Incoming((), headers(signature), body, None), BM_CONFIG)
+    decision = bm_webhook.receive(Incoming((), headers(signature), body, None), BM_SETTINGS)
     if credentials.handshake(parse_json(body)) is not None:
         return  # the handshake is answered, never published
     assert isinstance(decision, Publish)
@@ -197,13 +199,13 @@ def test_chatapp_callbacks_never_error_and_need_the_token(
 ) -> None:
     body = hostile_json(events)
     wrong = chatapp_webhook.receive(
-        Incoming((kind, token), headers(None), body, None), CHATAPP_CONFIG
+        Incoming((kind, token), headers(None), body, None), CHATAPP_SETTINGS
     )
     if token != "callback-token":
         assert isinstance(wrong, Reply)
         assert wrong.status == 401
     decision = chatapp_webhook.receive(
-        Incoming((kind, "callback-token"), headers(None), body, None), CHATAPP_CONFIG
+        Incoming((kind, "callback-token"), headers(None), body, None), CHATAPP_SETTINGS
     )
     assert isinstance(decision, Publish) if events else isinstance(decision, Reply)
 
@@ -219,7 +221,7 @@ def test_every_chatapp_element_is_recorded_or_parked(events: list[Any], kind: st
     assert kept == len(events)  # each element exactly once: used, or parked with its reason
     plan_everything(payloads)
     decision = chatapp_webhook.receive(
-        Incoming((_PATH[kind], "callback-token"), headers(None), body, None), CHATAPP_CONFIG
+        Incoming((_PATH[kind], "callback-token"), headers(None), body, None), CHATAPP_SETTINGS
     )
     if events:  # the webhook's counts are the recorder's
         assert isinstance(decision, Publish)
@@ -230,7 +232,7 @@ def test_every_chatapp_element_is_recorded_or_parked(events: list[Any], kind: st
 @given(body=st.binary(max_size=300))
 def test_chatapp_bodies_that_are_not_arrays_are_refused_cleanly(body: bytes) -> None:
     decision = chatapp_webhook.receive(
-        Incoming(("status", "callback-token"), headers(None), body, None), CHATAPP_CONFIG
+        Incoming(("status", "callback-token"), headers(None), body, None), CHATAPP_SETTINGS
     )
     if not isinstance(parse_json(body), list):
         assert isinstance(decision, Reply)

@@ -35,10 +35,10 @@ def test_its_parts_load_and_fit_the_interface(provider: Provider) -> None:
     assert provider.topic_key("") in ("events", "readable")
     assert provider.scale.ranks
     assert provider.sent_status
-    half = provider.read_receipts
-    if half is not None:
-        assert callable(half.read_targets)
-        assert callable(half.api_settings(Env({})).connect)
+    read_receipts = provider.read_receipts
+    if read_receipts is not None:
+        assert callable(read_receipts.read_targets)
+        assert callable(read_receipts.api_settings(Env({})).connect)
     queue = provider.queue
     if queue is not None:  # a second way in: pulled from queues, published as the webhook does
         assert provider.queue_switch
@@ -58,6 +58,6 @@ def test_its_normaliser_never_raises_and_drops_nothing_silently(
         for payload in group:
             assert payload.provider == provider.name
             assert records.plan(payload, {}, NOW), "a payload that writes nothing"
-    half = provider.read_receipts
-    if half is not None:
-        half.read_targets(payloads)
+    read_receipts = provider.read_receipts
+    if read_receipts is not None:
+        read_receipts.read_targets(payloads)

@@ -1,4 +1,4 @@
-"""RCS Business Messaging: the webhook half's decisions and the normaliser, without a stack."""
+"""RCS Business Messaging: the webhook part's decisions and the normaliser, without a stack."""
 
 import base64
 import json

@@ -1,5 +1,5 @@
 """The public webhook never answers 5xx, whatever comes: the real WSGI app (functions
-framework, Flask, the webhook and every provider's half) is fuzzed with hostile methods,
+framework, Flask, the webhook and every provider's webhook part) is fuzzed with hostile methods,
 paths, query strings, signature headers and bodies, unsigned and correctly signed.
 
 A 500 would also fire the CRITICAL 5xx alert: an outsider must not be able to page anyone.
@@ -269,7 +269,7 @@ def test_a_signed_handshake_whose_secret_no_answer_can_echo_is_a_400(
 ) -> None:
     """Found by the fuzz above: a matching token with a lone surrogate as the secret."""
     client, publisher, logs = webhook
-    token = sys.modules["main"].config.routes[""].receive.keywords["config"].client_token
+    token = sys.modules["main"].config.routes[""].receive.keywords["settings"].client_token
     body = b'{"clientToken": "' + token.encode() + b'", "secret": "\\ud800"}'
     published = len(publisher.published)
     for headers in ({}, signed("/", body)):  # unsigned, and signed as the fuzz found it

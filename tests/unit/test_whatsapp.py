@@ -1,4 +1,4 @@
-"""WhatsApp (Cloud API): the webhook half (handshake, signature), and the normaliser on
+"""WhatsApp (Cloud API): the webhook part (handshake, signature), and the normaliser on
 Meta's batches: every entry, change, status and message, each with an index unique in its
 body, the conversation key for users with and without a phone number, and what each field
 becomes."""
@@ -32,7 +32,7 @@ from tools.payloads import whatsapp as wa
 
 SECRETS = ("current-app-secret", "previous-app-secret")
 TOKENS = ("verify-token", "old-verify-token")
-CONFIG = webhook.Config(app_secrets=SECRETS, verify_tokens=TOKENS)
+SETTINGS = webhook.WhatsAppWebhookSettings(app_secrets=SECRETS, verify_tokens=TOKENS)
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 CONVERSATION = conversation_id(wa.PHONE_NUMBER_ID, wa.USER)
 
@@ -46,11 +46,11 @@ def post(
     raw: bytes, headers: dict[str, str] | None = None, path: tuple[str, ...] = ()
 ) -> Reply | Publish:
     signed = wa.signed_headers(raw, SECRETS[0]) if headers is None else headers
-    return webhook.receive(Incoming(path, Headers(signed), raw, "127.0.0.1"), CONFIG)
+    return webhook.receive(Incoming(path, Headers(signed), raw, "127.0.0.1"), SETTINGS)
 
 
 def get(query: dict[str, str], method: str = "GET") -> Reply | Publish:
-    return webhook.receive(Incoming((), Headers(), b"", "127.0.0.1", method, query), CONFIG)
+    return webhook.receive(Incoming((), Headers(), b"", "127.0.0.1", method, query), SETTINGS)
 
 
 def normalised(*entries: dict[str, Any]) -> list[Payload]:
@@ -648,9 +648,9 @@ def test_its_parts_load_and_its_kit_samples_what_it_says() -> None:
     env = Env(dict.fromkeys(("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN"), "value"))
     receive = PROVIDER.receiver(env)
     assert PROVIDER.normaliser.normalise is normalise
-    half = PROVIDER.read_receipts
-    assert half is not None
-    assert callable(half.api_settings(Env({})).connect)
+    read_receipts = PROVIDER.read_receipts
+    assert read_receipts is not None
+    assert callable(read_receipts.api_settings(Env({})).connect)
     assert PROVIDER.topic_key(USER_MESSAGES) == "readable"
     assert PROVIDER.topic_key("updates") == "events"
     kit_env = {"WHATSAPP_APP_SECRET": "value"}

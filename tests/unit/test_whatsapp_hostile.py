@@ -19,7 +19,7 @@ from shared.providers.whatsapp import normalise as normalise_module
 from shared.providers.whatsapp import webhook
 from shared.providers.whatsapp.normalise import normalise
 from shared.providers.whatsapp.read_receipts import read_targets
-from tests.unit.test_whatsapp import CONFIG, SECRETS, Headers
+from tests.unit.test_whatsapp import SECRETS, SETTINGS, Headers
 from tools.payloads import whatsapp as wa
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -137,10 +137,10 @@ def test_no_document_makes_the_parser_raise(document: dict[str, Any]) -> None:
 def test_no_bytes_make_the_normaliser_or_webhook_raise(raw: bytes) -> None:
     everything_downstream(normalise(raw, {"kind": "messages"}, NOW))
     decided = webhook.receive(
-        Incoming((), Headers(wa.signed_headers(raw, SECRETS[1])), raw, None), CONFIG
+        Incoming((), Headers(wa.signed_headers(raw, SECRETS[1])), raw, None), SETTINGS
     )
     assert isinstance(decided, Reply | Publish)
-    unsigned = webhook.receive(Incoming((), Headers(), raw, None), CONFIG)
+    unsigned = webhook.receive(Incoming((), Headers(), raw, None), SETTINGS)
     assert isinstance(unsigned, Reply)
     assert unsigned.status == 401
 
@@ -165,7 +165,7 @@ def test_no_request_makes_the_webhook_raise_and_none_unsigned_is_published(
             method,
             query,
         ),
-        CONFIG,
+        SETTINGS,
     )
     assert not isinstance(decided, Publish)
 
@@ -185,7 +185,7 @@ def test_deep_nesting_anywhere_is_parked_or_kept_never_raised(depth: int) -> Non
         assert payloads
         everything_downstream(payloads)
         decided = webhook.receive(
-            Incoming((), Headers(wa.signed_headers(raw, SECRETS[0])), raw, None), CONFIG
+            Incoming((), Headers(wa.signed_headers(raw, SECRETS[0])), raw, None), SETTINGS
         )
         assert isinstance(decided, Reply | Publish)
 

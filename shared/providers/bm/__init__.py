@@ -2,7 +2,8 @@
 
 `webhook.py` answers the handshake and checks signatures, `normalise.py` turns a payload
 into the product's events, `read_receipts.py` sends the agent's READ receipt. This module
-holds the provider's vocabulary and its registry entry, and imports none of them.
+holds the provider's vocabulary and its registry entry, whose loaders import them when
+first used.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from shared.core import routing
 from shared.core.events import StatusScale
-from shared.core.provider import Provider
+from shared.core.provider import Normaliser, Provider, ReadReceiptPart, WebhookPart
 
 NAME = "bm"
 SCALE = StatusScale({"DELIVERED": 1, "READ": 2})
@@ -40,6 +41,24 @@ def topic_key(kind: str) -> str:
     return routing.READABLE if kind in READABLE_KINDS else routing.EVENTS
 
 
+def _webhook() -> WebhookPart:
+    from shared.providers.bm import webhook
+
+    return webhook
+
+
+def _normaliser() -> Normaliser:
+    from shared.providers.bm import normalise
+
+    return normalise
+
+
+def _read_receipts() -> ReadReceiptPart:
+    from shared.providers.bm import read_receipts
+
+    return read_receipts
+
+
 PROVIDER = Provider(
     name=NAME,
     title="Business Messages",
@@ -51,7 +70,7 @@ PROVIDER = Provider(
     sent_status="SENT",
     # Google redelivers for 7 days: a 503 while Pub/Sub is down loses nothing.
     spools_by_default=False,
-    webhook_module=f"{__name__}.webhook",
-    normaliser_module=f"{__name__}.normalise",
-    read_receipt_module=f"{__name__}.read_receipts",
+    load_webhook=_webhook,
+    load_normaliser=_normaliser,
+    load_read_receipts=_read_receipts,
 )

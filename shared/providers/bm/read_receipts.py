@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from shared.adapters import google_api
-from shared.adapters.google_api import ApiSettings, GoogleApi
+from shared.adapters.google_api import GoogleApi, GoogleApiSettings
 from shared.core.config import Env
 from shared.core.events import Payload
 from shared.core.read_receipts import Outcome, ReadTarget
@@ -32,7 +32,7 @@ def read_targets(payloads: Sequence[Payload]) -> list[ReadTarget]:
     ]
 
 
-def api_settings(env: Env) -> ApiSettings:
+def api_settings(env: Env) -> GoogleApiSettings:
     return google_api.api_settings(
         env,
         prefix="BM",

@@ -1,4 +1,4 @@
-"""Business Messages' webhook half: the verification handshake and the request signature.
+"""Business Messages' webhook part: the verification handshake and the request signature.
 
 Header `X-Goog-Signature`: base64 of HMAC-SHA512 over the raw request body, keyed with the
 partner key (older guide, every sample) or the webhook's client token (newer guide); both
@@ -24,18 +24,18 @@ SIGNATURE_HEADER = "X-Goog-Signature"
 
 
 @dataclass(frozen=True)
-class Config:
+class BmWebhookSettings:
     signing_keys: tuple[str, ...]
     client_token: str
 
 
 def receiver(env: Env) -> Receiver:
     """Business Messages is on when its keys are configured; then both are required."""
-    config = Config(env.secrets("BM_SIGNING_KEY"), env.required("BM_CLIENT_TOKEN"))
-    return functools.partial(receive, config=config)
+    settings = BmWebhookSettings(env.secrets("BM_SIGNING_KEY"), env.required("BM_CLIENT_TOKEN"))
+    return functools.partial(receive, settings=settings)
 
 
-def receive(request: Incoming, config: Config) -> Reply | Publish:
+def receive(request: Incoming, settings: BmWebhookSettings) -> Reply | Publish:
     """Answers the handshake, refuses what is not signed, and hands the rest off unchanged
     (but for a sign-in's OAuth code, redacted).
 
@@ -45,12 +45,14 @@ def receive(request: Incoming, config: Config) -> Reply | Publish:
     signature = request.headers.get(SIGNATURE_HEADER)
     if signature is None:
         small = len(request.body) <= MAX_HANDSHAKE_BYTES
-        shake = handshake_reply(parse_json(request.body), [config.client_token]) if small else None
+        shake = (
+            handshake_reply(parse_json(request.body), [settings.client_token]) if small else None
+        )
         return shake or _UNSIGNED
-    if not hmac_sha512_valid(request.body, signature, config.signing_keys):
+    if not hmac_sha512_valid(request.body, signature, settings.signing_keys):
         return _UNSIGNED
     document = parse_json(request.body)
-    shake = handshake_reply(document, [config.client_token])
+    shake = handshake_reply(document, [settings.client_token])
     if shake is not None:
         return shake
     description = describe(document)

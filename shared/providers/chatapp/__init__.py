@@ -6,14 +6,15 @@ elements of a batch are usable, `normalise.py` turns a batch into the product's 
 `queue.py` pulls the SMQ queues (with `smq.py`, the two services' clients, and
 `queue_plan.py`, what to publish, park and delete) and publishes what it receives as the
 webhook publishes a batch. This module holds the provider's vocabulary and its registry
-entry, and imports none of them. Alibaba documents no way to send the agent's READ receipt.
+entry, whose loaders import them when first used. Alibaba documents no way to send the
+agent's READ receipt.
 """
 
 from __future__ import annotations
 
 from shared.core import routing
 from shared.core.events import StatusScale
-from shared.core.provider import Provider
+from shared.core.provider import Normaliser, Provider, QueuePart, WebhookPart
 
 NAME = "chatapp"
 STATUS = "ChatAppStatus"
@@ -38,6 +39,24 @@ def topic_key(kind: str) -> str:
     return routing.EVENTS
 
 
+def _webhook() -> WebhookPart:
+    from shared.providers.chatapp import webhook
+
+    return webhook
+
+
+def _normaliser() -> Normaliser:
+    from shared.providers.chatapp import normalise
+
+    return normalise
+
+
+def _queue() -> QueuePart:
+    from shared.providers.chatapp import queue
+
+    return queue
+
+
 PROVIDER = Provider(
     name=NAME,
     title="Chat App",
@@ -48,8 +67,8 @@ PROVIDER = Provider(
     sent_status="Sent",
     # Alibaba re-pushes for about 6 minutes only: ride out a Pub/Sub outage in the spool.
     spools_by_default=True,
-    webhook_module=f"{__name__}.webhook",
-    normaliser_module=f"{__name__}.normalise",
-    queue_module=f"{__name__}.queue",
+    load_webhook=_webhook,
+    load_normaliser=_normaliser,
+    load_queue=_queue,
     queue_switch=("CHATAPP_SMQ_QUEUES",),
 )

@@ -1,4 +1,4 @@
-"""Chat App's webhook half: the callback URL's token, the source address, the batch's shape.
+"""Chat App's webhook part: the callback URL's token, the source address, the batch's shape.
 
 Alibaba documents no signature for these callbacks, so each callback URL carries a secret
 token (several may be configured so one can rotate), optionally with a source-IP
@@ -23,7 +23,7 @@ from shared.providers.chatapp.shape import set_aside
 
 
 @dataclass(frozen=True)
-class Config:
+class ChatAppWebhookSettings:
     tokens: tuple[str, ...]
     allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
@@ -36,20 +36,20 @@ def receiver(env: Env) -> Receiver:
             networks.append(ipaddress.ip_network(entry, strict=False))
         except ValueError:
             env.problem(f"CHATAPP_ALLOWED_IPS holds {entry!r}, not an address or network")
-    config = Config(env.secrets("CHATAPP_CALLBACK_TOKENS"), tuple(networks))
-    return functools.partial(receive, config=config)
+    settings = ChatAppWebhookSettings(env.secrets("CHATAPP_CALLBACK_TOKENS"), tuple(networks))
+    return functools.partial(receive, settings=settings)
 
 
-def receive(request: Incoming, config: Config) -> Reply | Publish:
+def receive(request: Incoming, settings: ChatAppWebhookSettings) -> Reply | Publish:
     """`/chatapp/{status|inbound|audit}/{token}`: a batch is handed off whole, unchanged."""
     kind = KIND_BY_PATH.get(request.path[0]) if 1 <= len(request.path) <= 2 else None
     if kind is None:
         return Reply(404, {"code": 404, "msg": "no such callback"})
     token = request.path[1] if len(request.path) == 2 else ""  # a missing token is a wrong one
     # The address first, and one answer for both: an outsider cannot tell a leaked token.
-    if config.allowed_networks and not ip_allowed(request.client_ip, config.allowed_networks):
+    if settings.allowed_networks and not ip_allowed(request.client_ip, settings.allowed_networks):
         return Reply(401, _UNKNOWN_TOKEN, reason="source address outside the allow-list")
-    if not matches_any(token, config.tokens):
+    if not matches_any(token, settings.tokens):
         return Reply(401, _UNKNOWN_TOKEN, reason="callback token")
     events = parse_json(request.body)
     if not isinstance(events, list):

@@ -3,7 +3,7 @@
 `envelope.py` reads the Pub/Sub-push-shaped request Google sends, `webhook.py` answers the
 handshake and checks the signature, `normalise.py` turns an event into the product's
 events, `read_receipts.py` sends the agent's READ. This module holds the provider's
-vocabulary and its registry entry, and imports none of them.
+vocabulary and its registry entry, whose loaders import them when first used.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from shared.core import routing
 from shared.core.events import StatusScale
-from shared.core.provider import Provider
+from shared.core.provider import Normaliser, Provider, ReadReceiptPart, WebhookPart
 
 NAME = "rbm"
 # Receipts of the agent's own messages. A READ may come before its DELIVERED.
@@ -56,6 +56,25 @@ def topic_key(kind: str) -> str:
 # the webhook spend much on one (RBM_MAX_BODY_BYTES overrides it).
 MAX_BODY_BYTES = 64 * 1024
 
+
+def _webhook() -> WebhookPart:
+    from shared.providers.rbm import webhook
+
+    return webhook
+
+
+def _normaliser() -> Normaliser:
+    from shared.providers.rbm import normalise
+
+    return normalise
+
+
+def _read_receipts() -> ReadReceiptPart:
+    from shared.providers.rbm import read_receipts
+
+    return read_receipts
+
+
 PROVIDER = Provider(
     name=NAME,
     title="RCS Business Messaging",
@@ -66,8 +85,8 @@ PROVIDER = Provider(
     sent_status="SENT",  # RBM reports no send: a send record only dates the message
     # Google retries for 7 days: a 503 while Pub/Sub is down loses nothing.
     spools_by_default=False,
-    webhook_module=f"{__name__}.webhook",
-    normaliser_module=f"{__name__}.normalise",
-    read_receipt_module=f"{__name__}.read_receipts",
+    load_webhook=_webhook,
+    load_normaliser=_normaliser,
+    load_read_receipts=_read_receipts,
     max_body_bytes=MAX_BODY_BYTES,
 )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from shared.adapters import google_api
-from shared.adapters.google_api import ApiSettings, GoogleApi
+from shared.adapters.google_api import GoogleApi, GoogleApiSettings
 from shared.core.config import Env
 from shared.core.docids import compound_id
 from shared.core.events import Payload
@@ -52,7 +52,7 @@ def event_id(agent_id: str, message_id: str) -> str:
     return str(uuid.uuid5(_EVENT_IDS, compound_id(agent_id, message_id, "READ", separator="\n")))
 
 
-def api_settings(env: Env) -> ApiSettings:
+def api_settings(env: Env) -> GoogleApiSettings:
     return google_api.api_settings(
         env, prefix="RBM", default_endpoint=DEFAULT_ENDPOINT, scope=SCOPE, adapter=RbmApi
     )

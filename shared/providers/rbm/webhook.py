@@ -1,4 +1,4 @@
-"""RBM's webhook half: the verification handshake and the signature of each event.
+"""RBM's webhook part: the verification handshake and the signature of each event.
 
 `X-Goog-Signature` is base64 of HMAC-SHA512 keyed with the webhook's clientToken over the
 base64-decoded `message.data` (never over the raw body, unlike Business Messages). Several
@@ -32,30 +32,30 @@ SIGNATURE_HEADER = "X-Goog-Signature"
 
 
 @dataclass(frozen=True)
-class Config:
+class RbmWebhookSettings:
     client_tokens: tuple[str, ...]  # the handshake's tokens, and the signature's keys
 
 
 def receiver(env: Env) -> Receiver:
-    config = Config(env.secrets("RBM_CLIENT_TOKEN"))
-    return functools.partial(receive, config=config)
+    settings = RbmWebhookSettings(env.secrets("RBM_CLIENT_TOKEN"))
+    return functools.partial(receive, settings=settings)
 
 
-def receive(request: Incoming, config: Config) -> Reply | Publish:
+def receive(request: Incoming, settings: RbmWebhookSettings) -> Reply | Publish:
     """`POST /rbm`: the handshake, or one signed event handed off in its canonical envelope."""
     if request.path:
         return Reply(404, {"error": "no such endpoint"}, reason="no such route")
     signature = request.headers.get(SIGNATURE_HEADER)
     if signature is None:  # only the handshake comes unsigned; only a small body is read
         small = len(request.body) <= MAX_HANDSHAKE_BYTES
-        shake = handshake_reply(parse_json(request.body), config.client_tokens) if small else None
+        shake = handshake_reply(parse_json(request.body), settings.client_tokens) if small else None
         return shake or _UNSIGNED
     if sha512_signature(signature) is None:  # refused before the body is parsed
         return _UNSIGNED
     parsed = envelope.parse(request.body)
     if isinstance(parsed, str):
         return Reply(400, {"error": parsed}, reason="envelope")
-    if not hmac_sha512_valid(parsed.data, signature, config.client_tokens):
+    if not hmac_sha512_valid(parsed.data, signature, settings.client_tokens):
         return _UNSIGNED
     kind = kind_of(parse_json(parsed.data))
     if kind == TYPING:  # a typing indicator is stale in seconds: acknowledged, never stored

@@ -4,15 +4,15 @@ users' messages and template reviews, by signed webhook; the agent READ by the G
 `webhook.py` answers Meta's verification handshake and checks each POST's signature,
 `envelope.py` reads the batch (entries x changes) the webhook and the normaliser share,
 `normalise.py` turns a batch into the product's events, `read_receipts.py` marks users'
-messages read. This module holds the provider's vocabulary and its registry entry, and
-imports none of them.
+messages read. This module holds the provider's vocabulary and its registry entry, whose
+loaders import them when first used.
 """
 
 from __future__ import annotations
 
 from shared.core import routing
 from shared.core.events import StatusScale
-from shared.core.provider import Provider
+from shared.core.provider import Normaliser, Provider, ReadReceiptPart, WebhookPart
 
 NAME = "whatsapp"
 OBJECT = "whatsapp_business_account"  # the `object` of every WhatsApp webhook body
@@ -47,6 +47,24 @@ def topic_key(kind: str) -> str:
     return routing.READABLE if kind == USER_MESSAGES else routing.EVENTS
 
 
+def _webhook() -> WebhookPart:
+    from shared.providers.whatsapp import webhook
+
+    return webhook
+
+
+def _normaliser() -> Normaliser:
+    from shared.providers.whatsapp import normalise
+
+    return normalise
+
+
+def _read_receipts() -> ReadReceiptPart:
+    from shared.providers.whatsapp import read_receipts
+
+    return read_receipts
+
+
 PROVIDER = Provider(
     name=NAME,
     title="WhatsApp",
@@ -58,9 +76,9 @@ PROVIDER = Provider(
     # Meta retries for up to 7 days, so a 503 while Pub/Sub is down loses nothing; and a
     # body of up to 3 MB would not fit in a spool document (1 MiB) anyway.
     spools_by_default=False,
-    webhook_module=f"{__name__}.webhook",
-    normaliser_module=f"{__name__}.normalise",
-    read_receipt_module=f"{__name__}.read_receipts",
+    load_webhook=_webhook,
+    load_normaliser=_normaliser,
+    load_read_receipts=_read_receipts,
     methods=METHODS,
     max_body_bytes=MAX_BODY_BYTES,
     read_switch=(ACCESS_TOKEN,),  # the Graph API's bearer token: without it, no READ

@@ -1,4 +1,4 @@
-"""WhatsApp's webhook half: Meta's verification handshake (GET) and each signed batch (POST).
+"""WhatsApp's webhook part: Meta's verification handshake (GET) and each signed batch (POST).
 
 - GET `?hub.mode=subscribe&hub.verify_token=T&hub.challenge=C`: 200 with exactly C as plain
   text when T is a configured verify token (every one compared, in constant time); else 403.
@@ -33,28 +33,28 @@ SIGNATURE_HEADER = "X-Hub-Signature-256"
 
 
 @dataclass(frozen=True)
-class Config:
+class WhatsAppWebhookSettings:
     app_secrets: tuple[str, ...]
     verify_tokens: tuple[str, ...]
 
 
 def receiver(env: Env) -> Receiver:
     """On when WHATSAPP_APP_SECRET is set; the handshake needs WHATSAPP_VERIFY_TOKEN."""
-    config = Config(env.secrets(APP_SECRET), env.secrets(VERIFY_TOKEN))
-    return functools.partial(receive, config=config)
+    settings = WhatsAppWebhookSettings(env.secrets(APP_SECRET), env.secrets(VERIFY_TOKEN))
+    return functools.partial(receive, settings=settings)
 
 
-def receive(request: Incoming, config: Config) -> Reply | Publish:
+def receive(request: Incoming, settings: WhatsAppWebhookSettings) -> Reply | Publish:
     """`GET /whatsapp`: the handshake; `POST /whatsapp`: one signed batch."""
     if request.path:
         return Reply(404, {"error": "no such endpoint"}, reason="no such route")
     if request.method == "GET":
-        return handshake(request, config)
+        return handshake(request, settings)
     if request.method != "POST":
         allowed = ", ".join(sorted(METHODS))
         return Reply(405, {"error": f"only {allowed}"}, {"Allow": allowed}, reason="method")
     if not hub_signature_valid(
-        request.body, request.headers.get(SIGNATURE_HEADER), config.app_secrets
+        request.body, request.headers.get(SIGNATURE_HEADER), settings.app_secrets
     ):
         return _UNSIGNED
     document = parse_json(request.body)
@@ -73,14 +73,14 @@ def receive(request: Incoming, config: Config) -> Reply | Publish:
     )
 
 
-def handshake(request: Incoming, config: Config) -> Reply:
+def handshake(request: Incoming, settings: WhatsAppWebhookSettings) -> Reply:
     """Meta's verification of the callback URL: the challenge back, for a known token only."""
     token = request.query.get("hub.verify_token", "")
     challenge = request.query.get("hub.challenge", "")
     subscribing = request.query.get("hub.mode") == "subscribe"
     # Only text that is Unicode is compared or echoed (a lone surrogate is neither).
     usable = text_problem(token) is None and text_problem(challenge) is None
-    if usable and subscribing and challenge and matches_any(token, config.verify_tokens):
+    if usable and subscribing and challenge and matches_any(token, settings.verify_tokens):
         return Reply(200, challenge)
     return Reply(403, {"error": "verification refused"}, reason="handshake token")
 
