@@ -54,9 +54,9 @@ class ReadReceiptConfig:
             enabled=env.flag("AUTO_READ_RECEIPTS", default=True),
             # Only the providers switched on for READ: one not in use needs no settings.
             apis={
-                p.name: half.api_settings(env)
+                p.name: part.api_settings(env)
                 for p in providers
-                if (half := p.read_receipts) is not None and p.reads_with(env)
+                if (part := p.read_receipts) is not None and p.reads_with(env)
             },
             lease=timedelta(seconds=lease_seconds),
             changes=ChangeStreamSettings.from_env(env),

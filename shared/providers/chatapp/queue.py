@@ -1,4 +1,4 @@
-"""Chat App's queue half: pulls the SMQ queues of the configured MessageTypes into Pub/Sub.
+"""Chat App's queue part: pulls the SMQ queues of the configured MessageTypes into Pub/Sub.
 
 Each run, every queue has a worker of its own (a slow queue never holds up another) that
 long-polls BatchReceiveMessage until the run's stop time. What a receive gives is published
