@@ -70,7 +70,7 @@ def simulate(db: firestore.Client, today: date, stream: ChangeStream, days: int 
     for day in (today - timedelta(days=n) for n in range(days, 0, -1)):
         traffic = _day(day, random.Random(day.toordinal()))  # noqa: S311 (a simulation)
         agent_messages += traffic.agent_messages
-        record_sent(db, traffic.sends)
+        stream.publish(record_sent(db, traffic.sends).changes)
         for payloads in traffic.rounds:
             stream.publish(recorder.record(payloads).changes)
         stream.publish([c for read in traffic.readable for c in _agent_read_receipt(db, *read)])
