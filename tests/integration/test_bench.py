@@ -56,9 +56,9 @@ def test_the_benchmark_runs_and_counts_one_commit_per_payload(results: Results) 
     assert results.stream is not None
     streamed = {row.payload: row for row in results.stream.costs}
     assert streamed.keys() == by_payload.keys()
-    for row in streamed.values():
-        assert (row.events, row.requests) == (row.receipts, 1), row
-        assert row.billable_bytes >= 1000 * (1 + row.events)  # a publish, a push per event
+    for events in streamed.values():
+        assert (events.events, events.requests) == (events.receipts, 1), events
+        assert events.billable_bytes >= 1000 * (1 + events.events)  # a publish, a push each
 
     report = markdown(results)
     headings = ("**1. Webhook", "**2. Cold start", "**3. Cost", "**4. End-to-end", "**5. Cost")
