@@ -38,6 +38,18 @@ RECEIVED = changes.message_received(
     "c3",
     {"messageId": "m-1", "kind": "MESSAGE", "firstTime": AT, "messageType": "text", "text": "hi"},
 )
+TAPPED = changes.message_received(  # its kind and its type say the same: said once
+    "rbm",
+    "agent@rbm.goog",
+    "c3",
+    {
+        "messageId": "m-2",
+        "kind": "suggestionResponse",
+        "firstTime": AT,
+        "messageType": "suggestionResponse",
+        "postbackData": "track",
+    },
+)
 READ_FAILED = changes.agent_read_settled(
     "bm", "c4", "user-1", {"state": "FAILED", "failedTime": AT, "error": "404 NOT_FOUND"}
 )
@@ -75,6 +87,7 @@ REVIEWED = changes.template_reviewed(
         (STATUS, ["message.status", "whatsapp", "wamid.X", "delivered (rank 2)"]),
         (FAILED, ["message.status", "chatapp", "wa-2", "Failed (rank 3, error 131026)"]),
         (RECEIVED, ["message.received", "rbm", "m-1", "MESSAGE text"]),
+        (TAPPED, ["message.received", "rbm", "m-2", "suggestionResponse"]),
         (READ_FAILED, ["agent_read.settled", "bm", "user-1", "FAILED: 404 NOT_FOUND"]),
         (READ_COVERED, ["agent_read.settled", "whatsapp", "wamid.A", "SENT covered by wamid.B"]),
         (

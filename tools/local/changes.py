@@ -49,8 +49,8 @@ def essence(event_type: str, data: Mapping[str, Any]) -> str:
         failed = f", error {error}" if error is not None else ""
         return f"{data.get('status')} (rank {data.get('statusRank')}{failed})"
     if event_type == changes.MESSAGE_RECEIVED:
-        message_type = (data.get("content") or {}).get("messageType")
-        return " ".join(str(part) for part in (data.get("kind"), message_type) if part)
+        kind, message_type = data.get("kind"), (data.get("content") or {}).get("messageType")
+        return " ".join(str(part) for part in dict.fromkeys((kind, message_type)) if part)
     if event_type == changes.AGENT_READ_SETTLED:
         covered = f" covered by {_short(str(data['coveredBy']))}" if data.get("coveredBy") else ""
         reason = f": {data['reason']}" if data.get("reason") else ""
@@ -80,20 +80,26 @@ def subscription(subscriber: SubscriberClient, project: str, topic: str) -> Iter
 
 
 def follow(project: str, topic: str, show: Callable[[str], None]) -> None:
-    """Shows each event of the topic as it arrives, until interrupted."""
+    """Shows each event of the topic as it arrives, until interrupted; an event seen before
+    (the stream is at least once: a redelivery publishes its change again) says so."""
     printing = threading.Lock()  # the client calls back on several threads
+    seen: set[str] = set()
 
     def received(message: Message) -> None:
         try:
-            shown = line(json.loads(message.data), datetime.now(UTC).date())
+            event = json.loads(message.data)
+            shown, identity = line(event, datetime.now(UTC).date()), str(event["id"])
         except (ValueError, KeyError, TypeError):
             shown = f"(not an event of the stream: {len(message.data)} bytes)"
+            identity = message.message_id
         with printing:
-            show(shown)
+            again = identity in seen
+            seen.add(identity)
+            show(shown + ("  (again: the same id)" if again else ""))
         message.ack()
 
     with SubscriberClient() as subscriber, subscription(subscriber, project, topic) as path:
-        show(f"following {topic} through {path}; Ctrl-C stops")
+        show(f"following {topic} through {path} (times in UTC); Ctrl-C stops")
         streaming = subscriber.subscribe(path, received)
         try:
             streaming.result()
