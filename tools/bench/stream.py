@@ -4,7 +4,8 @@ The price: each cost payload (tools/bench/measure.py) is sent alone, and the eve
 recorder publishes for it are pulled from a subscription of the bench's own, so their bytes
 are the real events'; the publish requests are the recorder's own count (its log line).
 Priced as Pub/Sub bills them (tools/bench/prices.py): a publish request, and one delivery of
-each event to one subscriber by push, at least 1,000 bytes each.
+each event to one subscriber by push, at least 1,000 bytes each. Its latency, from a
+webhook request to a consumer's push: tools/bench/latency.py (change_stream_latency).
 """
 
 from __future__ import annotations
