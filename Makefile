@@ -14,7 +14,7 @@ TERRAFORM := terraform -chdir=terraform
 CHROMIUM := /usr/bin/chromium
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: local demo report test lint format unit integration bench replay build deploy secrets tf-init tf-bootstrap tf-plan tf-apply tf-check clean
+.PHONY: local demo changes report test lint format unit integration bench replay build deploy secrets tf-init tf-bootstrap tf-plan tf-apply tf-check clean
 
 $(INSTALLED): $(REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ local: $(INSTALLED)
 ## demo: plays a signed conversation through the local stack and prints what landed
 demo: $(INSTALLED)
 	$(BIN)/python -m tools.local.demo
+
+## changes: follows the running `make local`'s change stream, one line per event; Ctrl-C stops
+changes: $(INSTALLED)
+	$(BIN)/python -m tools.local.changes
 
 ## report: receipt metrics as tables and charts (.local/report/); ARGS="--since 2026-11-01 --agent A"
 report: $(INSTALLED)

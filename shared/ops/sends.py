@@ -4,10 +4,15 @@ Business Messages reports DELIVERED and READ, never when a message was sent, so 
 business's sending code records it right after the API accepts the message:
 
     from shared.ops.sends import SentMessage, record_sent
-    record_sent(firestore.Client(), [SentMessage("bm", agent, conversation_id, message_id, now)])
+    record_sent(
+        firestore.Client(),
+        [SentMessage("bm", agent, conversation_id, message_id, now)],
+        ChangeStreamSettings.from_env(Env()).connect(),  # shared.adapters.change_stream
+    )
 
 A send record goes through the recorder like any receipt: once per message however often it
-is repeated, never lowering the message's status, in one commit for many messages.
+is repeated, never lowering the message's status, in one commit for many messages; and, like
+the recorder's, its changes are published to the change stream once committed.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from datetime import datetime
 from google.cloud import firestore
 
 from shared import providers
+from shared.adapters.change_stream import ChangeStream
 from shared.adapters.store import FirestoreRecorder, Recorded
 from shared.core.events import Payload, StatusReport, payload_key
 
@@ -60,5 +66,11 @@ def _sent_payload(name: str, conversation_id: str, sent: list[SentMessage]) -> P
     )
 
 
-def record_sent(client: firestore.Client, messages: Iterable[SentMessage]) -> Recorded:
-    return FirestoreRecorder(client).record(sent_payloads(messages))
+def record_sent(
+    client: firestore.Client, messages: Iterable[SentMessage], stream: ChangeStream
+) -> Recorded:
+    """Records the sends, then publishes their changes (a failed publish raises: calling it
+    again with the same messages publishes them again, with the same ids)."""
+    recorded = FirestoreRecorder(client).record(sent_payloads(messages))
+    stream.publish(recorded.changes)
+    return recorded

@@ -18,6 +18,7 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 from google.cloud.pubsub_v1 import SubscriberClient
 
+from shared.adapters.change_stream import ChangeStream, ChangeStreamSettings
 from shared.adapters.publisher import PubSubSettings
 from shared.core import records
 from shared.core.config import DEFAULT_DEAD_LETTER
@@ -77,6 +78,13 @@ def consumer(stack: LocalStack) -> Iterator[ChangeConsumer]:
     started = ChangeConsumer(stack, "test-change-consumer").start()
     yield started
     started.stop()
+
+
+@pytest.fixture(scope="session")
+def change_stream(stack: LocalStack) -> ChangeStream:
+    """Publishes to the stack's change stream, as the functions do."""
+    settings = stack.settings
+    return ChangeStreamSettings(settings.project, settings.changes_topic, timeout=10).connect()
 
 
 @dataclass(frozen=True)

@@ -52,14 +52,23 @@ def test_the_benchmark_runs_and_counts_one_commit_per_payload(results: Results) 
     assert (ceiling.messages, pulled.messages) == (100, 100)  # every one deleted and persisted
     assert pulled.persisted_seconds is not None
     assert 100 / 16 <= pulled.publishes < 100  # queue messages batched into Pub/Sub messages
+    # The change stream: an event per new receipt, all of a delivery's in one publish request.
+    assert results.stream is not None
+    streamed = {row.payload: row for row in results.stream.costs}
+    assert streamed.keys() == by_payload.keys()
+    for events in streamed.values():
+        assert (events.events, events.requests) == (events.receipts, 1), events
+        assert events.billable_bytes >= 1000 * (1 + events.events)  # a publish, a push each
 
     report = markdown(results)
     headings = ("**1. Webhook", "**2. Cold start", "**3. Cost", "**4. End-to-end", "**5. Cost")
-    for heading in (*headings, "**6. Chat App SMQ queue drain", "**7. End-to-end latency"):
+    later = ("**6. Chat App SMQ queue drain", "**7. End-to-end latency", "**8. Change stream")
+    for heading in (*headings, *later):
         assert heading in report
     assert "at most 1 document write and at most 1 document read: **met**" in report
     assert "at most n writes and one commit: **met**" in report
     assert "per million one-receipt payloads, busy: **met**" in report
+    assert "payloads to the busy figure: **met**" in report
 
 
 def test_every_latency_sample_completes(results: Results) -> None:
@@ -79,6 +88,9 @@ def test_every_latency_sample_completes(results: Results) -> None:
     assert offered_in_full(result.steady, settings.load_seconds)
     assert complete(result.floor, round(result.steady.rate * settings.floor_seconds))
     assert set(result.steady.cpu) >= {"webhook", "record_events", "agent_read_receipts"}
+    assert results.stream is not None  # a receipt until its change event reaches a consumer
+    assert complete(results.stream.latency.event, lone)
+    assert complete(results.stream.latency.floor, lone)
 
 
 def complete(samples: Samples, count: int) -> bool:

@@ -1,10 +1,25 @@
 """`make demo` plays its conversation through the stack and shows what landed."""
 
+import contextlib
+import json
 import re
+import uuid
+import warnings
+from datetime import date
+from typing import Any
 
+import jsonschema
 import pytest
+from google.cloud import firestore
+from google.cloud.pubsub_v1 import SubscriberClient
 
-from tests.integration.conftest import DemoRun
+from shared.core import changes, records
+from tests.integration.conftest import DemoRun, documents
+from tools.local import demo
+from tools.local.history import simulate
+from tools.local.procs import wait_until
+from tools.local.stack import LocalStack
+from tools.topology import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -48,3 +63,91 @@ def test_the_demo_conversation_lands_as_shown(demo_run: DemoRun) -> None:
     # The simulated week for `make report`.
     assert "A simulated week for `make report`: 7 days before" in shown
     assert re.search(r"recorded [1-9]\d+ agent messages", shown)
+
+
+def test_the_simulated_week_publishes_what_it_records(
+    stack: LocalStack, db: firestore.Client
+) -> None:
+    """One simulated day: the change stream tells what Firestore holds (and `make report`
+    counts): each receipt, user message and settled READ once, every event valid."""
+    target = demo.Target.of(stack)
+    subscriber = SubscriberClient()
+    project, topic = stack.settings.project, stack.settings.changes_topic
+    path = subscriber.subscription_path(project, f"demo-week-{uuid.uuid4().hex[:8]}")
+    subscriber.create_subscription(name=path, topic=subscriber.topic_path(project, topic))
+    agent_messages = simulate(db, DAY, target.change_stream(), days=1)
+    events: dict[str, dict[str, Any]] = {}  # by id: a redelivered one is the same event
+
+    def published() -> dict[str, set[tuple[str, ...]]]:
+        for event in _pull(subscriber, path):
+            VALIDATOR.validate(event)
+            events[event["id"]] = event
+        by_type: dict[str, set[tuple[str, ...]]] = {t: set() for t in STORED}
+        for event in events.values():
+            by_type[event["type"]].add(_key(event))
+        return by_type
+
+    def every_agent_message_reported() -> bool:
+        return len({key[:2] for key in published()[changes.MESSAGE_STATUS]}) == agent_messages
+
+    try:
+        # Each conversation of the day has an agent message: the stream then named them all.
+        wait_until(every_agent_message_reported, 60, "an event for each simulated agent message")
+        stored = _stored(db, {key[0] for keys in published().values() for key in keys})
+        with contextlib.suppress(TimeoutError):  # the assertion below shows the difference
+            wait_until(lambda: published() == stored, 60, "an event for each recorded change")
+        assert published() == stored
+    finally:
+        subscriber.delete_subscription(subscription=path)
+    assert all(stored.values())
+
+
+DAY = date(2025, 6, 11)  # the simulated day is the one before: no other test's
+STORED = (changes.MESSAGE_STATUS, changes.MESSAGE_RECEIVED, changes.AGENT_READ_SETTLED)
+VALIDATOR = jsonschema.Draft202012Validator(
+    json.loads((ROOT / "docs" / "changes.v1.schema.json").read_text())
+)
+
+
+def _stored(db: firestore.Client, conversations: set[str]) -> dict[str, set[tuple[str, ...]]]:
+    """Each receipt, user message and final READ recorded in these conversations."""
+    stored = {
+        cid: documents(db.collection(f"conversations/{cid}/messages")) for cid in conversations
+    }
+    return {
+        changes.MESSAGE_STATUS: {
+            (cid, *key.split("~"))
+            for cid, messages in stored.items()
+            for key in records.receipts_of(messages)
+        },
+        changes.MESSAGE_RECEIVED: {
+            (cid, m)
+            for cid, ms in stored.items()
+            for m, d in ms.items()
+            if d.get("direction") == "USER"
+        },
+        changes.AGENT_READ_SETTLED: {
+            (cid, m)
+            for cid, ms in stored.items()
+            for m, d in ms.items()
+            if d.get("agentReadReceipt", {}).get("state") in ("SENT", "FAILED")
+        },
+    }
+
+
+def _key(event: dict[str, Any]) -> tuple[str, ...]:
+    data = event["data"]
+    status = (data["status"],) if event["type"] == changes.MESSAGE_STATUS else ()
+    return (data["conversationId"], data["messageId"], *status)
+
+
+def _pull(subscriber: SubscriberClient, path: str) -> list[dict[str, Any]]:
+    with warnings.catch_warnings():  # deprecated for production pulls; a test's drain
+        warnings.simplefilter("ignore", DeprecationWarning)
+        response = subscriber.pull(
+            subscription=path, max_messages=1000, timeout=10, return_immediately=True
+        )
+    if response.received_messages:
+        ack_ids = [m.ack_id for m in response.received_messages]
+        subscriber.acknowledge(subscription=path, ack_ids=ack_ids)
+    return [json.loads(m.message.data) for m in response.received_messages]

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from google.cloud import firestore
 
+from shared.adapters.change_stream import ChangeStream
 from shared.ops import report
 from shared.ops.sends import SentMessage, record_sent
 from tests.headless_chromium import open_page
@@ -49,7 +50,12 @@ def receipts(status: str, seconds: float, *messages: str) -> bytes:
     return bm.encode(bm.receipts(CID, *((m, status) for m in messages), at=at(seconds)))
 
 
-def seed(stack: LocalStack, db: firestore.Client, standin: BusinessMessagesStandIn) -> None:
+def seed(
+    stack: LocalStack,
+    db: firestore.Client,
+    standin: BusinessMessagesStandIn,
+    change_stream: ChangeStream,
+) -> None:
     delivered = receipts("DELIVERED", 0, "a1", "a2", "a3")
     bm_bodies = [
         delivered,
@@ -66,7 +72,7 @@ def seed(stack: LocalStack, db: firestore.Client, standin: BusinessMessagesStand
     standin.script("hc-u2", [404])  # the API refuses u2's READ receipt: FAILED, never retried
     users = [bm.encode(bm.user_text(CID, m, "hello", at=T)) for m in ("hc-u1", "hc-u1", "hc-u2")]
     recorded(stack, *(send(stack, body) for body in bm_bodies + users))
-    record_sent(db, [SentMessage("bm", bm.AGENT, CID, "a5", at(-10))])
+    record_sent(db, [SentMessage("bm", bm.AGENT, CID, "a5", at(-10))], change_stream)
     statuses = [
         ca.status("w1", "Sent", USER, at=millis(0)),
         ca.status("w1", "Delivered", USER, at=millis(2)),
@@ -95,8 +101,13 @@ def seed(stack: LocalStack, db: firestore.Client, standin: BusinessMessagesStand
 
 
 @pytest.fixture(scope="module")
-def seeded(stack: LocalStack, db: firestore.Client, standin: BusinessMessagesStandIn) -> None:
-    seed(stack, db, standin)
+def seeded(
+    stack: LocalStack,
+    db: firestore.Client,
+    standin: BusinessMessagesStandIn,
+    change_stream: ChangeStream,
+) -> None:
+    seed(stack, db, standin, change_stream)
 
 
 Reporter = Callable[[list[str]], str]

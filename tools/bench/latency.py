@@ -16,6 +16,7 @@ Times are time.monotonic(), which on Linux is one clock for every process on the
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -254,6 +255,10 @@ class _PushEndpoint(LoopbackServer):
     def wait_answered(self, samples: set[str], timeout: float) -> None:
         self._wait(lambda: samples <= self._answered, timeout)
 
+    def sample_of(self, message: Mapping[str, Any]) -> str:
+        """Which sample a pushed message is: its `sample` attribute."""
+        return str(message["attributes"]["sample"])
+
     def handle(self, sample: str, arrived: float, hold: float) -> None:
         with self._changed:
             self._arrived.setdefault(sample, arrived)
@@ -283,8 +288,9 @@ def _push_handler(endpoint: _PushEndpoint) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             arrived = time.monotonic()
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-            attributes = body["message"]["attributes"]
-            endpoint.handle(str(attributes["sample"]), arrived, float(attributes.get("hold", 0)))
+            message = body["message"]
+            hold = float(message["attributes"].get("hold", 0))
+            endpoint.handle(endpoint.sample_of(message), arrived, hold)
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -459,22 +465,28 @@ class _Pipeline:
             return self._api.calls()
 
     def _receipt(self, label: str, index: int) -> _Payload:
-        phone, agent = _phone(index), self._run
-        message_id = f"{self._run}-{label}-{index}"
-        event = rbm.user_event("DELIVERED", message_id, phone=phone, agent=f"{agent}@rbm.goog")
-        document = records.message_path(conversation_id(agent, phone), message_id)
-        return _Payload(self._signed(rbm.push(event)), document, None)
+        return _receipt(self._stack, self._run, label, index)
 
     def _user_message(self, label: str, index: int) -> _Payload:
         message_id = f"{self._run}-{label}-{index}"
         event = rbm.text_message(
             "hello", phone=_phone(index), message_id=message_id, agent=f"{self._run}@rbm.goog"
         )
-        return _Payload(self._signed(rbm.push(event)), None, message_id)
+        return _Payload(_signed(self._stack, rbm.push(event)), None, message_id)
 
-    def _signed(self, body: bytes) -> Request:
-        headers = rbm.signed_headers(body, self._stack.rbm_client_token)
-        return Request(self._stack.rbm_url, body, headers)
+
+def _receipt(stack: LocalStack, run: str, label: str, index: int) -> _Payload:
+    """A DELIVERED of the message `{run}-{label}-{index}`, from a user of its own."""
+    phone, agent = _phone(index), run
+    message_id = f"{run}-{label}-{index}"
+    event = rbm.user_event("DELIVERED", message_id, phone=phone, agent=f"{agent}@rbm.goog")
+    document = records.message_path(conversation_id(agent, phone), message_id)
+    return _Payload(_signed(stack, rbm.push(event)), document, None)
+
+
+def _signed(stack: LocalStack, body: bytes) -> Request:
+    headers = rbm.signed_headers(body, stack.rbm_client_token)
+    return Request(stack.rbm_url, body, headers)
 
 
 def _post(session: requests.Session, request: Request) -> tuple[float, float | None]:
@@ -500,6 +512,55 @@ def _first_reads(calls: list[AgentEventCall]) -> dict[str, float]:
 def _phone(index: int) -> str:
     """A user of their own for each payload, as a business's traffic comes from many."""
     return f"+1555{index:07d}"
+
+
+# --- the change stream ----------------------------------------------------------------------
+
+
+class _ChangeConsumer(_PushEndpoint):
+    """A consumer of the change stream (docs/change-stream.md): a sample is the subject of the
+    event pushed to it, the message id of a receipt's status."""
+
+    def sample_of(self, message: Mapping[str, Any]) -> str:
+        return str(json.loads(base64.b64decode(message["data"]))["subject"])
+
+
+@dataclass(frozen=True)
+class StreamLatency:
+    event: Samples  # a receipt's webhook request until its change event reaches a consumer
+    floor: Samples  # a publish until its push arrives at an endpoint that does nothing
+
+
+def change_stream_latency(stack: LocalStack, count: int) -> StreamLatency:
+    """One receipt at a time (RBM DELIVERED, through the webhook and the recorder) until its
+    event is pushed to a consumer subscribed to the changes topic, beside the floor."""
+    run = f"bench-{uuid.uuid4().hex[:8]}"
+    project = stack.settings.project
+    subscriber = SubscriberClient()
+    path = subscriber.subscription_path(project, f"{run}-consumer")
+    with _serving(_ChangeConsumer()) as consumer, _serving(_PushEndpoint()) as endpoint:
+        subscriber.create_subscription(
+            request={
+                "name": path,
+                "topic": subscriber.topic_path(project, stack.settings.changes_topic),
+                "push_config": {"push_endpoint": consumer.url},
+            }
+        )
+        try:
+            floor = _Floor(stack, endpoint, run).one_at_a_time(count)
+            session = requests.Session()
+            latencies: list[float] = []
+            for index in range(count):
+                _pause(index)
+                receipt = _receipt(stack, run, "stream", index)
+                sent, _ = _post(session, receipt.request)
+                message_id = f"{run}-stream-{index}"
+                arrived = consumer.arrivals({message_id}, LONE_TIMEOUT)
+                latencies += [arrived[message_id] - sent] if arrived else []
+        finally:
+            subscriber.delete_subscription(subscription=path)
+            subscriber.close()
+    return StreamLatency(Samples(tuple(latencies), count - len(latencies)), floor)
 
 
 # --- CPU ------------------------------------------------------------------------------------

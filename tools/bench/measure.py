@@ -300,60 +300,44 @@ class Cost:
     pubsub_bytes: int  # billable: publish and each delivery, at least 1,000 bytes each
 
 
+@dataclass(frozen=True)
+class CostPayload:
+    name: str
+    receipts: int
+    body: bytes
+    url: str
+    headers: dict[str, str]
+
+    def send(self, stack: LocalStack) -> Delivery:
+        """Posts it to the webhook: the Pub/Sub message it became, and its payload's key."""
+        answer = requests.post(self.url, data=self.body, headers=self.headers, timeout=60)
+        assert answer.status_code == 200, answer.text
+        rbm = self.url == stack.rbm_url
+        sent_on = rbm_payloads.KIT.published(self.body) if rbm else self.body  # canonical form
+        return answer.json()["messageId"], payload_key(sent_on)
+
+
 def costs(stack: LocalStack, settings: Settings) -> list[Cost]:
     """One payload of each size per provider through the whole stack, counted from the logs."""
-    run = _run_id()
-    bodies: list[tuple[str, int, bytes, str, dict[str, str]]] = []
-    signed = functools.partial(bm_payloads.signed_headers, key=stack.signing_key)
-    whatsapp_signed = functools.partial(
-        wa_payloads.signed_headers, secret=stack.settings.secret("WHATSAPP_APP_SECRET")
-    )
-    for n in settings.payload_sizes:  # each payload in a conversation of its own
-        receipts = [(f"a{i}", "DELIVERED") for i in range(n)]
-        body = bm_payloads.encode(bm_payloads.receipts(f"{run}-{n}", *receipts))
-        bodies.append(
-            (payload_name("Business Messages", n), n, body, stack.webhook_url, signed(body))
-        )
-        user = "86139" + str(uuid.uuid4().int)[:8]
-        batch = ca.encode([ca.status(f"{run}-{n}-{i}", "Delivered", user) for i in range(n)])
-        url = stack.chatapp_url("status")  # the URL's token authenticates it
-        bodies.append((payload_name("Chat App", n), n, batch, url, {}))
-        user = "1666" + str(uuid.uuid4().int)[:7]
-        statuses = [wa_payloads.status(f"{run}-{n}-{i}", "delivered", user) for i in range(n)]
-        raw = wa_payloads.encode(
-            wa_payloads.body(wa_payloads.entry(wa_payloads.change(statuses=statuses)))
-        )
-        bodies.append(
-            (payload_name("WhatsApp", n), n, raw, stack.whatsapp_url, whatsapp_signed(raw))
-        )
-    # RBM pushes one event per request: its receipts are one-receipt payloads only.
-    phone = "+1666" + str(uuid.uuid4().int)[:7]
-    event = rbm_payloads.push(rbm_payloads.user_event("DELIVERED", f"{run}-a0", phone=phone))
-    rbm_headers = rbm_payloads.signed_headers(event, stack.rbm_client_token)
-    bodies.append((payload_name("RCS Business Messaging", 1), 1, event, stack.rbm_url, rbm_headers))
+    bodies = cost_payloads(stack, _run_id(), settings.payload_sizes)
     marks = {name: len(stack.log_entries(name)) for name in _LOGGED}
-    deliveries = []
-    for _, _, body, url, headers in bodies:
-        answer = requests.post(url, data=body, headers=headers, timeout=60)
-        assert answer.status_code == 200, answer.text
-        rbm = url == stack.rbm_url
-        sent_on = rbm_payloads.KIT.published(body) if rbm else body  # its canonical form
-        deliveries.append((answer.json()["messageId"], payload_key(sent_on)))
+    deliveries = [payload.send(stack) for payload in bodies]
     recorded = _recorded(stack, deliveries, marks[RECORD_EVENTS.target])
     published = _new_entries(stack, WEBHOOK.target, marks, "event published")
     read_senders = _new_entries(stack, AGENT_READ_RECEIPTS.target, marks, None)
     result = []
-    for (name, n, body, _, _), (message_id, key) in zip(bodies, deliveries, strict=True):
+    for payload, (message_id, key) in zip(bodies, deliveries, strict=True):
         publishes = [e for e in published if e.get("pubsubMessageId") == message_id]
         pushes = [recorded[(message_id, key)]]
         pushes += [e for e in read_senders if e.get("pubsubMessageId") == message_id]
-        size = len(body) + sum(len(k) + len(v) for k, v in _attributes(publishes[0]).items())
+        size = len(payload.body)
+        size += sum(len(k) + len(v) for k, v in _attributes(publishes[0]).items())
         billable = max(prices.PUBSUB_MINIMUM_BYTES, size + 20 + len(message_id))
         record = recorded[(message_id, key)]
         result.append(
             Cost(
-                payload=name,
-                receipts=n,
+                payload=payload.name,
+                receipts=payload.receipts,
                 reads=int(record["reads"]),
                 writes=int(record["writes"]),
                 commits=int(record["commits"]),
@@ -364,6 +348,39 @@ def costs(stack: LocalStack, settings: Settings) -> list[Cost]:
             )
         )
     return result
+
+
+def cost_payloads(stack: LocalStack, run: str, sizes: tuple[int, ...]) -> list[CostPayload]:
+    """One signed payload of each size per provider (RBM: one receipt only), each in a
+    conversation of its own."""
+    bodies: list[CostPayload] = []
+    signed = functools.partial(bm_payloads.signed_headers, key=stack.signing_key)
+    whatsapp_signed = functools.partial(
+        wa_payloads.signed_headers, secret=stack.settings.secret("WHATSAPP_APP_SECRET")
+    )
+    for n in sizes:  # each payload in a conversation of its own
+        receipts = [(f"a{i}", "DELIVERED") for i in range(n)]
+        body = bm_payloads.encode(bm_payloads.receipts(f"{run}-{n}", *receipts))
+        bm_name = payload_name("Business Messages", n)
+        bodies.append(CostPayload(bm_name, n, body, stack.webhook_url, signed(body)))
+        user = "86139" + str(uuid.uuid4().int)[:8]
+        batch = ca.encode([ca.status(f"{run}-{n}-{i}", "Delivered", user) for i in range(n)])
+        url = stack.chatapp_url("status")  # the URL's token authenticates it
+        bodies.append(CostPayload(payload_name("Chat App", n), n, batch, url, {}))
+        user = "1666" + str(uuid.uuid4().int)[:7]
+        statuses = [wa_payloads.status(f"{run}-{n}-{i}", "delivered", user) for i in range(n)]
+        raw = wa_payloads.encode(
+            wa_payloads.body(wa_payloads.entry(wa_payloads.change(statuses=statuses)))
+        )
+        wa_name = payload_name("WhatsApp", n)
+        bodies.append(CostPayload(wa_name, n, raw, stack.whatsapp_url, whatsapp_signed(raw)))
+    # RBM pushes one event per request: its receipts are one-receipt payloads only.
+    phone = "+1666" + str(uuid.uuid4().int)[:7]
+    event = rbm_payloads.push(rbm_payloads.user_event("DELIVERED", f"{run}-a0", phone=phone))
+    rbm_headers = rbm_payloads.signed_headers(event, stack.rbm_client_token)
+    rbm_name = payload_name("RCS Business Messaging", 1)
+    bodies.append(CostPayload(rbm_name, 1, event, stack.rbm_url, rbm_headers))
+    return bodies
 
 
 def payload_name(provider: str, receipts: int) -> str:

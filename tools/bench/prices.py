@@ -5,7 +5,11 @@ their own); check them before relying on the dollars:
 - Firestore (Standard edition), cloud.google.com/firestore/pricing: multi-region (nam5, eur3)
   $0.06 per 100,000 document reads, $0.18 per 100,000 writes. Regional locations cost half.
 - Pub/Sub, cloud.google.com/pubsub/pricing: message delivery $40 per TiB for publish and
-  for each delivery (push), at least 1,000 bytes per publish or push request.
+  for each delivery (push), at least 1,000 bytes per publish or push request. Checked again
+  on 2026-12-07 for the change stream (tools/bench/stream.py), same page: "$40 per TiB";
+  a message's data volume is its body, each attribute's key and value, 20 bytes for the
+  timestamp and the message_id; "a minimum of 1000 bytes per publish, push or pull request
+  is assessed regardless of message size".
 - Cloud Run functions (gen2, Cloud Run request-based billing, tier 1 regions),
   cloud.google.com/run/pricing: $0.40 per million requests, $0.000024 per vCPU-second,
   $0.0000025 per GiB-second, billed in 100 ms steps. Free tiers are left out: they do not

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tools.bench import firestore_reader, latency, prices
+from tools.bench import firestore_reader, latency, prices, stream
 from tools.bench.latency import Latency
 from tools.bench.measure import ColdStart, Cost, Drain, Settings, Throughput
 from tools.bench.queues import QueueDrain
@@ -43,6 +43,7 @@ class Results:
     drain: list[Drain]
     latency: Latency
     queue_drain: list[QueueDrain] = field(default_factory=list)
+    stream: stream.Stream | None = None
 
 
 def page(report: str) -> str:
@@ -66,6 +67,11 @@ def markdown(results: Results) -> str:
         _cost_model(results.costs, _webhook(results.throughput).load.rate),
         *([_queue_drain(results.queue_drain)] if results.queue_drain else []),
         _latency(results.latency),
+        *(
+            [_stream(results.stream, results.costs, _webhook(results.throughput).load.rate)]
+            if results.stream
+            else []
+        ),
     ]
     return "\n\n".join(sections) + "\n"
 
@@ -466,6 +472,92 @@ def _latency(result: Latency) -> str:
                 ["process", f"at {probe.rate:g}/s", f"at {steady.rate:g}/s"],
                 cpu_rows,
             ),
+        ]
+    )
+
+
+def _stream(result: stream.Stream, costs: list[Cost], webhook_rate: float) -> str:
+    busy = {row.payload: _per_million(row, webhook_rate)[1] for row in costs}
+    rows = [
+        [
+            row.payload,
+            str(row.events),
+            str(row.requests),
+            f"{row.event_bytes / row.events:,.0f}" if row.events else "",
+            f"{row.billable_bytes:,}",
+            f"{row.usd_per_million_receipts:,.3f}",
+            f"{busy[row.payload]:,.2f}" if row.payload in busy else "",
+            f"{busy[row.payload] + row.usd_per_million_receipts:,.2f}"
+            if row.payload in busy
+            else "",
+        ]
+        for row in result.costs
+    ]
+    dearest = max(
+        (row for row in result.costs if row.receipts == 1),
+        key=lambda row: row.usd_per_million_receipts,
+    )
+    added = dearest.usd_per_million_receipts
+    event, floor = result.latency.event.distribution, result.latency.floor.distribution
+    return "\n".join(
+        [
+            "**8. Change stream** (docs/change-stream.md: the events the recorder published "
+            "for each payload of section 3, sent alone and pulled from a subscription of the "
+            "bench's own; publish requests as the recorder counted them)",
+            "",
+            _table(
+                [
+                    "payload",
+                    "events",
+                    "publish requests",
+                    "bytes per event",
+                    "billed bytes: publish + a push per event",
+                    "stream, USD per million receipts",
+                    "total, busy (section 5)",
+                    "busy, with the stream",
+                ],
+                rows,
+            ),
+            "",
+            f"Target: the stream adds at most ${stream.TARGET:.2f} per million one-receipt "
+            f"payloads to the busy figure: {_verdict(added <= stream.TARGET)} (${added:.3f} for "
+            f"{dearest.payload}, the dearest). Priced at ${prices.PUBSUB_PER_BYTE * 2**40:.0f} "
+            f"per TiB, at least {prices.PUBSUB_MINIMUM_BYTES:,} bytes per publish request and "
+            "per push: one subscriber takes each event in a push of its own (a pull takes "
+            "several at once, for less); each further subscriber adds its pushes again.",
+            "",
+            _table(
+                [
+                    "path, one at a time",
+                    "p50 ms",
+                    "p99 ms",
+                    "p50 / p99 vs floor",
+                    "samples",
+                    "missing",
+                ],
+                [
+                    [
+                        "a receipt's webhook request until its event is pushed to a consumer",
+                        _ms(event.p50),
+                        _ms(event.p99),
+                        f"{_times(event.p50, floor.p50)} / {_times(event.p99, floor.p99)}",
+                        f"{event.count:,}",
+                        str(result.latency.event.missing),
+                    ],
+                    [
+                        "floor: a publish until its push arrives",
+                        _ms(floor.p50),
+                        _ms(floor.p99),
+                        "",
+                        f"{floor.count:,}",
+                        str(result.latency.floor.missing),
+                    ],
+                ],
+            ),
+            "",
+            "RCS Business Messaging DELIVERED receipts, each from a user of its own, through "
+            "the webhook, Pub/Sub and the recorder, whose publish the consumer's push "
+            "subscription then delivers: two pushes of the emulator's, against the floor's one.",
         ]
     )
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from tools.bench import latency, measure, queues
+from tools.bench import latency, measure, queues, stream
 from tools.bench.report import Results, markdown, page
 from tools.local.stack import LocalStack, StackSettings, running
 from tools.topology import ROOT
@@ -31,6 +31,7 @@ def benchmark(stack: LocalStack, settings: measure.Settings) -> Results:
         drain=_timed("drain", measure.drain, stack, settings),
         queue_drain=_timed("queue drain", queues.queue_drain, stack, settings),
         latency=_timed("latency", _latencies, stack, settings),
+        stream=_timed("change stream", stream.stream, stack, settings),
     )
 
 

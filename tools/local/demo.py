@@ -22,6 +22,7 @@ from typing import Any
 import requests
 from google.cloud import firestore
 
+from shared.adapters.change_stream import ChangeStream, ChangeStreamSettings
 from shared.core.records import receipts_of
 from shared.providers.chatapp.normalise import conversation_id as chatapp_conversation
 from shared.providers.rbm.normalise import conversation_id as rbm_conversation
@@ -37,6 +38,7 @@ from tools.payloads import whatsapp as wa
 
 CHATAPP_TYPES = ("status", "inbound", "audit")
 QUEUE_TYPES = ("ChatAppStatus", "ChatAppInbound", "ChatAppAudit")
+PUBLISH_TIMEOUT = 30.0  # seconds for the emulator to confirm a publish of the week's changes
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class Target:
     client_token: str
     project: str
     firestore_host: str
+    pubsub_host: str
+    changes_topic: str
     calls: Callable[[], list[dict[str, Any]]]  # the READ receipts the API received
     chatapp: Mapping[str, str]  # Chat App callback URL by type: status, inbound, audit
     rbm_url: str
@@ -71,6 +75,8 @@ class Target:
             stack.client_token,
             stack.settings.project,
             stack.firestore_host,
+            stack.pubsub_host,
+            stack.settings.changes_topic,
             lambda: standin.summary()["calls"],
             {kind: stack.chatapp_url(kind) for kind in CHATAPP_TYPES},
             stack.rbm_url,
@@ -88,6 +94,10 @@ class Target:
         os.environ["FIRESTORE_EMULATOR_HOST"] = self.firestore_host  # clients read it only there
         return firestore.Client(project=self.project)
 
+    def change_stream(self) -> ChangeStream:
+        os.environ["PUBSUB_EMULATOR_HOST"] = self.pubsub_host  # clients read it only there
+        return ChangeStreamSettings(self.project, self.changes_topic, PUBLISH_TIMEOUT).connect()
+
 
 def running_stack() -> Target | None:
     try:
@@ -102,6 +112,8 @@ def running_stack() -> Target | None:
         state["clientToken"],
         state["GOOGLE_CLOUD_PROJECT"],
         state["FIRESTORE_EMULATOR_HOST"],
+        state["PUBSUB_EMULATOR_HOST"],
+        state["CHANGES_TOPIC"],
         functools.partial(_standin_calls, state["apiEndpoint"] if state["standin"] else None),
         {kind: state[f"chatapp{kind.title()}Url"] for kind in CHATAPP_TYPES},
         state["rbmUrl"],
@@ -139,7 +151,7 @@ def play_history(target: Target) -> None:
     """A simulated week before today, so `make report` has days to compare."""
     today = datetime.now(UTC).date()
     print(f"\nA simulated week for `make report`: {DAYS} days before {today}...", flush=True)
-    messages = simulate(target.firestore(), today)
+    messages = simulate(target.firestore(), today, target.change_stream())
     print(f"  recorded {messages} agent messages with their receipts, and users' messages")
 
 

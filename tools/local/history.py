@@ -4,8 +4,10 @@ Each day, an RBM agent, a Business Messages agent, a Chat App and a WhatsApp bus
 messages that are delivered, read or fail after realistic delays, and users write in and
 get the agent's READ receipt. It is recorded by the product's own recorder, send API and
 READ-receipt sender, with a simulated clock, in the order a real webhook would see it: some
-receipts twice, some READs before their DELIVERED. Seeded by the date, so a second run on
-the same day changes nothing.
+receipts twice, some READs before their DELIVERED. Their changes are published to the change
+stream as the functions publish them, so the stream and `make report` tell of the same week.
+Seeded by the date, so a second run on the same day changes nothing in Firestore (an
+event it publishes again carries the same id).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from typing import Any
 from google.cloud import firestore
 
 from shared import providers
-from shared.adapters.read_receipt_sender import ReadReceiptSender
+from shared.adapters.change_stream import ChangeStream
+from shared.adapters.read_receipt_sender import ReadReceiptSender, not_final, settled_changes
 from shared.adapters.store import FirestoreRecorder
+from shared.core.changes import Change
 from shared.core.events import Payload
 from shared.core.read_receipts import Outcome, ReadTarget
 from shared.ops.sends import SentMessage, record_sent
@@ -53,22 +57,23 @@ class Traffic:
 
     rounds: list[list[Payload]] = field(default_factory=lambda: [[] for _ in range(4)])
     sends: list[SentMessage] = field(default_factory=list)
-    readable: list[tuple[str, str, datetime, float | None]] = field(default_factory=list)
+    # provider, conversation, message, when written, the READ API's latency (None: it fails)
+    readable: list[tuple[str, str, str, datetime, float | None]] = field(default_factory=list)
     agent_messages: int = 0
 
 
-def simulate(db: firestore.Client, today: date, days: int = DAYS) -> int:
-    """Records the `days` days before `today`; returns the number of agent messages."""
+def simulate(db: firestore.Client, today: date, stream: ChangeStream, days: int = DAYS) -> int:
+    """Records the `days` days before `today` and publishes their changes to `stream`;
+    returns the number of agent messages."""
     recorder = FirestoreRecorder(db)
     agent_messages = 0
     for day in (today - timedelta(days=n) for n in range(days, 0, -1)):
         traffic = _day(day, random.Random(day.toordinal()))  # noqa: S311 (a simulation)
         agent_messages += traffic.agent_messages
-        record_sent(db, traffic.sends)
+        record_sent(db, traffic.sends, stream)
         for payloads in traffic.rounds:
-            recorder.record(payloads)
-        for conversation_id, message_id, created, latency in traffic.readable:
-            _agent_read_receipt(db, conversation_id, message_id, created, latency)
+            stream.publish(recorder.record(payloads).changes)
+        stream.publish([c for read in traffic.readable for c in _agent_read_receipt(db, *read)])
     return agent_messages
 
 
@@ -98,7 +103,7 @@ def _bm_conversation(traffic: Traffic, day: date, n: int, rng: random.Random) ->
     latency = rng.lognormvariate(0.4, 0.6) if rng.random() > 0.03 else None  # None: fails
     user_text = bm_payloads.user_text(cid, message, "Hello", at=opened)
     traffic.rounds[0].append(normalise_one(bm_payloads.encode(user_text)))
-    traffic.readable.append((cid, message, opened, latency))
+    traffic.readable.append((bm.NAME, cid, message, opened, latency))
     replies = [f"agent-{n}-{k}" for k in range(rng.randint(1, 3))]
     sent_at = opened + timedelta(seconds=rng.uniform(20, 90))
     delivered_at = sent_at + timedelta(seconds=rng.lognormvariate(1.0, 0.8))
@@ -131,7 +136,7 @@ def _rbm_conversation(traffic: Traffic, day: date, n: int, rng: random.Random) -
     [written] = _rbm(rbm.text_message("Hello", phone=phone, message_id=message, at=opened))
     traffic.rounds[0].append(written)
     assert written.conversation_id is not None
-    traffic.readable.append((written.conversation_id, message, opened, latency))
+    traffic.readable.append((rbm_provider.NAME, written.conversation_id, message, opened, latency))
     delivered_at = opened + timedelta(seconds=rng.uniform(30, 90))
     events = [rbm.user_event("DELIVERED", reply, phone=phone, at=delivered_at)]
     if rng.random() < 0.85:
@@ -178,7 +183,8 @@ def _whatsapp_conversation(traffic: Traffic, day: date, n: int, rng: random.Rand
         traffic.rounds[1].append(written)
         assert written.conversation_id is not None
         latency = rng.lognormvariate(0.2, 0.5)
-        traffic.readable.append((written.conversation_id, answer["id"], answered, latency))
+        readable = (whatsapp.NAME, written.conversation_id, answer["id"], answered, latency)
+        traffic.readable.append(readable)
 
 
 def _whatsapp(change: dict[str, Any]) -> list[Payload]:
@@ -217,13 +223,21 @@ def _millis(moment: datetime) -> int:
 
 
 def _agent_read_receipt(
-    db: firestore.Client, cid: str, message_id: str, created: datetime, latency: float | None
-) -> None:
-    """The real sender, on the simulated clock, against an API that answers after `latency`."""
+    db: firestore.Client,
+    provider: str,
+    cid: str,
+    message_id: str,
+    created: datetime,
+    latency: float | None,
+) -> list[Change]:
+    """The real sender, on the simulated clock, against an API that answers after `latency`;
+    the READ's change, to publish."""
     answered = created + timedelta(seconds=latency if latency is not None else 2.0)
     api = _SimulatedApi(Outcome(1) if latency is not None else Outcome(1, "404 NOT_FOUND", True))
     sender = ReadReceiptSender(db, lease=timedelta(minutes=2), clock=_clock(answered))
-    sender.send_once(ReadTarget(cid, message_id), api)
+    settled = sender.settle([ReadTarget(cid, message_id)], api)
+    not_final(*settled)
+    return settled_changes(provider, settled)
 
 
 @dataclass(frozen=True)

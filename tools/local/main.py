@@ -95,6 +95,7 @@ def describe(stack: LocalStack) -> dict[str, object]:
         "whatsappStandin": stack.graph_standin is not None,
         "alibabaStandin": stack.alibaba.endpoint if stack.alibaba else None,
         **stack.client_environment(),
+        "CHANGES_TOPIC": stack.settings.changes_topic,  # `make changes` follows it
     }
 
 
