@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from shared.core import arrival, routing
 from shared.core.ingress import parse_json
@@ -194,17 +193,3 @@ def queue_pairs(text: str) -> tuple[list[tuple[str, str]], list[str]]:
     if not pairs and not problems:
         problems.append("CHATAPP_SMQ_QUEUES holds no MessageType=QueueName pair")
     return pairs, problems
-
-
-def endpoint_problem(name: str, url: str) -> str | None:
-    """Why `url` is not a service endpoint (http:// or https://, a host, no path)."""
-    try:
-        parts = urlsplit(url)
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        return f"{name} is not a URL: {url!r}"
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-        return f"{name} must be an http:// or https:// URL of a host, not {url!r}"
-    if parts.path.strip("/") or parts.query or parts.fragment:
-        return f"{name} must name a host only, with no path: {url!r}"
-    return None
