@@ -337,7 +337,9 @@ def costs(stack: LocalStack, settings: Settings) -> list[Cost]:
         answer = requests.post(url, data=body, headers=headers, timeout=60)
         assert answer.status_code == 200, answer.text
         rbm = url == stack.rbm_url
-        sent_on = rbm_payloads.KIT.published(body) if rbm else body  # its canonical form
+        sent_on = (
+            rbm_payloads.CONTRACT_REQUESTS.published(body) if rbm else body
+        )  # its canonical form
         deliveries.append((answer.json()["messageId"], payload_key(sent_on)))
     recorded = _recorded(stack, deliveries, marks[RECORD_EVENTS.target])
     published = _new_entries(stack, WEBHOOK.target, marks, "event published")

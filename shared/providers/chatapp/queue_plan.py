@@ -9,7 +9,7 @@ Some messages go alone, so that a redelivery publishes exactly the same bytes an
 sets aside lands in the same parked document (named by its body's hash): a message with an
 element that would be parked, one that cannot be decoded, and one received `max_receives`
 times, which is parked with the reason rather than retried. No content makes `plan` raise:
-the boundary screen (`shape.set_aside`) runs before anything else reads an element.
+the boundary screen (`element_screen.set_aside`) runs before anything else reads an element.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 from shared.core import arrival, routing
 from shared.core.ingress import parse_json
 from shared.providers.chatapp import KIND_BY_PATH, NAME, PARKED_ATTRIBUTE
-from shared.providers.chatapp.shape import set_aside
+from shared.providers.chatapp.element_screen import set_aside
 
 # Elements one Pub/Sub message carries at most, so that one delivery's work stays small.
 MAX_EVENTS = 1000
@@ -106,7 +106,7 @@ def plan(kind: str, messages: Sequence[QueueMessage], max_receives: int) -> list
 
 def _sets_aside(kind: str, elements: list[Any]) -> bool:
     """Whether the recorder would park any of these elements instead of recording it: the
-    classification it uses itself (`shape.set_aside`, which the webhook's counts share)."""
+    classification it uses itself (`element_screen.set_aside`, which the webhook's counts share)."""
     return any(set_aside(kind, element) for element in elements)
 
 
