@@ -10,10 +10,10 @@ packages that hold them. The registry (`shared.providers`) loads a provider's pa
 when first used, which no import statement shows: a function that reaches the registry gets,
 of every registered provider, the parts its kind loads (`PROVIDER_PARTS`: a part is the module
 of the provider's package named for it; a provider without that part has nothing to add),
-with what they import. An import of a provider's module inside a function body is the
-registry loading a part, so it is not followed: the parts a function loads are
-`PROVIDER_PARTS`' say, and the webhook never carries a normaliser. Nothing else is bundled:
-no function carries the operators' tools (`shared/ops`) or another function's adapters.
+with what they import. An import of a part inside a function body is the registry loading
+it, so it is not followed: the parts a function loads are `PROVIDER_PARTS`' say, and the
+webhook never carries a normaliser. Nothing else is bundled: no function carries the
+operators' tools (`shared/ops`) or another function's adapters.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ PROVIDER_PARTS: dict[str, tuple[str, ...]] = {
     AGENT_READ_RECEIPTS.name: ("normalise", "read_receipts"),
     PULL_QUEUES.name: ("queue",),
 }
+_PART_NAMES = frozenset(part for parts in PROVIDER_PARTS.values() for part in parts)
 
 
 def bundle(function: Function, out_dir: Path = BUILD_DIR) -> Path:
@@ -116,10 +117,16 @@ def _imports(path: Path, package: str) -> Iterator[str]:
     """Every module an import statement of this file names, with the packages above it."""
     for node, lazy in _import_statements(ast.parse(path.read_text(), str(path))):
         for name in _named(node, package):
-            if lazy and name.startswith(REGISTRY + "."):
+            if lazy and _is_part(name):
                 continue  # the registry loading a provider's part: PROVIDER_PARTS decides
             parts = name.split(".")
             yield from (".".join(parts[:end]) for end in range(1, len(parts) + 1))
+
+
+def _is_part(module: str) -> bool:
+    """Whether a module is a provider's part: shared.providers.<provider>.<part>."""
+    names = module.split(".")
+    return len(names) == 4 and ".".join(names[:2]) == REGISTRY and names[3] in _PART_NAMES
 
 
 def _import_statements(tree: ast.AST) -> Iterator[tuple[ast.Import | ast.ImportFrom, bool]]:
