@@ -20,7 +20,7 @@ PROVIDERS = [pytest.param(p, id=p.name) for p in REGISTRY]
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def test_names_routes_and_kits_are_one_per_provider() -> None:
+def test_names_routes_and_contract_requests_are_one_per_provider() -> None:
     assert len({p.name for p in REGISTRY}) == len({p.route for p in REGISTRY}) == len(REGISTRY)
     assert set(CONTRACT_REQUESTS_BY_PROVIDER) == {p.name for p in REGISTRY}
     assert all(named(p.name) is p for p in REGISTRY)

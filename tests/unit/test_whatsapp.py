@@ -643,7 +643,7 @@ def test_compound_ids_escape_their_separator() -> None:
 # --- the provider as the registry will see it ------------------------------------------------
 
 
-def test_its_parts_load_and_its_kit_samples_what_it_says() -> None:
+def test_its_parts_load_and_its_contract_requests_sample_what_they_say() -> None:
     """What the contract suite checks once the coordinator registers the provider."""
     env = Env(dict.fromkeys(("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN"), "value"))
     receive = PROVIDER.receiver(env)
