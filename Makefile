@@ -77,7 +77,7 @@ replay: $(INSTALLED)
 	@if [ -z "$$GOOGLE_CLOUD_PROJECT" ] && [ -f .local/env ]; then set -a; . ./.local/env; set +a; fi; \
 	$(BIN)/python -m shared.ops.replay $(or $(ARGS),list)
 
-## build: each function's deployable source (function + shared/ + pinned requirements) in build/
+## build: each function's deployable source (function + what it imports of shared/ + pinned requirements) in build/
 build: $(INSTALLED)
 	$(BIN)/python -m tools.deploy.bundle
 

@@ -1,4 +1,5 @@
-"""The receipt pipeline's common code, bundled into every function's deployable source.
+"""The receipt pipeline's common code: each function's deployable source holds the modules
+of it that the function imports (tools/deploy/bundle.py).
 
 Its folders say what may do I/O (enforced by import-linter in `make lint`):
 

@@ -1,5 +1,5 @@
 # The functions' deployable sources: `make build` assembles build/<function>/ (the
-# function, shared/ and its pinned requirements); each is zipped and uploaded under its
+# function, the modules of shared/ it imports and its pinned requirements); each is zipped and uploaded under its
 # content hash, so a code change creates a new object and redeploys the function.
 
 resource "google_storage_bucket" "sources" {

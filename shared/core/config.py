@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -18,6 +19,20 @@ DEFAULT_TOPICS = {
     "EVENTS_TOPIC": "receipt-pipeline-events",
     "READABLE_TOPIC": "receipt-pipeline-readable",
 }
+
+
+def endpoint_problem(name: str, url: str) -> str | None:
+    """Why `url` is not a service endpoint (http:// or https://, a host, no path)."""
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        return f"{name} is not a URL: {url!r}"
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        return f"{name} must be an http:// or https:// URL of a host, not {url!r}"
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        return f"{name} must name a host only, with no path: {url!r}"
+    return None
 
 
 def comma_list(value: str) -> tuple[str, ...]:

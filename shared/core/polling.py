@@ -10,6 +10,7 @@ watched by one run at a time, all the time but for that hand-over.
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ SHORTEST_EMPTY_POLL_SECONDS = 1.0
 LONGEST_BACKOFF_SECONDS = 30.0
 # Renew temporary credentials this long before they expire (at most half their lifetime).
 RENEW_EARLY_SECONDS = 120.0
+# Distinct problems one run reports at most: its log line stays short.
+PROBLEMS_KEPT = 10
 
 
 @dataclass(frozen=True)
@@ -114,3 +117,25 @@ class PullReport:
             counts.update(report.counts)
             problems += report.problems
         return cls(dict(counts), tuple(problems))
+
+
+class PullTally:
+    """A run's counts and problems, added to by every poller of every queue at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._problems: dict[str, None] = {}
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            self._counts.update(counts)
+
+    def problem(self, description: str) -> None:
+        with self._lock:
+            if len(self._problems) < PROBLEMS_KEPT:
+                self._problems[description] = None
+
+    def report(self) -> PullReport:
+        with self._lock:
+            return PullReport(dict(self._counts), tuple(self._problems))

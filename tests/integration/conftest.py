@@ -30,7 +30,7 @@ from shared.providers import REGISTRY
 from tests.change_consumer import ChangeConsumer
 from tools.local import demo
 from tools.local.stack import Delivery, LocalStack, StackSettings
-from tools.payloads import KITS
+from tools.payloads import CONTRACT_REQUESTS_BY_PROVIDER
 from tools.payloads import bm as bm_payloads
 from tools.standins.bm_api import BusinessMessagesStandIn
 from tools.standins.rbm_api import RbmApiStandIn
@@ -214,7 +214,9 @@ def delivery(response: requests.Response) -> Delivery:
     assert isinstance(body, bytes)
     route = urlsplit(str(response.request.url)).path.strip("/").split("/")[0]
     [provider] = [p for p in REGISTRY if p.route == route]
-    return response.json()["messageId"], payload_key(KITS[provider.name].published(body))
+    return response.json()["messageId"], payload_key(
+        CONTRACT_REQUESTS_BY_PROVIDER[provider.name].published(body)
+    )
 
 
 def recorded(stack: LocalStack, *responses: requests.Response) -> list[dict[str, Any]]:

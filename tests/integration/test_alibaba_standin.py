@@ -40,18 +40,20 @@ from mns.mns_exception import (  # type: ignore[import-untyped]
     MNSServerException,
 )
 
-from tools.standins.alibaba import (
-    ACS3_HMAC_SHA256,
+from tools.standins.alibaba import AlibabaStandIn
+from tools.standins.alibaba.queues import (
     BATCH_RECEIVE_MESSAGE,
+    MNS_VERSION,
+    QueueCounts,
+    mns_signature,
+)
+from tools.standins.alibaba.token_service import (
+    ACS3_HMAC_SHA256,
     CHINA_STANDARD_TIME,
     DYBASEAPI_ACTION,
-    MNS_VERSION,
     RPC_HMAC_SHA1,
-    AlibabaStandIn,
-    QueueCounts,
     StsCredentials,
     acs3_signature,
-    mns_signature,
 )
 
 STATUS = "ChatAppStatus"

@@ -52,10 +52,15 @@ def serve(stack: LocalStack, bundles: Path) -> Iterator[Any]:
 
 
 def test_a_bundle_holds_the_function_shared_and_pinned_requirements(bundles: Path) -> None:
-    for function in (WEBHOOK, RECORD_EVENTS, AGENT_READ_RECEIPTS):
+    parts = [
+        (WEBHOOK, "webhook"),
+        (RECORD_EVENTS, "normalise"),
+        (AGENT_READ_RECEIPTS, "read_receipts"),
+    ]
+    for function, part in parts:
         bundle = bundles / function.name
         assert (bundle / "main.py").exists()
-        assert (bundle / "shared" / "providers" / "bm" / "webhook.py").exists()
+        assert (bundle / "shared" / "providers" / "bm" / f"{part}.py").exists()
         assert "-c constraints.txt" in (bundle / "requirements.txt").read_text()
         assert "functions-framework==" in (bundle / "constraints.txt").read_text()
         assert not list(bundle.rglob("__pycache__"))

@@ -29,13 +29,9 @@ from tests.integration.conftest import PROCESSING_TIMEOUT, documents, recorded_r
 from tools.local.procs import ManagedProcess, free_port, wait_until
 from tools.local.stack import Delivery, LocalStack
 from tools.payloads import chatapp as ca
-from tools.standins.alibaba import (
-    BATCH_DELETE_MESSAGE,
-    BATCH_RECEIVE_MESSAGE,
-    DYBASEAPI_ACTION,
-    AlibabaStandIn,
-    QueueCounts,
-)
+from tools.standins.alibaba import AlibabaStandIn
+from tools.standins.alibaba.queues import BATCH_DELETE_MESSAGE, BATCH_RECEIVE_MESSAGE, QueueCounts
+from tools.standins.alibaba.token_service import DYBASEAPI_ACTION
 from tools.topology import PULL_QUEUES, RECORD_EVENTS
 
 pytestmark = pytest.mark.integration

@@ -206,7 +206,7 @@ def test_an_rbm_send_time_outside_firestores_range_is_parked_unstorable(
     assert response.status_code == 200, response.text
     [entry] = recorded(stack, response)  # once: the OverflowError redelivered it before
     assert entry["parked"] == 1
-    [parked] = parked_for(db, rbm.KIT.published(body_of(response))).values()
+    [parked] = parked_for(db, rbm.CONTRACT_REQUESTS.published(body_of(response))).values()
     assert parked["category"] == "UNSTORABLE"
     assert parked["reason"] == "a time outside years 1 to 9999 (UTC)"
 
@@ -220,7 +220,7 @@ def test_an_rbm_event_type_with_a_lone_surrogate_is_parked_not_a_500(
     assert response.status_code == 200, response.text
     [entry] = recorded(stack, response)
     assert entry["parked"] == 1
-    [parked] = parked_for(db, rbm.KIT.published(body_of(response))).values()
+    [parked] = parked_for(db, rbm.CONTRACT_REQUESTS.published(body_of(response))).values()
     assert parked["category"] == "UNKNOWN_KIND"
 
 

@@ -1,7 +1,8 @@
 """What every provider must do, on the real stack: each check runs for each registered provider.
 
-A provider gets these tests by being registered (`shared.providers.REGISTRY`) with a kit of
-requests (`tools.payloads.KITS`); its own tests stay beside them.
+A provider gets these tests by being registered (`shared.providers.REGISTRY`) with its
+platform's requests (`tools.payloads.CONTRACT_REQUESTS_BY_PROVIDER`); its own tests stay
+beside them.
 """
 
 import uuid
@@ -19,13 +20,13 @@ from shared.providers import REGISTRY, named
 from tests.integration.conftest import PROCESSING_TIMEOUT, Spy, recorded_receipts
 from tools.local.procs import ManagedProcess, free_port
 from tools.local.stack import LocalStack
-from tools.payloads import KITS
-from tools.payloads.kit import ProviderKit, WebhookRequest
+from tools.payloads import CONTRACT_REQUESTS_BY_PROVIDER
+from tools.payloads.contract import ContractRequests, WebhookRequest
 from tools.topology import WEBHOOK
 
 pytestmark = pytest.mark.integration
 
-PROVIDERS = [pytest.param(KITS[p.name], id=p.name) for p in REGISTRY]
+PROVIDERS = [pytest.param(CONTRACT_REQUESTS_BY_PROVIDER[p.name], id=p.name) for p in REGISTRY]
 
 
 def post(base_url: str, request: WebhookRequest) -> requests.Response:
@@ -34,11 +35,11 @@ def post(base_url: str, request: WebhookRequest) -> requests.Response:
     )
 
 
-def published(spy: Spy, kit: ProviderKit, *bodies: bytes) -> list[dict[str, object]]:
+def published(spy: Spy, platform: ContractRequests, *bodies: bytes) -> list[dict[str, object]]:
     """What reached the topics for one of these bodies (published as the provider publishes
     it, or not at all)."""
     spy.drain()
-    forms = [kit.published(body) for body in bodies]
+    forms = [platform.published(body) for body in bodies]
     return [m for m in spy.seen if m["data"] in forms]
 
 
@@ -60,68 +61,68 @@ def webhook_without_pubsub(stack: LocalStack) -> Iterator[str]:
     process.stop()
 
 
-@pytest.mark.parametrize("kit", PROVIDERS)
+@pytest.mark.parametrize("platform", PROVIDERS)
 def test_a_forged_or_missing_credential_is_refused_and_nothing_published(
-    stack: LocalStack, spy: Spy, kit: ProviderKit
+    stack: LocalStack, spy: Spy, platform: ContractRequests
 ) -> None:
     env = stack.function_environment()
     tag = uuid.uuid4().hex[:12]
-    genuine = kit.receipt(env, tag).request
-    for request in (kit.forged(env, genuine), kit.unauthenticated(env, genuine)):
+    genuine = platform.receipt(env, tag).request
+    for request in (platform.forged(env, genuine), platform.unauthenticated(env, genuine)):
         response = post(stack.webhook_url, request)
         assert response.status_code in (401, 403), response.text
-    assert published(spy, kit, genuine.body) == []
+    assert published(spy, platform, genuine.body) == []
 
 
-@pytest.mark.parametrize("kit", PROVIDERS)
+@pytest.mark.parametrize("platform", PROVIDERS)
 def test_an_oversized_or_malformed_body_is_a_clear_4xx_and_nothing_published(
-    stack: LocalStack, spy: Spy, kit: ProviderKit
+    stack: LocalStack, spy: Spy, platform: ContractRequests
 ) -> None:
     env = stack.function_environment()
-    provider = named(kit.name)
+    provider = named(platform.name)
     assert provider is not None
     limit = body_limit(provider, Env(env))  # its own bound, or the test stack's lower one
     tag = uuid.uuid4().hex[:12]
-    genuine = kit.receipt(env, tag).request
+    genuine = platform.receipt(env, tag).request
     oversized = WebhookRequest(genuine.path, genuine.body + b" " * limit, genuine.headers)
     response = post(stack.webhook_url, oversized)
     assert response.status_code == 413
     assert str(limit) in response.json()["error"]
-    malformed = kit.malformed(env)
+    malformed = platform.malformed(env)
     if malformed is not None:
         response = post(stack.webhook_url, malformed)
         assert response.status_code == 400
         assert response.json()  # a JSON answer that says what is wrong
-    assert published(spy, kit, genuine.body, oversized.body) == []
+    assert published(spy, platform, genuine.body, oversized.body) == []
 
 
-@pytest.mark.parametrize("kit", PROVIDERS)
+@pytest.mark.parametrize("platform", PROVIDERS)
 def test_an_accepted_request_is_acknowledged_only_once_pubsub_confirmed_it(
-    stack: LocalStack, spy: Spy, webhook_without_pubsub: str, kit: ProviderKit
+    stack: LocalStack, spy: Spy, webhook_without_pubsub: str, platform: ContractRequests
 ) -> None:
     env = stack.function_environment()
-    unconfirmed = kit.receipt(env, uuid.uuid4().hex[:12]).request
+    unconfirmed = platform.receipt(env, uuid.uuid4().hex[:12]).request
     response = post(webhook_without_pubsub, unconfirmed)
     assert response.status_code == 503, response.text
-    sample = kit.receipt(env, uuid.uuid4().hex[:12]).request
+    sample = platform.receipt(env, uuid.uuid4().hex[:12]).request
     accepted = post(stack.webhook_url, sample)
     assert accepted.status_code == 200, accepted.text
-    [message] = published(spy, kit, sample.body)
+    [message] = published(spy, platform, sample.body)
     assert message["messageId"] == accepted.json()["messageId"]
-    assert message["attributes"]["provider"] == kit.name  # type: ignore[index]
+    assert message["attributes"]["provider"] == platform.name  # type: ignore[index]
 
 
-@pytest.mark.parametrize("kit", PROVIDERS)
+@pytest.mark.parametrize("platform", PROVIDERS)
 def test_a_duplicate_payload_leaves_one_record(
-    stack: LocalStack, db: firestore.Client, kit: ProviderKit
+    stack: LocalStack, db: firestore.Client, platform: ContractRequests
 ) -> None:
-    sample = kit.receipt(stack.function_environment(), uuid.uuid4().hex[:12])
+    sample = platform.receipt(stack.function_environment(), uuid.uuid4().hex[:12])
     deliveries = []
     for _ in range(2):
         response = post(stack.webhook_url, sample.request)
         assert response.status_code == 200, response.text
         deliveries.append(
-            (response.json()["messageId"], payload_key(kit.published(sample.request.body)))
+            (response.json()["messageId"], payload_key(platform.published(sample.request.body)))
         )
     found = stack.logged_for("record_events", "event recorded", deliveries, PROCESSING_TIMEOUT)
     writes = sorted(found[delivery]["writes"] for delivery in deliveries)
@@ -129,6 +130,6 @@ def test_a_duplicate_payload_leaves_one_record(
     path = records.message_path(sample.conversation_id, sample.message_id)
     message = db.document(path).get().to_dict()
     assert message is not None
-    assert message["provider"] == kit.name
+    assert message["provider"] == platform.name
     assert message["status"]
     assert len(recorded_receipts(db, sample.conversation_id)) == 1

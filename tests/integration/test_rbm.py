@@ -225,7 +225,7 @@ def test_server_and_launch_events_are_stored_or_parked_never_lost(
     assert set(stored["receipts"]) == {f"{agent_message}~TTL_EXPIRATION_REVOKED"}
     assert "status" not in stored["messages"][agent_message]  # it never reached the user
     assert isinstance(launch.request.body, bytes)
-    body = rbm.KIT.published(launch.request.body)  # the canonical envelope is parked
+    body = rbm.CONTRACT_REQUESTS.published(launch.request.body)  # the canonical envelope is parked
     parked = [d for d in documents(db.collection("parked")).values() if d.get("rawBody") == body]
     assert [(d["category"], d["reason"]) for d in parked] == [
         ("AGENT_LAUNCH", "agent launch event: PENDING -> LAUNCHED in /v1/regions/fi-rcs")

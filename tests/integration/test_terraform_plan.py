@@ -2,8 +2,8 @@
 google 7.31.0 and archive 2.7.1 schemas, served by tools/terraform's stub providers.
 
 The assertions are on the plan (`terraform show -json`), resolved per instance: the stub
-derives IDs, emails and function URLs the way Google does (tools/terraform/known.py), so a
-subscription's endpoint is compared with the function's own planned URL, never a literal.
+derives IDs, emails and function URLs the way Google does (tools/terraform/derived_values.py),
+so a subscription's endpoint is compared with the function's own planned URL, never a literal.
 """
 
 from __future__ import annotations

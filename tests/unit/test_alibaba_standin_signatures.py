@@ -2,9 +2,9 @@
 
 from datetime import UTC, datetime
 
-from tools.standins.alibaba import (
+from tools.standins.alibaba.queues import mns_signature
+from tools.standins.alibaba.token_service import (
     china_standard_time,
-    mns_signature,
     percent_encode,
     rpc_v2_signature,
 )

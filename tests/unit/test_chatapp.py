@@ -13,7 +13,7 @@ from shared.core.events import MALFORMED, REJECTED_RECEIPT
 from shared.core.ingress import Incoming, Publish, Reply
 from shared.core.provider import Receiver
 from shared.providers import REGISTRY, chatapp
-from shared.providers.chatapp import shape as chatapp_shape
+from shared.providers.chatapp import element_screen as chatapp_screen
 from shared.providers.chatapp import webhook as chatapp_webhook
 from shared.providers.chatapp.normalise import conversation_id as chatapp_conversation
 from shared.providers.chatapp.normalise import normalise_batch
@@ -155,14 +155,14 @@ def test_the_answer_names_malformed_elements_and_still_hands_the_batch_off() -> 
     ],
 )
 def test_element_shapes(kind: str, event: Any, problem: str | None) -> None:
-    found = chatapp_shape.event_problem(kind, event)
+    found = chatapp_screen.event_problem(kind, event)
     assert (found is None) if problem is None else (found is not None and problem in found)
 
 
 def test_the_timestamp_key_with_a_trailing_space_is_understood() -> None:
     event = ca.status("m1", "Read", USER, at=1714557600000)
     event["Timestamp "] = event.pop("Timestamp")
-    assert chatapp_shape.event_problem(chatapp.STATUS, event) is None
+    assert chatapp_screen.event_problem(chatapp.STATUS, event) is None
     [payload] = normalise_batch(ca.encode([event]), chatapp.STATUS, RECEIVED)
     assert payload.receipts[0].time == datetime(2024, 5, 1, 10, tzinfo=UTC)
 
@@ -255,7 +255,7 @@ def test_unhashable_or_odd_values_are_malformed_never_an_error(odd: Any) -> None
     for field in ("Status", "MessageId", "From", "Timestamp", "Type", "Message"):
         event = {**ca.status("m1", "Sent", USER), **ca.inbound_text("u1", USER, "x"), field: odd}
         for kind in (chatapp.STATUS, chatapp.INBOUND, chatapp.AUDIT):
-            problem = chatapp_shape.event_problem(kind, event)
+            problem = chatapp_screen.event_problem(kind, event)
             assert problem is None or isinstance(problem, str)
         payloads = normalise_batch(ca.encode([event]), chatapp.STATUS, RECEIVED)
         assert sum(len(p.receipts) + len(p.parked) for p in payloads) == 1

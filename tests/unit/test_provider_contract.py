@@ -1,5 +1,5 @@
 """What every registered provider must satisfy without a stack: its parts load and fit the
-interface, it has a kit for the contract suite, and its normaliser never raises."""
+interface, it has requests for the contract suite, and its normaliser never raises."""
 
 import inspect
 from datetime import UTC, datetime
@@ -13,16 +13,16 @@ from shared.core.config import Env
 from shared.core.provider import Provider
 from shared.providers import REGISTRY, named
 from shared.providers import normalise as normalise_published
-from tools.payloads import KITS
+from tools.payloads import CONTRACT_REQUESTS_BY_PROVIDER
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 PROVIDERS = [pytest.param(p, id=p.name) for p in REGISTRY]
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def test_names_routes_and_kits_are_one_per_provider() -> None:
+def test_names_routes_and_contract_requests_are_one_per_provider() -> None:
     assert len({p.name for p in REGISTRY}) == len({p.route for p in REGISTRY}) == len(REGISTRY)
-    assert set(KITS) == {p.name for p in REGISTRY}
+    assert set(CONTRACT_REQUESTS_BY_PROVIDER) == {p.name for p in REGISTRY}
     assert all(named(p.name) is p for p in REGISTRY)
 
 

@@ -12,7 +12,7 @@ import msgpack
 import pytest
 from tfplugin_proto import tfplugin6_5_pb2 as pb
 
-from tools.terraform import emulate, known
+from tools.terraform import derived_values, emulate
 from tools.terraform.archive import read_archive_file
 from tools.terraform.provider import StubProvider
 from tools.terraform.schema import Attribute, Block, NestedBlock, Nesting, ProviderSchema, TypeJson
@@ -65,7 +65,7 @@ SCHEMA = ProviderSchema(
     {"google_cloudfunctions2_function": FUNCTION},
     {"google_project": PROJECT},
 )
-DEFAULTS = known.Defaults(project="my-project", region="europe-west1")
+DEFAULTS = derived_values.Defaults(project="my-project", region="europe-west1")
 
 
 def function(ingress: Value = "ALLOW_ALL", name: Value = "hook") -> dict[str, Value]:
@@ -127,7 +127,7 @@ class TestPlan:
     def test_computed_attributes_are_derived_or_unknown(self) -> None:
         planned = emulate.plan("google_cloudfunctions2_function", FUNCTION, function(), DEFAULTS)
         assert isinstance(planned, dict)
-        number = known.project_number("my-project")
+        number = derived_values.project_number("my-project")
         assert planned["id"] == "projects/my-project/locations/europe-west1/functions/hook"
         assert planned["state"] == UNKNOWN
         assert planned["labels"] is None  # optional and unset: not the stub's to invent
@@ -150,8 +150,12 @@ class TestPlan:
         assert emulate.plan("google_cloudfunctions2_function", FUNCTION, None, DEFAULTS) is None
 
     def test_project_number_is_stable_and_plausible(self) -> None:
-        number = known.project_number("my-project")
-        assert number == known.project_number("my-project") != known.project_number("other")
+        number = derived_values.project_number("my-project")
+        assert (
+            number
+            == derived_values.project_number("my-project")
+            != derived_values.project_number("other")
+        )
         assert len(number) == 12
         assert number.isdigit()
 
@@ -165,7 +169,7 @@ class TestPlan:
         assert state == {
             "id": "projects/my-project",
             "project_id": None,
-            "number": known.project_number("my-project"),
+            "number": derived_values.project_number("my-project"),
             "labels": None,
         }
 

@@ -643,7 +643,7 @@ def test_compound_ids_escape_their_separator() -> None:
 # --- the provider as the registry will see it ------------------------------------------------
 
 
-def test_its_parts_load_and_its_kit_samples_what_it_says() -> None:
+def test_its_parts_load_and_its_contract_requests_sample_what_they_say() -> None:
     """What the contract suite checks once the coordinator registers the provider."""
     env = Env(dict.fromkeys(("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN"), "value"))
     receive = PROVIDER.receiver(env)
@@ -653,15 +653,18 @@ def test_its_parts_load_and_its_kit_samples_what_it_says() -> None:
     assert callable(read_receipts.api_settings(Env({})).connect)
     assert PROVIDER.topic_key(USER_MESSAGES) == "readable"
     assert PROVIDER.topic_key("updates") == "events"
-    kit_env = {"WHATSAPP_APP_SECRET": "value"}
-    sample = wa.KIT.receipt(kit_env, "tag")
+    platform_env = {"WHATSAPP_APP_SECRET": "value"}
+    sample = wa.CONTRACT_REQUESTS.receipt(platform_env, "tag")
     request = sample.request
     assert isinstance(receive(Incoming((), Headers(request.headers), request.body, None)), Publish)
-    for refused in (wa.KIT.forged(kit_env, request), wa.KIT.unauthenticated(kit_env, request)):
+    for refused in (
+        wa.CONTRACT_REQUESTS.forged(platform_env, request),
+        wa.CONTRACT_REQUESTS.unauthenticated(platform_env, request),
+    ):
         decided = receive(Incoming((), Headers(refused.headers), refused.body, None))
         assert isinstance(decided, Reply)
         assert decided.status == 401
-    malformed = wa.KIT.malformed(kit_env)
+    malformed = wa.CONTRACT_REQUESTS.malformed(platform_env)
     assert malformed is not None
     decided = receive(Incoming((), Headers(malformed.headers), malformed.body, None))
     assert isinstance(decided, Reply)

@@ -313,7 +313,9 @@ class CostPayload:
         answer = requests.post(self.url, data=self.body, headers=self.headers, timeout=60)
         assert answer.status_code == 200, answer.text
         rbm = self.url == stack.rbm_url
-        sent_on = rbm_payloads.KIT.published(self.body) if rbm else self.body  # canonical form
+        sent_on = (
+            rbm_payloads.CONTRACT_REQUESTS.published(self.body) if rbm else self.body
+        )  # canonical form
         return answer.json()["messageId"], payload_key(sent_on)
 
 

@@ -35,7 +35,7 @@ from shared.core.polling import SCHEDULE_TIME_HEADER
 from tools.local.groups import STOP_GRACE_SECONDS
 from tools.local.procs import ManagedProcess, answers_http, free_port, stop_all, wait_until
 from tools.local.stop_signals import stopping_on_signals
-from tools.payloads import KITS
+from tools.payloads import CONTRACT_REQUESTS_BY_PROVIDER
 from tools.standins.alibaba import AlibabaStandIn
 from tools.standins.bm_api import BusinessMessagesStandIn
 from tools.standins.google_oauth import ServiceAccountTokens
@@ -90,7 +90,11 @@ def provider_variable(name: str) -> bool:
 
 def local_provider_env() -> dict[str, str]:
     """Every provider's local development credentials: with them, every provider is on."""
-    return {name: value for kit in KITS.values() for name, value in kit.local_env.items()}
+    return {
+        name: value
+        for platform in CONTRACT_REQUESTS_BY_PROVIDER.values()
+        for name, value in platform.local_env.items()
+    }
 
 
 @dataclass

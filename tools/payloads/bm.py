@@ -17,7 +17,7 @@ from shared.core.ingress import parse_json
 from shared.providers import bm
 from shared.providers.bm import webhook as bm_webhook
 from shared.providers.bm.redaction import redacted
-from tools.payloads.kit import Sample, WebhookRequest, first_secret
+from tools.payloads.contract import Sample, WebhookRequest, first_secret
 
 AGENT = "brands/demo-brand/agents/demo-agent"
 
@@ -125,7 +125,7 @@ def post_signed(
     return (session or requests).post(url, data=body, headers=headers, timeout=30)
 
 
-class _Kit:
+class _ContractRequests:
     """Business Messages for the providers' contract suite."""
 
     name = bm.NAME
@@ -152,4 +152,4 @@ class _Kit:
         return redacted(parse_json(body)) or body
 
 
-KIT = _Kit()
+CONTRACT_REQUESTS = _ContractRequests()

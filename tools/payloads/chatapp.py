@@ -14,7 +14,7 @@ import requests
 
 from shared.providers import chatapp
 from shared.providers.chatapp.normalise import conversation_id
-from tools.payloads.kit import Sample, WebhookRequest, first_secret
+from tools.payloads.contract import Sample, WebhookRequest, first_secret
 
 BUSINESS = "8613800000000"
 
@@ -90,7 +90,7 @@ def push(url: str, body: bytes, session: requests.Session | None = None) -> requ
     return (session or requests).post(url, data=body, headers=headers, timeout=30)
 
 
-class _Kit:
+class _ContractRequests:
     """Chat App for the providers' contract suite."""
 
     name = chatapp.NAME
@@ -124,4 +124,4 @@ class _Kit:
         return f"/chatapp/status/{token}"
 
 
-KIT = _Kit()
+CONTRACT_REQUESTS = _ContractRequests()

@@ -32,7 +32,7 @@ import requests
 from shared.providers.rbm import NAME
 from shared.providers.rbm.envelope import canonical
 from shared.providers.rbm.normalise import conversation_id
-from tools.payloads.kit import Sample, WebhookRequest, first_secret
+from tools.payloads.contract import Sample, WebhookRequest, first_secret
 
 AGENT_ID = "receipts-demo-agent"  # the bare id that the API's agentId parameter takes
 AGENT = f"{AGENT_ID}@rbm.goog"  # the id as every payload writes it
@@ -356,7 +356,7 @@ def post_handshake(
     return (session or requests).post(url, data=body, headers=headers, timeout=30)
 
 
-class _Kit:
+class _ContractRequests:
     """RCS Business Messaging for the providers' contract suite."""
 
     name = NAME
@@ -386,4 +386,4 @@ class _Kit:
         return canonical(data_of(body))
 
 
-KIT = _Kit()
+CONTRACT_REQUESTS = _ContractRequests()

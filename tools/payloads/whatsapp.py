@@ -23,7 +23,7 @@ from shared.core.credentials import hub_signature
 from shared.providers.whatsapp import ACCESS_TOKEN, APP_SECRET, NAME, OBJECT, VERIFY_TOKEN
 from shared.providers.whatsapp.normalise import conversation_id
 from shared.providers.whatsapp.webhook import SIGNATURE_HEADER
-from tools.payloads.kit import Sample, WebhookRequest, first_secret
+from tools.payloads.contract import Sample, WebhookRequest, first_secret
 from tools.standins.graph_api import RECEIVED_PATH
 
 WABA_ID = "102290129340398"
@@ -251,7 +251,7 @@ def post(
     )
 
 
-class _Kit:
+class _ContractRequests:
     """WhatsApp for the providers' contract suite."""
 
     name = NAME
@@ -285,4 +285,4 @@ class _Kit:
         return body  # WhatsApp's signed body is published as it came
 
 
-KIT = _Kit()
+CONTRACT_REQUESTS = _ContractRequests()

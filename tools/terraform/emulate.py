@@ -4,7 +4,7 @@ Terraform itself checks names, types, required arguments and nesting against the
 provider's part emulated here is what a plan needs from it:
 - validation of the enum values the provider documents (`Possible values: [...]`), with the
   message the real provider gives;
-- a plan: every computed attribute left unset becomes unknown, or derived (`known.py`);
+- a plan: every computed attribute left unset becomes unknown, or derived (`derived_values.py`);
 - a data source read: computed attributes derived, or null.
 """
 
@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from tools.terraform.known import Defaults, known_value
+from tools.terraform.derived_values import Defaults, derived_value
 from tools.terraform.schema import Block, Nesting
 from tools.terraform.values import UNKNOWN, Value
 
@@ -80,7 +80,7 @@ def plan(kind: str, block: Block, proposed: Value, provider: Defaults) -> Value:
         return proposed  # destroy (null), or wholly unknown
 
     def derived(path: tuple[str, ...]) -> Value:
-        found = known_value(kind, path, proposed, provider)
+        found = derived_value(kind, path, proposed, provider)
         return UNKNOWN if found is None else found
 
     return _fill(block, proposed, (), derived)
@@ -91,7 +91,7 @@ def read(kind: str, block: Block, config: Value, provider: Defaults) -> Value:
     if not isinstance(config, dict):
         return config
     return _fill(
-        block, config, (), lambda path: known_value("data." + kind, path, config, provider)
+        block, config, (), lambda path: derived_value("data." + kind, path, config, provider)
     )
 
 

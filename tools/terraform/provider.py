@@ -25,7 +25,7 @@ from tfplugin_proto import tfplugin6_5_pb2 as pb
 
 from tools.terraform import emulate
 from tools.terraform.archive import read_archive_file
-from tools.terraform.known import Defaults
+from tools.terraform.derived_values import Defaults
 from tools.terraform.schema import Block, NestedBlock, Nesting, ProviderSchema
 from tools.terraform.values import Value, decode, encode, from_json
 from tools.terraform.wheels import load_schema

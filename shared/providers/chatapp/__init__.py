@@ -1,7 +1,7 @@
 """Alibaba Cloud Chat App Message Service: status reports, user messages (MO) and template
 reviews of WhatsApp, Messenger, Instagram and Viber, by HTTP batch push or from SMQ queues.
 
-`webhook.py` checks the callback's URL token and source address, `shape.py` says which
+`webhook.py` checks the callback's URL token and source address, `element_screen.py` says which
 elements of a batch are usable, `normalise.py` turns a batch into the product's events.
 `queue.py` pulls the SMQ queues (with `smq.py`, the two services' clients, and
 `queue_plan.py`, what to publish, park and delete) and publishes what it receives as the

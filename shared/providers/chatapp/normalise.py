@@ -26,7 +26,7 @@ from shared.core.ingress import parse_json
 from shared.core.storable import ascii_digits
 from shared.core.times import from_unix_millis
 from shared.providers.chatapp import AUDIT, KIND_BY_PATH, NAME, PARKED_ATTRIBUTE, SCALE, STATUS
-from shared.providers.chatapp.shape import set_aside, timestamp
+from shared.providers.chatapp.element_screen import set_aside, timestamp
 
 _STATUS_DETAILS = {
     "StatusDescription": "statusDescription",

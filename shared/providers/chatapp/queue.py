@@ -12,8 +12,9 @@ its visibility timeout and is published again, and the recorder collapses the du
 - Credentials: per queue, from QueryTokenForMnsQueue, cached, renewed before ExpireTime and
   again on a 403 from the queue.
 - Pub/Sub failing: the publish that failed is not deleted, and no queue is received from
-  until an empty probe publish is confirmed again, so an outage does not hand the same
-  messages out over and over (their DequeueCount would rise toward parking).
+  until an empty probe publish is confirmed again (`PublishCircuitBreaker`), so an outage
+  does not hand the same messages out over and over (their DequeueCount would rise toward
+  parking).
 """
 
 from __future__ import annotations
@@ -27,17 +28,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from shared.adapters.publish_circuit_breaker import PublishCircuitBreaker
 from shared.adapters.publisher import PublishFailed
 from shared.core import polling, routing
-from shared.core.config import Env
+from shared.core.config import Env, endpoint_problem
 from shared.core.events import payload_key
-from shared.core.polling import PullReport
+from shared.core.polling import PullReport, PullTally
 from shared.core.provider import PublishFunction
 from shared.providers.chatapp import NAME, PARKED_ATTRIBUTE, SMQ_ENDPOINT, SMQ_TOKEN_ENDPOINT
 from shared.providers.chatapp.queue_plan import (
     Outgoing,
     QueueMessage,
-    endpoint_problem,
     plan,
     queue_pairs,
 )
@@ -55,7 +56,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_RECEIVES = 10
 DEFAULT_MAX_POLLERS = 4
-_PROBLEMS_KEPT = 10
 # Refusals of the AccessKey itself: the operator must fix the configuration.
 _KEY_REFUSED = frozenset(
     {"SignatureDoesNotMatch", "InvalidAccessKeyId.NotFound", "InvalidAccessKeyId", "Forbidden.RAM"}
@@ -105,13 +105,13 @@ class ChatAppPuller:
     def __init__(self, config: QueueConfig, publish: PublishFunction) -> None:
         first_kind = config.queues[0][0] if config.queues else ""
         empty_batch = routing.attributes(provider=NAME, kind=first_kind, events="0")
-        gate = PubSubGate(lambda: publish(routing.EVENTS, b"[]", empty_batch))
+        breaker = PublishCircuitBreaker(lambda: publish(routing.EVENTS, b"[]", empty_batch))
         self._workers = [
-            QueueWorker(kind, queue, config, publish, gate) for kind, queue in config.queues
+            QueueWorker(kind, queue, config, publish, breaker) for kind, queue in config.queues
         ]
 
     def run(self, stop_polling_at: float) -> PullReport:
-        tally = Tally()
+        tally = PullTally()
         threads = [
             threading.Thread(target=worker.run, args=(stop_polling_at, tally), name=worker.queue)
             for worker in self._workers
@@ -121,86 +121,6 @@ class ChatAppPuller:
         for thread in threads:
             thread.join()
         return tally.report()
-
-
-class Tally:
-    """A run's counts and problems, added to by every poller."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
-        self._problems: dict[str, None] = {}
-
-    def add(self, **counts: int) -> None:
-        with self._lock:
-            self._counts.update(counts)
-
-    def problem(self, description: str) -> None:
-        with self._lock:
-            if len(self._problems) < _PROBLEMS_KEPT:
-                self._problems[description] = None
-
-    def report(self) -> PullReport:
-        with self._lock:
-            return PullReport(dict(self._counts), tuple(self._problems))
-
-
-class PubSubGate:
-    """Open while Pub/Sub confirms publishes. Once one fails, no poller receives until a probe
-    (an empty batch, which the recorder records as nothing) is confirmed: one poller probes,
-    with backoff, while the others wait."""
-
-    def __init__(self, probe: Callable[[], object], clock: Callable[[], float] = time.time):
-        self._probe = probe
-        self._clock = clock
-        self._changed = threading.Condition()
-        self._failures = 0
-        self._next_probe = 0.0
-        self._probing = False
-
-    def close(self) -> None:
-        with self._changed:
-            if not self._failures:
-                self._failures = 1
-                self._next_probe = self._clock() + polling.backoff(1)
-
-    def wait_open(self, until: float) -> bool:
-        """True once Pub/Sub is usable; False if it is not by `until` (epoch seconds)."""
-        while True:
-            with self._changed:
-                while self._failures and not self._probe_is_mine():
-                    now = self._clock()
-                    if now >= until:
-                        return False
-                    wake = until if self._probing else min(until, self._next_probe)
-                    self._changed.wait(max(0.0, wake - now))
-                if not self._failures:
-                    return True
-            self._try_probe()
-
-    def _probe_is_mine(self) -> bool:
-        """Caller holds the lock: claims the next probe when it is due and nobody probes."""
-        if self._probing or self._clock() < self._next_probe:
-            return False
-        self._probing = True
-        return True
-
-    def _try_probe(self) -> None:
-        try:
-            self._probe()
-            confirmed = True
-        except PublishFailed:
-            confirmed = False
-        with self._changed:
-            self._probing = False
-            self._failures = 0 if confirmed else self._failures + 1
-            self._next_probe = self._clock() + polling.backoff(self._failures)
-            self._changed.notify_all()
-        log.log(
-            logging.INFO if confirmed else logging.WARNING,
-            "Pub/Sub probe %s",
-            "confirmed: receiving again" if confirmed else "failed: not receiving",
-        )
 
 
 class TokenCache:
@@ -239,13 +159,13 @@ class QueueWorker:
         queue: str,
         config: QueueConfig,
         publish: PublishFunction,
-        gate: PubSubGate,
+        breaker: PublishCircuitBreaker,
     ) -> None:
         self.kind = kind
         self.queue = queue
         self._config = config
         self._publish = publish
-        self._gate = gate
+        self._breaker = breaker
         self._tokens = TokenCache(
             TokenClient(config.token_endpoint, config.access_key_id, config.access_key_secret),
             kind,
@@ -256,7 +176,7 @@ class QueueWorker:
         self._extra_pollers: list[threading.Thread] = []
         self._active = 0
 
-    def run(self, stop_at: float, tally: Tally) -> None:
+    def run(self, stop_at: float, tally: PullTally) -> None:
         """Polls until stop_at; returns when every poller of this queue has finished."""
         self._poll(stop_at, tally, first=True)
         while True:
@@ -266,12 +186,12 @@ class QueueWorker:
                 poller = self._extra_pollers.pop()
             poller.join()
 
-    def _poll(self, stop_at: float, tally: Tally, first: bool) -> None:
+    def _poll(self, stop_at: float, tally: PullTally, first: bool) -> None:
         client = self._take_client()
         failures = 0
         try:
             while True:
-                if not self._gate.wait_open(stop_at):
+                if not self._breaker.wait_closed(stop_at):
                     tally.problem("Pub/Sub confirms no publish: nothing was received meanwhile")
                     return
                 wait = polling.poll_wait(stop_at - time.time(), LONGEST_WAIT_SECONDS)
@@ -322,7 +242,7 @@ class QueueWorker:
                 received, RECEIVE_BATCH, self._active, self._config.max_pollers
             )
 
-    def _start_poller(self, stop_at: float, tally: Tally) -> None:
+    def _start_poller(self, stop_at: float, tally: PullTally) -> None:
         poller = threading.Thread(
             target=self._poll, args=(stop_at, tally, False), name=self.queue, daemon=True
         )
@@ -341,14 +261,14 @@ class QueueWorker:
             self._tokens.refused(token)
         return call(self._tokens.current())
 
-    def _deliver(self, client: QueueClient, messages: list[QueueMessage], tally: Tally) -> None:
+    def _deliver(self, client: QueueClient, messages: list[QueueMessage], tally: PullTally) -> None:
         """Publishes what one receive gave, then deletes what Pub/Sub confirmed."""
         confirmed: list[str] = []
         for outgoing in plan(self.kind, messages, self._config.max_receives):
             try:
                 message_id = self._publish(routing.EVENTS, outgoing.body, outgoing.attributes)
             except PublishFailed as failure:
-                self._gate.close()
+                self._breaker.open()
                 tally.problem(f"Pub/Sub: {failure}")
                 log.error(
                     "queue messages not published: they stay in the queue",
@@ -360,7 +280,7 @@ class QueueWorker:
         if confirmed:
             self._delete(client, confirmed, tally)
 
-    def _published(self, outgoing: Outgoing, message_id: str, tally: Tally) -> None:
+    def _published(self, outgoing: Outgoing, message_id: str, tally: PullTally) -> None:
         parked = outgoing.attributes.get(PARKED_ATTRIBUTE)
         carried = len(outgoing.messages)
         tally.add(published=carried, publishes=1, parked=carried if parked else 0)
@@ -379,7 +299,7 @@ class QueueWorker:
             },
         )
 
-    def _delete(self, client: QueueClient, handles: list[str], tally: Tally) -> None:
+    def _delete(self, client: QueueClient, handles: list[str], tally: PullTally) -> None:
         """Deletes confirmed messages; one that stays reappears, and its duplicate collapses."""
         failed: dict[str, str] = {}
         for _ in range(2):  # a service error or no answer is tried once more
@@ -400,7 +320,7 @@ class QueueWorker:
                 extra={"queue": self.queue, "codes": dict(kept)},
             )
 
-    def _trouble(self, tally: Tally, what: str, refusal: AlibabaRefused) -> None:
+    def _trouble(self, tally: PullTally, what: str, refusal: AlibabaRefused) -> None:
         hint = (
             "; check ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, and that "
             "the key may call dybaseapi:QueryTokenForMnsQueue"

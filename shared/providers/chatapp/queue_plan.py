@@ -9,7 +9,7 @@ Some messages go alone, so that a redelivery publishes exactly the same bytes an
 sets aside lands in the same parked document (named by its body's hash): a message with an
 element that would be parked, one that cannot be decoded, and one received `max_receives`
 times, which is parked with the reason rather than retried. No content makes `plan` raise:
-the boundary screen (`shape.set_aside`) runs before anything else reads an element.
+the boundary screen (`element_screen.set_aside`) runs before anything else reads an element.
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from shared.core import arrival, routing
 from shared.core.ingress import parse_json
 from shared.providers.chatapp import KIND_BY_PATH, NAME, PARKED_ATTRIBUTE
-from shared.providers.chatapp.shape import set_aside
+from shared.providers.chatapp.element_screen import set_aside
 
 # Elements one Pub/Sub message carries at most, so that one delivery's work stays small.
 MAX_EVENTS = 1000
@@ -107,7 +106,7 @@ def plan(kind: str, messages: Sequence[QueueMessage], max_receives: int) -> list
 
 def _sets_aside(kind: str, elements: list[Any]) -> bool:
     """Whether the recorder would park any of these elements instead of recording it: the
-    classification it uses itself (`shape.set_aside`, which the webhook's counts share)."""
+    classification it uses itself (`element_screen.set_aside`, which the webhook's counts share)."""
     return any(set_aside(kind, element) for element in elements)
 
 
@@ -194,17 +193,3 @@ def queue_pairs(text: str) -> tuple[list[tuple[str, str]], list[str]]:
     if not pairs and not problems:
         problems.append("CHATAPP_SMQ_QUEUES holds no MessageType=QueueName pair")
     return pairs, problems
-
-
-def endpoint_problem(name: str, url: str) -> str | None:
-    """Why `url` is not a service endpoint (http:// or https://, a host, no path)."""
-    try:
-        parts = urlsplit(url)
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        return f"{name} is not a URL: {url!r}"
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-        return f"{name} must be an http:// or https:// URL of a host, not {url!r}"
-    if parts.path.strip("/") or parts.query or parts.fragment:
-        return f"{name} must name a host only, with no path: {url!r}"
-    return None

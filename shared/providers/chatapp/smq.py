@@ -11,7 +11,7 @@ socket timeout over https, reports error codes but not HTTP statuses, loses a wh
 to one body that is not base64, shares one connection per client across threads, and pulls
 in an unused crypto library; the token SDK adds 22 packages and a quarter of a second of
 import for a call made about once an hour per queue. Both contracts are a few headers and
-one HMAC each; tools/standins/alibaba.py, which the official SDKs are tested against,
+one HMAC each; tools/standins/alibaba/, which the official SDKs are tested against,
 tests these clients too.
 """
 

@@ -19,7 +19,7 @@ from shared.core.credentials import matches_any
 from shared.core.ingress import Incoming, Publish, Reply, parse_json
 from shared.core.provider import Receiver
 from shared.providers.chatapp import KIND_BY_PATH, NAME
-from shared.providers.chatapp.shape import set_aside
+from shared.providers.chatapp.element_screen import set_aside
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def project_number(project: str) -> str:
     return str(100_000_000_000 + digest % 900_000_000_000)
 
 
-def known_value(
+def derived_value(
     kind: str, path: tuple[str, ...], values: Mapping[str, Value], defaults: Defaults
 ) -> str | None:
     """The derived value of a computed attribute, or None when it is not derivable (yet)."""

@@ -1,7 +1,8 @@
 """What the providers' contract suite needs of each provider: requests as its platform sends
 them, built from the webhook's own environment (its keys and tokens).
 
-Each provider's module here has a `KIT`; `KITS` below lists them, and the contract suite
+Each provider's module here has a `CONTRACT_REQUESTS` (a `ContractRequests`);
+`tools.payloads.CONTRACT_REQUESTS_BY_PROVIDER` lists them, and the contract suite
 (tests/*/test_provider_contract.py) runs every check on every registered provider.
 """
 
@@ -30,7 +31,7 @@ class Sample:
     message_id: str
 
 
-class ProviderKit(Protocol):
+class ContractRequests(Protocol):
     name: str  # the registered provider's name
     # `make local`'s development values of the provider's credentials (never real ones),
     # used unless the shell sets the variable; together they switch the provider on.
