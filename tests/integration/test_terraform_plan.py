@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,19 +150,30 @@ SCENARIOS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def workspace() -> Iterator[run.Workspace]:
-    with run.workspace() as ready:
-        yield ready
+# One workspace, and one plan per scenario, for the whole session: a module that imports these
+# fixtures gets fixtures of its own (pytest caches per module of definition), yet the same plans.
+_WORKSPACES: list[run.Workspace] = []
+_PLANS: dict[str, checks.Plan] = {}
 
 
-@pytest.fixture(scope="module", params=SCENARIOS, ids=lambda scenario: scenario.id)
+@pytest.fixture(scope="session")
+def workspace(request: pytest.FixtureRequest) -> run.Workspace:
+    if not _WORKSPACES:
+        stack = contextlib.ExitStack()
+        request.config.add_cleanup(stack.close)  # after every module that shares it
+        _WORKSPACES.append(stack.enter_context(run.workspace()))
+    return _WORKSPACES[0]
+
+
+@pytest.fixture(scope="session", params=SCENARIOS, ids=lambda scenario: scenario.id)
 def planned(
     request: pytest.FixtureRequest, workspace: run.Workspace
 ) -> tuple[Scenario, checks.Plan]:
     scenario: Scenario = request.param
-    _, data = workspace.plan([EXAMPLE], scenario.variables, name=scenario.id)
-    return scenario, checks.Plan(data)
+    if scenario.id not in _PLANS:
+        _, data = workspace.plan([EXAMPLE], scenario.variables, name=scenario.id)
+        _PLANS[scenario.id] = checks.Plan(data)
+    return scenario, _PLANS[scenario.id]
 
 
 # fmt and validate
