@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -19,17 +20,29 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.adapters.spool import Drained
+from shared.adapters.publisher import PubSubSettings
+from shared.adapters.read_receipt_sender import ReadReceiptConfig
+from shared.adapters.spool import DrainConfig, Drained
+from shared.adapters.store import RecorderConfig
+from shared.adapters.webhook import WebhookConfig
+from shared.core import records, routing
+from shared.core.config import DEFAULT_TOPICS, Env
+from shared.core.polling import Schedule
+from shared.core.spool import DEFAULT_MAX_ATTEMPTS
+from shared.ops import report
+from shared.providers import REGISTRY, chatapp, queue_pullers, rbm
+from tools.deploy import gcloud as deploy
+from tools.local.stack import LOCAL_SPOOL_DATABASE
 from tools.terraform import plan as checks
 from tools.terraform import run
-from tools.topology import load
+from tools.topology import FUNCTIONS, SUBSCRIPTIONS, load
 
 PIPELINE = load()
 EXAMPLE = run.SOURCE / "terraform.tfvars.example"
@@ -89,6 +102,10 @@ SCENARIOS = [
             "rbm_api_endpoint": "https://europe-rcsbusinessmessaging.googleapis.com",
             "whatsapp_api_endpoint": "https://graph.example.test",
             "whatsapp_api_version": "v99.0",
+            "spool_providers": '["bm", "chatapp"]',
+            "spool_max_attempts": "7",
+            "chatapp_allowed_ips": '["1.2.3.4", "10.0.0.0/8"]',
+            "max_instances": "{record-events = 7}",
         },
         providers=frozenset({"bm", "chatapp", "rbm", "whatsapp"}),
         auto_read_receipts=False,
@@ -126,25 +143,37 @@ SCENARIOS = [
             "chatapp_smq_queues": SMQ_QUEUES,
             "chatapp_smq_endpoint": "https://1493622401794734.mns.ap-southeast-1.aliyuncs.com",
             "chatapp_smq_token_endpoint": "https://dybaseapi.ap-southeast-1.aliyuncs.com",
+            "spool_providers": "[]",  # Chat App on, spooling nothing: no Firestore for the webhook
         },
         providers=frozenset({"chatapp", "chatapp-smq"}),
     ),
 ]
 
 
-@pytest.fixture(scope="module")
-def workspace() -> Iterator[run.Workspace]:
-    with run.workspace() as ready:
-        yield ready
+# One workspace, and one plan per scenario, for the whole session: a module that imports these
+# fixtures gets fixtures of its own (pytest caches per module of definition), yet the same plans.
+_WORKSPACES: list[run.Workspace] = []
+_PLANS: dict[str, checks.Plan] = {}
 
 
-@pytest.fixture(scope="module", params=SCENARIOS, ids=lambda scenario: scenario.id)
+@pytest.fixture(scope="session")
+def workspace(request: pytest.FixtureRequest) -> run.Workspace:
+    if not _WORKSPACES:
+        stack = contextlib.ExitStack()
+        request.config.add_cleanup(stack.close)  # after every module that shares it
+        _WORKSPACES.append(stack.enter_context(run.workspace()))
+    return _WORKSPACES[0]
+
+
+@pytest.fixture(scope="session", params=SCENARIOS, ids=lambda scenario: scenario.id)
 def planned(
     request: pytest.FixtureRequest, workspace: run.Workspace
 ) -> tuple[Scenario, checks.Plan]:
     scenario: Scenario = request.param
-    _, data = workspace.plan([EXAMPLE], scenario.variables, name=scenario.id)
-    return scenario, checks.Plan(data)
+    if scenario.id not in _PLANS:
+        _, data = workspace.plan([EXAMPLE], scenario.variables, name=scenario.id)
+        _PLANS[scenario.id] = checks.Plan(data)
+    return scenario, _PLANS[scenario.id]
 
 
 # fmt and validate
@@ -326,7 +355,7 @@ def test_the_plan_uses_the_pinned_providers(planned: tuple[Scenario, checks.Plan
 
 
 def test_each_push_subscription_calls_its_function(planned: tuple[Scenario, checks.Plan]) -> None:
-    scenario, plan = planned
+    _, plan = planned
     expected = {
         f'google_pubsub_subscription.push["{sub}"]': f'{FUNCTION}["{spec["function"]}"]'
         for sub, spec in PIPELINE["subscriptions"].items()
@@ -335,12 +364,6 @@ def test_each_push_subscription_calls_its_function(planned: tuple[Scenario, chec
     assert {push.subscription: push.endpoint for push in pushes} == expected
     assert {push.subscription: push.audience for push in pushes} == expected
     assert {push.invoker for push in pushes} == {"google_service_account.push"}
-    # ...and the invoker may call exactly the private functions.
-    invoker = plan.resources["google_service_account.push"].get("member")
-    private = {
-        f'{FUNCTION}["{name}"]' for name, fn in scenario.functions.items() if not fn["public"]
-    }
-    assert checks.roles_of(plan, invoker) == {("roles/run.invoker", target) for target in private}
 
 
 def test_dead_letters_have_a_topic_with_its_own_subscription(
@@ -351,22 +374,6 @@ def test_dead_letters_have_a_topic_with_its_own_subscription(
     assert checks.dead_letter_topics(plan) == {"google_pubsub_topic.dead_letter"}
     subscription = plan.resources["google_pubsub_subscription.dead_letter"]
     assert plan.owner_of(subscription.get("topic")) == "google_pubsub_topic.dead_letter"
-
-
-def test_the_pubsub_service_agent_has_exactly_the_roles_it_needs(
-    planned: tuple[Scenario, checks.Plan],
-) -> None:
-    _, plan = planned
-    number = plan.data_sources["data.google_project.this"]["number"]
-    agent = f"serviceAccount:service-{number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-    assert checks.roles_of(plan, agent) == {
-        ("roles/pubsub.publisher", "google_pubsub_topic.dead_letter"),
-        *(
-            ("roles/pubsub.subscriber", f'google_pubsub_subscription.push["{sub}"]')
-            for sub in PIPELINE["subscriptions"]
-        ),
-        ("roles/iam.serviceAccountTokenCreator", "google_service_account.push"),
-    }
 
 
 def webhook_deployed(scenario: Scenario) -> bool:
@@ -407,15 +414,7 @@ def test_secrets_reach_functions_only_through_secret_manager(
     }
     assert checks.plain_secret_problems(plan, SECRET_NAMES) == []
     assert checks.secret_environment(plan) == expected
-    # Each function may read exactly the secrets it is given, and no secret is left over.
-    for function, secrets in expected.items():
-        account = plan.resources[function].get("service_config", 0, "service_account_email")
-        readable = {
-            t
-            for role, t in checks.roles_of(plan, f"serviceAccount:{account}")
-            if role == "roles/secretmanager.secretAccessor"
-        }
-        assert readable == set(secrets.values()), function
+    # No secret is left over (who may read each: the exact grants, below).
     assert {r.address for r in plan.of_type("google_secret_manager_secret")} == {
         s for secrets in expected.values() for s in secrets.values()
     }
@@ -479,22 +478,6 @@ def test_whatsapp_is_served_with_its_switch_and_its_secrets_reach_only_their_rea
     assert secret_environment[f'{FUNCTION}["agent-read-receipts"]'] == {
         "WHATSAPP_ACCESS_TOKEN": whatsapp_secrets["whatsapp-access-token"]
     }
-    # Least privilege: the Graph API token is readable by the READ function's account alone,
-    # the app secret and the verify token by the webhook's alone.
-    readers = {
-        secret: {g.member for g in checks.grants(plan) if g.target == address}
-        for secret, address in whatsapp_secrets.items()
-    }
-    account = {
-        name: "serviceAccount:"
-        + plan.resources[f'{FUNCTION}["{name}"]'].get("service_config", 0, "service_account_email")
-        for name in ("webhook", "agent-read-receipts")
-    }
-    assert readers == {
-        "whatsapp-app-secret": {account["webhook"]},
-        "whatsapp-verify-token": {account["webhook"]},
-        "whatsapp-access-token": {account["agent-read-receipts"]},
-    }
     # The Graph API's endpoint and version only when given: the code's defaults otherwise.
     assert {name: v for name, v in read_environment.items() if name.startswith("WHATSAPP_")} == {
         name: scenario.variables[variable]
@@ -515,6 +498,520 @@ def test_each_function_deploys_the_zip_of_its_own_build(
             "build_config", 0, "source", 0, "storage_source", 0
         )
         assert storage["object"] == source.get("name")
+
+
+# The plan against the code: what each function reads, what `make deploy` gives it, where
+# the code writes (pipeline.json, functions/, shared/) and the grants it needs, exactly.
+
+
+# What functions/<name>/main.py reads at start, per function: each raises when short.
+def _puller_config(env: Env) -> None:
+    """What functions/pull_queues/main.py reads, in its order."""
+    Schedule.from_env(env)
+    PubSubSettings.from_env(env, default_timeout=10.0)
+    queue_pullers(env, lambda *_: "1")
+    env.check("pull-queues")
+
+
+CONFIG_LOADERS: dict[str, Callable[[Env], object]] = {
+    "webhook": functools.partial(WebhookConfig.from_env, REGISTRY),
+    "record-events": RecorderConfig.from_env,
+    "agent-read-receipts": functools.partial(ReadReceiptConfig.from_env, REGISTRY),
+    "drain-spool": DrainConfig.from_env,
+    "pull-queues": _puller_config,
+}
+# Each function's environment: always these, then each optional one when its variable is given.
+ENVIRONMENT = {
+    "webhook": {"SPOOL_PROVIDERS", "SPOOL_DATABASE", *DEFAULT_TOPICS},
+    "record-events": set(),
+    "agent-read-receipts": {"AUTO_READ_RECEIPTS"},
+    "drain-spool": {"SPOOL_DATABASE", "SPOOL_MAX_ATTEMPTS", *DEFAULT_TOPICS},
+    "pull-queues": {
+        "EVENTS_TOPIC",
+        "CHATAPP_SMQ_QUEUES",
+        "CHATAPP_SMQ_ENDPOINT",
+        "CHATAPP_SMQ_TOKEN_ENDPOINT",
+    },
+}
+OPTIONAL_ENVIRONMENT = {
+    ("webhook", "CHATAPP_ALLOWED_IPS"): "chatapp_allowed_ips",
+    ("record-events", "RECEIPT_RETENTION_DAYS"): "receipt_retention_days",
+    ("agent-read-receipts", "RBM_API_ENDPOINT"): "rbm_api_endpoint",
+    **{("agent-read-receipts", env): name for env, name in WHATSAPP_API_SETTINGS.items()},
+}
+
+
+def values(plan: checks.Plan) -> dict[str, Any]:
+    return {name: variable(plan, name) for name in plan.data["variables"]}
+
+
+def default(plan: checks.Plan, name: str) -> Any:
+    return plan.data["configuration"]["root_module"]["variables"][name].get("default")
+
+
+def references(plan: checks.Plan, address: str, *path: str | int) -> list[str]:
+    """What a resource's argument refers to as configured: the wiring of values that are
+    known only after apply (an ID Google assigns)."""
+    block = re.sub(r"\[.*\]$", "", address)
+    [resource] = [
+        r for r in plan.data["configuration"]["root_module"]["resources"] if r["address"] == block
+    ]
+    expression: Any = resource["expressions"]
+    for step in path:
+        expression = expression[step]
+    found: list[str] = expression["references"]
+    return found
+
+
+def deploy_settings(plan: checks.Plan) -> deploy.Settings:
+    """`make deploy`'s settings for the variables this plan was made with (its fields are
+    named after them)."""
+    given = values(plan)
+    queues = sorted(given["chatapp_smq_queues"].items())
+    spelt = {  # as `make deploy` takes them: comma-separated
+        "project": given["project_id"],
+        "chatapp_allowed_ips": tuple(given["chatapp_allowed_ips"]),
+        "spool_providers": tuple(given["spool_providers"]),
+        "chatapp_smq_queues": ",".join(f"{kind}={queue}" for kind, queue in queues),
+    }
+    fields = {f.name for f in dataclasses.fields(deploy.Settings)}
+    return deploy.Settings(**{name: given[name] for name in fields & set(given)} | spelt)
+
+
+def test_each_function_starts_with_exactly_the_environment_it_reads(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    """Each planned function's environment and secrets load its configuration, name nothing
+    else, and are the ones `make deploy` gives it (tools/deploy/gcloud.py)."""
+    scenario, plan = planned
+    settings = deploy_settings(plan)
+    by_name = {f.name: f for f in FUNCTIONS}
+    assert set(plan.instances("google_cloudfunctions2_function", "pipeline")) == set(
+        scenario.functions
+    )
+    assert {f.name for f in FUNCTIONS if settings.deployed(f)} == set(scenario.functions)
+    for name, function in plan.instances("google_cloudfunctions2_function", "pipeline").items():
+        assert isinstance(name, str)
+        environment = function.get("service_config", 0, "environment_variables")
+        secret_ids = {
+            entry["key"]: entry["secret"]
+            for entry in function.get("service_config", 0, "secret_environment_variables")
+        }
+        CONFIG_LOADERS[name](Env({**environment, **dict.fromkeys(secret_ids, "secret-value")}))
+        optional = {
+            env
+            for (owner, env), variable in OPTIONAL_ENVIRONMENT.items()
+            if owner == name and variable in scenario.variables
+        }
+        assert (
+            set(environment) == {"GOOGLE_CLOUD_PROJECT", "THREADS"} | ENVIRONMENT[name] | optional
+        )
+        assert environment == deploy.environment(by_name[name], settings), name
+        assert secret_ids == deploy.secrets(by_name[name], settings), name
+
+
+def test_each_function_runs_with_its_pipeline_settings(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    """pipeline.json's settings, and the variables' instance counts, reach each function; its
+    entry point is in its source with the signature pipeline.json declares."""
+    scenario, plan = planned
+    given = values(plan)
+    accounts = set()
+    for function in FUNCTIONS:
+        if function.name not in scenario.functions:
+            continue
+        config = function.settings
+        planned_function = plan.resources[f'{FUNCTION}["{function.name}"]']
+        build = planned_function.get("build_config", 0)
+        assert (build["runtime"], build["entry_point"]) == ("python312", function.target)
+        assert references(plan, FUNCTION, "build_config", 0, "docker_repository")[-1] == (
+            "google_artifact_registry_repository.functions"
+        )
+        service = planned_function.get("service_config", 0)
+        assert {
+            "available_memory": service["available_memory"],
+            "available_cpu": service["available_cpu"],
+            "timeout_seconds": service["timeout_seconds"],
+            "max_instance_request_concurrency": service["max_instance_request_concurrency"],
+            "max_instance_count": service["max_instance_count"],
+            "min_instance_count": service["min_instance_count"],
+            "ingress_settings": service["ingress_settings"],
+            "THREADS": service["environment_variables"]["THREADS"],
+        } == {
+            "available_memory": config["memory"],
+            "available_cpu": config["cpu"],
+            "timeout_seconds": config["timeout_seconds"],
+            "max_instance_request_concurrency": config["concurrency"],
+            "max_instance_count": given["max_instances"].get(
+                function.name, config["max_instances"]
+            ),
+            "min_instance_count": given["min_instances"].get(function.name, 0),
+            "ingress_settings": "ALLOW_ALL" if config["public"] else "ALLOW_INTERNAL_ONLY",
+            "THREADS": str(config["concurrency"]),
+        }, function.name
+        accounts.add(service["service_account_email"])
+        tree = ast.parse((run.ROOT / function.source).read_text())
+        [definition] = [
+            n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function.target
+        ]
+        decorator = (
+            f"functions_framework.{'http' if function.signature == 'http' else 'cloud_event'}"
+        )
+        assert decorator in {ast.unparse(d) for d in definition.decorator_list}
+    assert len(accounts) == len(scenario.functions)  # an account of its own each
+    assert {
+        path.name for path in (run.ROOT / "functions").iterdir() if (path / "main.py").exists()
+    } == {function.target for function in FUNCTIONS}
+    for account in plan.of_type("google_service_account"):
+        assert len(account.get("account_id")) <= 30, account.address  # Google's limit
+
+
+def test_each_push_subscription_waits_retries_and_dead_letters_as_configured(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    _, plan = planned
+    assert {s.id for s in SUBSCRIPTIONS} == set(PIPELINE["subscriptions"])  # the local stack's
+    subscribers = {name for name, fn in PIPELINE["functions"].items() if fn["trigger"] == "push"}
+    assert {s["function"] for s in PIPELINE["subscriptions"].values()} == subscribers
+    for key, spec in PIPELINE["subscriptions"].items():
+        subscription = plan.resources[f'google_pubsub_subscription.push["{key}"]']
+        # For push, the ack deadline is the request's timeout: the function's own.
+        timeout = PIPELINE["functions"][spec["function"]]["timeout_seconds"]
+        assert subscription.get("ack_deadline_seconds") == timeout
+        assert subscription.get("retry_policy") == [
+            {"minimum_backoff": "10s", "maximum_backoff": "600s"}
+        ]
+        assert subscription.get("dead_letter_policy", 0, "max_delivery_attempts") == variable(
+            plan, "max_delivery_attempts"
+        )
+        assert (
+            plan.owner_of(subscription.get("topic"))
+            == f'google_pubsub_topic.pipeline["{spec["topic"]}"]'
+        )
+
+
+def test_every_topic_the_code_publishes_to_exists(planned: tuple[Scenario, checks.Plan]) -> None:
+    scenario, plan = planned
+    topics = plan.instances("google_pubsub_topic", "pipeline")
+    assert set(topics) == set(PIPELINE["topics"]) == {routing.EVENTS, routing.READABLE}
+    names = {topic.get("name") for topic in topics.values()}
+    for name in scenario.functions:
+        environment = plan.resources[f'{FUNCTION}["{name}"]'].get(
+            "service_config", 0, "environment_variables"
+        )
+        published = {environment[env] for env in DEFAULT_TOPICS if env in environment}
+        assert published == {
+            f"receipt-pipeline-{t}" for t in PIPELINE["functions"][name]["publishes_to"]
+        }
+        assert published <= names
+
+
+def test_the_spool_is_one_database_with_the_code_s_defaults(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    """The webhook spools the enabled providers listed, into the database the drainer drains."""
+    scenario, plan = planned
+    given = values(plan)
+    spool = plan.resources["google_firestore_database.spool"].get("name")
+    assert spool == deploy.Settings("p").spool_database == LOCAL_SPOOL_DATABASE
+    spooled = ",".join(sorted(set(given["spool_providers"]) & scenario.providers))
+    environments = {
+        name: plan.resources[f'{FUNCTION}["{name}"]'].get(
+            "service_config", 0, "environment_variables"
+        )
+        for name in scenario.functions
+    }
+    if "webhook" in environments:
+        assert environments["webhook"]["SPOOL_PROVIDERS"] == spooled
+        assert environments["webhook"]["SPOOL_DATABASE"] == spool
+    assert environments["drain-spool"]["SPOOL_DATABASE"] == spool
+    assert environments["drain-spool"]["SPOOL_MAX_ATTEMPTS"] == str(given["spool_max_attempts"])
+    assert default(plan, "spool_max_attempts") == DEFAULT_MAX_ATTEMPTS
+    assert deploy.Settings("p").spool_max_attempts == DEFAULT_MAX_ATTEMPTS
+
+
+# Who holds which role on what, as the plan grants it.
+PUBLISHER, SECRET_ACCESSOR, FIRESTORE = (
+    "roles/pubsub.publisher",
+    "roles/secretmanager.secretAccessor",
+    "roles/datastore.user",
+)
+# The secrets the webhook reads per provider (the READ function reads WhatsApp's access token,
+# the queue puller Alibaba's AccessKey).
+WEBHOOK_SECRETS = {
+    "bm": {"bm-signing-key", "bm-client-token"},
+    "chatapp": {"chatapp-callback-tokens"},
+    "rbm": {"rbm-client-token"},
+    "whatsapp": {"whatsapp-app-secret", "whatsapp-verify-token"},
+    "chatapp-smq": set(),
+}
+IAM_MEMBER_TYPES = {
+    "google_pubsub_topic_iam_member",
+    "google_pubsub_subscription_iam_member",
+    "google_secret_manager_secret_iam_member",
+    "google_cloud_run_v2_service_iam_member",
+    "google_service_account_iam_member",
+    "google_storage_bucket_iam_member",
+    "google_artifact_registry_repository_iam_member",
+    "google_project_iam_member",
+}
+
+
+def held(plan: checks.Plan) -> dict[str, set[tuple[str, str]]]:
+    """Member -> {(role, what on)}, a condition written after the target."""
+    found: dict[str, set[tuple[str, str]]] = {}
+    for grant in checks.grants(plan):
+        target = grant.target
+        if target == "None":  # a repository's name, known after apply: as configured
+            target = references(plan, grant.resource, "repository")[-1]
+        condition = plan.resources[grant.resource].get("condition", 0, "expression")
+        found.setdefault(grant.member, set()).add(
+            (grant.role, f"{target}, if {condition}" if condition else target)
+        )
+    return found
+
+
+def test_everyone_holds_exactly_these_roles_on_exactly_these_resources(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    scenario, plan = planned
+    given = values(plan)
+    project = given["project_id"]
+    # `_iam_member` adds one member; `_iam_binding`/`_iam_policy` would remove others'.
+    assert {r.type for r in plan.resources.values() if "_iam_" in r.type} <= IAM_MEMBER_TYPES
+
+    def topic(key: str) -> str:
+        return f'google_pubsub_topic.pipeline["{key}"]'
+
+    def secret(name: str) -> str:
+        return f'google_secret_manager_secret.pipeline["{name}"]'
+
+    def database(name: str) -> str:
+        return f'{project}, if resource.name == "projects/{project}/databases/{name}"'
+
+    def account(name: str) -> str:
+        email = plan.resources[f'{FUNCTION}["{name}"]'].get(
+            "service_config", 0, "service_account_email"
+        )
+        return f"serviceAccount:{email}"
+
+    spool = database(f"{given['name_prefix']}-spool")
+    spooling = set(given["spool_providers"]) & scenario.providers
+    number = plan.data_sources["data.google_project.this"]["number"]
+    push = plan.resources["google_service_account.push"].get("member")
+    build = plan.resources["google_service_account.build"].get("member")
+    functions = scenario.functions
+    expected: dict[str, set[tuple[str, str]]] = {
+        build: {
+            ("roles/logging.logWriter", project),
+            ("roles/artifactregistry.writer", "google_artifact_registry_repository.functions"),
+            ("roles/storage.objectViewer", "google_storage_bucket.sources"),
+        },
+        push: {
+            ("roles/run.invoker", f'{FUNCTION}["{n}"]')
+            for n, f in functions.items()
+            if not f["public"]
+        },
+        f"serviceAccount:service-{number}@gcp-sa-pubsub.iam.gserviceaccount.com": {
+            (PUBLISHER, "google_pubsub_topic.dead_letter"),
+            ("roles/iam.serviceAccountTokenCreator", "google_service_account.push"),
+            *{
+                ("roles/pubsub.subscriber", f'google_pubsub_subscription.push["{s}"]')
+                for s in PIPELINE["subscriptions"]
+            },
+        },
+        f"serviceAccount:service-{number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com": {
+            ("roles/iam.serviceAccountTokenCreator", "google_service_account.push")
+        },
+    }
+    if "webhook" in functions:
+        expected["allUsers"] = {("roles/run.invoker", f'{FUNCTION}["webhook"]')}
+        expected[account("webhook")] = {
+            (PUBLISHER, topic("events")),
+            (PUBLISHER, topic("readable")),
+            *{(SECRET_ACCESSOR, secret(s)) for p in scenario.providers for s in WEBHOOK_SECRETS[p]},
+            # Firestore only to spool, only in the spool's database, only while a provider spools.
+            *([(FIRESTORE, spool)] if spooling else []),
+        }
+    expected[account("record-events")] = {(FIRESTORE, database("(default)"))}
+    # The READ function's account: the one registered with the partner, if given.
+    expected[account("agent-read-receipts")] = {
+        (FIRESTORE, database("(default)")),
+        *(
+            [(SECRET_ACCESSOR, secret("whatsapp-access-token"))]
+            if "whatsapp" in scenario.providers
+            else []
+        ),
+    }
+    expected[account("drain-spool")] = {
+        (PUBLISHER, topic("events")),
+        (PUBLISHER, topic("readable")),
+        (FIRESTORE, spool),
+    }
+    if "pull-queues" in functions:  # it publishes and reads its AccessKey; no Firestore at all
+        expected[account("pull-queues")] = {
+            (PUBLISHER, topic("events")),
+            (SECRET_ACCESSOR, secret("alibaba-access-key-id")),
+            (SECRET_ACCESSOR, secret("alibaba-access-key-secret")),
+        }
+    assert held(plan) == expected
+
+
+def test_scheduled_functions_are_called_by_cloud_scheduler_with_the_invoker(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    scenario, plan = planned
+    scheduled = {name for name, fn in PIPELINE["functions"].items() if fn["trigger"] == "schedule"}
+    assert scheduled == {"drain-spool", "pull-queues"}
+    jobs = plan.instances("google_cloud_scheduler_job", "pipeline")
+    assert set(jobs) == scheduled & set(scenario.functions)
+    invoker = plan.resources["google_service_account.push"].get("email")
+    for name, job in jobs.items():
+        function = plan.resources[f'{FUNCTION}["{name}"]']
+        uri = function.get("service_config", 0, "uri")
+        assert job.get("schedule") == PIPELINE["functions"][name]["schedule"]
+        assert job.get("http_target", 0, "oidc_token") == [
+            {"service_account_email": invoker, "audience": uri}
+        ]
+        assert job.get("http_target", 0, "uri") == uri
+        # The drainer drains in order; the puller runs alone: one instance, one run at once.
+        service = function.get("service_config", 0)
+        assert (service["max_instance_count"], service["max_instance_request_concurrency"]) == (
+            1,
+            1,
+        )
+
+
+def test_required_apis_are_enabled(planned: tuple[Scenario, checks.Plan]) -> None:
+    _, plan = planned
+    services = {s.get("service") for s in plan.of_type("google_project_service")}
+    assert {
+        f"{api}.googleapis.com"
+        for api in (
+            "cloudfunctions",
+            "cloudscheduler",
+            "run",
+            "cloudbuild",
+            "artifactregistry",
+            "pubsub",
+            "firestore",
+            "firebaserules",
+            "secretmanager",
+            "monitoring",
+        )
+    } <= services
+
+
+def test_functions_are_built_into_their_own_repository(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    _, plan = planned
+    given = values(plan)
+    repository = plan.resources["google_artifact_registry_repository.functions"]
+    assert (repository.get("format"), repository.get("location")) == ("DOCKER", given["region"])
+    assert repository.get("repository_id") == f"{given['name_prefix']}-functions"
+    assert deploy_settings(plan).docker_repository == (  # its id, as `make deploy` passes it
+        f"projects/{given['project_id']}/locations/{given['region']}/repositories/"
+        f"{repository.get('repository_id')}"
+    )
+
+
+def test_no_client_may_read_or_write_any_database(planned: tuple[Scenario, checks.Plan]) -> None:
+    """The functions use IAM; security rules govern client SDKs, and deny them everything."""
+    _, plan = planned
+    ruleset = plan.resources["google_firebaserules_ruleset.deny_all"]
+    [rules] = ruleset.get("source", 0, "files")
+    code = [
+        line.strip() for line in rules["content"].splitlines() if line.strip() and "//" not in line
+    ]
+    assert code == [
+        "rules_version = '2';",
+        "service cloud.firestore {",
+        "match /databases/{database}/documents {",
+        "match /{document=**} {",
+        "allow read, write: if false;",
+        "}",
+        "}",
+        "}",
+    ]
+    releases = plan.instances("google_firebaserules_release", "deny_all")
+    spool = plan.resources["google_firestore_database.spool"].get("name")
+    assert {key: release.get("name") for key, release in releases.items()} == {
+        "main": "cloud.firestore",  # the (default) database's release
+        "spool": f"cloud.firestore/{spool}",
+    }
+    assert "google_firebaserules_ruleset.deny_all.name" in references(
+        plan, "google_firebaserules_release.deny_all", "ruleset_name"
+    )
+
+
+def test_no_secret_value_in_terraform_or_the_example(planned: tuple[Scenario, checks.Plan]) -> None:
+    _, plan = planned
+    assert not [r for r in plan.resources.values() if "secret_data" in r.values]
+    assert {
+        "BM_SIGNING_KEY",
+        "BM_CLIENT_TOKEN",
+        "CHATAPP_CALLBACK_TOKENS",
+        "RBM_CLIENT_TOKEN",
+        "WHATSAPP_APP_SECRET",
+        "WHATSAPP_VERIFY_TOKEN",
+        "WHATSAPP_ACCESS_TOKEN",
+        "ALIBABA_CLOUD_ACCESS_KEY_ID",
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+    } == SECRET_NAMES
+    assert not re.search(r"(?i)(key|token|secret)\s*=", EXAMPLE.read_text())
+
+
+def test_receipts_expire_on_the_field_the_code_writes(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    """With a retention, a TTL on the messages (which hold their receipts, records.MESSAGES) and
+    on the previous layout's `receipts`, without an index on the timestamp."""
+    _, plan = planned
+    retention = variable(plan, "receipt_retention_days")
+    fields = plan.instances("google_firestore_field", "receipt_expiry")
+    expected = {records.MESSAGES, "receipts"} if retention > 0 else set()
+    assert set(fields) == expected
+    for key, expiry in fields.items():
+        assert (expiry.get("collection"), expiry.get("field")) == (key, "expireTime")
+        assert expiry.get("ttl_config")
+        assert expiry.get("index_config") == [{"indexes": []}]
+
+
+def test_the_report_query_has_its_collection_group_indexes(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    _, plan = planned
+    field = plan.resources["google_firestore_field.message_first_time"]
+    assert (field.get("collection"), field.get("field")) == (records.MESSAGES, report.RANGE_FIELD)
+    scopes = {(i["query_scope"], i["order"]) for i in field.get("index_config", 0, "indexes")}
+    assert ("COLLECTION_GROUP", "ASCENDING") in scopes
+    assert ("COLLECTION", "ASCENDING") in scopes  # the automatic ones stay
+    composite = plan.resources["google_firestore_index.messages_by_agent"]
+    assert (composite.get("collection"), composite.get("query_scope")) == (
+        records.MESSAGES,
+        "COLLECTION_GROUP",
+    )
+    assert [(f["field_path"], f["order"]) for f in composite.get("fields")] == [
+        (report.EQUALITY_FIELD, "ASCENDING"),
+        (report.RANGE_FIELD, "ASCENDING"),
+    ]
+
+
+def test_the_receipt_statuses_charted_are_those_each_provider_records(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    """One log-based metric per provider and status (monitoring.tf): a status missing from
+    `receipt_statuses` would go uncounted on the dashboard."""
+    _, plan = planned
+    # The statuses on each provider's scale, and those it records without a rank.
+    recorded = {provider.name: set(provider.scale.ranks) for provider in REGISTRY}
+    recorded["rbm"] |= set(rbm.TTL_EVENTS)
+    recorded["chatapp"] |= set(chatapp.UNRANKED_STATUSES)
+    statuses = default(plan, "receipt_statuses")
+    assert {provider: set(listed) for provider, listed in statuses.items()} == recorded
+    assert all(len(set(listed)) == len(listed) for listed in statuses.values())
 
 
 # Monitoring (terraform/monitoring.tf)
@@ -1001,13 +1498,17 @@ def test_the_queue_puller_is_planned_with_its_switch_only(
         "CHATAPP_SMQ_ENDPOINT": "chatapp_smq_endpoint",
         "CHATAPP_SMQ_TOKEN_ENDPOINT": "chatapp_smq_token_endpoint",
     }
+    defaults = {  # the code's own, unless given
+        "CHATAPP_SMQ_ENDPOINT": chatapp.SMQ_ENDPOINT,
+        "CHATAPP_SMQ_TOKEN_ENDPOINT": chatapp.SMQ_TOKEN_ENDPOINT,
+    }
     for variable, terraform_variable in endpoints.items():
         given = scenario.variables.get(terraform_variable)
-        assert environment[variable] == (
-            given or plan.data["variables"][terraform_variable]["value"]
-        )
+        assert environment[variable] == (given or defaults[variable])
     scheduled = plan.resources[job]
+    # Every minute, the period each run polls for by default.
     assert scheduled.get("schedule") == "* * * * *"
+    assert Schedule.from_env(Env({})).period == 60
     uri = plan.resources[puller].get("service_config", 0, "uri")
     assert scheduled.get("http_target", 0, "uri") == uri
 
