@@ -164,7 +164,7 @@ resource "google_pubsub_subscription" "changes_bigquery" {
   }
 
   bigquery_config {
-    table          = "${google_bigquery_table.changes[0].project}.${google_bigquery_table.changes[0].dataset_id}.${google_bigquery_table.changes[0].table_id}"
+    table          = "${var.project_id}.${google_bigquery_table.changes[0].dataset_id}.${google_bigquery_table.changes[0].table_id}"
     write_metadata = true
   }
 
@@ -260,7 +260,7 @@ resource "google_service_account_iam_member" "changes_push_token_creator" {
 resource "google_bigquery_table_iam_member" "changes_writer" {
   count = local.analytics_on ? 1 : 0
 
-  project    = google_bigquery_table.changes[0].project
+  project    = var.project_id
   dataset_id = google_bigquery_table.changes[0].dataset_id
   table_id   = google_bigquery_table.changes[0].table_id
   role       = "roles/bigquery.dataEditor"

@@ -308,7 +308,7 @@ variable "analytics_dataset" {
   default     = ""
 
   validation {
-    condition     = var.analytics_dataset == "" || can(regex("^[A-Za-z_][A-Za-z0-9_]{0,1023}$", var.analytics_dataset))
+    condition     = var.analytics_dataset == "" || (can(regex("^[A-Za-z0-9_]+$", var.analytics_dataset)) && length(var.analytics_dataset) <= 1024)
     error_message = "analytics_dataset must be a BigQuery dataset id: letters, digits and underscores (or empty)."
   }
 }
