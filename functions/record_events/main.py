@@ -15,6 +15,7 @@ logs.setup()
 log = logging.getLogger("record_events")
 config = RecorderConfig.from_env()
 recorder = FirestoreRecorder(firestore.Client(project=config.project), config.receipt_ttl)
+change_stream = config.changes.connect()
 
 
 @functions_framework.cloud_event
@@ -22,6 +23,8 @@ recorder = FirestoreRecorder(firestore.Client(project=config.project), config.re
 def record_events(message: PushedMessage) -> None:
     payloads = providers.normalise(message.attributes, message.data, message.publish_time)
     recorded = recorder.record(payloads)
+    # Only once committed; a delivery that dies before this is redelivered and publishes again.
+    change_requests = change_stream.publish(recorded.changes)
     log.info(
         "event recorded",
         extra={
@@ -40,5 +43,7 @@ def record_events(message: PushedMessage) -> None:
             "writes": recorded.writes,
             "commits": recorded.commits,
             "reads": recorded.reads,
+            "changes": len(recorded.changes),
+            "changeRequests": change_requests,
         },
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -100,18 +100,23 @@ class PubSubPublisher:
 
     def publish_alone(self, topic_key: str, data: bytes, attributes: Mapping[str, str]) -> str:
         """One publish request for this message only."""
-        message = PubsubMessage(data=data, attributes=dict(attributes))
+        [message_id] = self.publish_request(topic_key, [(data, attributes)])
+        return message_id
+
+    def publish_request(
+        self, topic_key: str, messages: Sequence[tuple[bytes, Mapping[str, str]]]
+    ) -> list[str]:
+        """One publish request for these messages (within Pub/Sub's limits for one)."""
         with _confirmed(topic_key):
             # The client's own `publish` batches; its GAPIC base class sends one request.
             response = GapicPublisherClient.publish(
                 self._client,
                 topic=self._paths[topic_key],
-                messages=[message],
+                messages=[PubsubMessage(data=d, attributes=dict(a)) for d, a in messages],
                 retry=self._retry,
                 timeout=self._timeout,
             )
-            message_id: str = response.message_ids[0]
-        return message_id
+            return list(response.message_ids)
 
     def _publish_batched(self, topic_key: str, data: bytes, attributes: Mapping[str, str]) -> str:
         with _confirmed(topic_key):

@@ -15,8 +15,10 @@ from typing import Any
 
 from google.cloud import firestore
 
+from shared.adapters.change_stream import ChangeStreamSettings
 from shared.adapters.firestore_retry import retry_on_conflict
-from shared.core import read_receipts, records
+from shared.core import changes, read_receipts, records
+from shared.core.changes import Change
 from shared.core.config import Env
 from shared.core.provider import ApiSettings, Provider
 from shared.core.read_receipts import FIELD, Outcome, ReadTarget, ReceiptApi, Step
@@ -41,6 +43,7 @@ class ReadReceiptConfig:
     enabled: bool
     apis: Mapping[str, ApiSettings]  # by provider: every provider that has a READ receipt
     lease: timedelta
+    changes: ChangeStreamSettings
 
     @classmethod
     def from_env(cls, providers: Sequence[Provider], env: Env | None = None) -> ReadReceiptConfig:
@@ -56,6 +59,7 @@ class ReadReceiptConfig:
                 if (half := p.read_receipts) is not None and p.reads_with(env)
             },
             lease=timedelta(seconds=lease_seconds),
+            changes=ChangeStreamSettings.from_env(env),
         )
         # A lease shorter than one send would let a second delivery send while one is in flight.
         longest_send = max((api.longest_send for api in config.apis.values()), default=0.0)
@@ -74,6 +78,7 @@ class Settled:
     state: str
     error: str | None = None
     credentials_rejected: bool = False  # the API refused the credential itself
+    record: Mapping[str, Any] | None = None  # what the message document holds once final
 
     @property
     def final(self) -> bool:
@@ -81,6 +86,18 @@ class Settled:
 
 
 WAITING = "WAITING"
+
+
+def settled_changes(provider: str, settled: Sequence[Settled]) -> list[Change]:
+    """A change for each READ that is final, again when a redelivery finds it final (the
+    delivery that settled it may have died before publishing)."""
+    return [
+        changes.agent_read_settled(
+            provider, each.target.conversation_id, each.target.message_id, each.record
+        )
+        for each in settled
+        if each.final and each.record is not None
+    ]
 
 
 @dataclass(frozen=True)
@@ -127,8 +144,8 @@ class ReadReceiptSender:
                 held = [*(each.target for each in claimed), *burst[position:]]
                 why = "another attempt holds a claim of the burst"
                 return [*settled, *(Settled(target, WAITING, why) for target in held)]
-            if step is Step.DONE:
-                settled.append(Settled(target, str(claim.get("state"))))
+            if step is Step.DONE:  # settled before; a redelivery publishes its change again
+                settled.append(Settled(target, str(claim.get("state")), record=claim))
             elif read_receipts.too_old(target, self._clock()):
                 too_old = Outcome(0, read_receipts.TOO_OLD, permanent=True)
                 settled.append(self._finish(target, ref, claim, too_old))
@@ -159,7 +176,9 @@ class ReadReceiptSender:
             claim, self._clock(), outcome.attempts, outcome.error, outcome.permanent, covered_by
         )
         retry_on_conflict(functools.partial(ref.update, {FIELD: state}))
-        return Settled(target, str(state["state"]), outcome.error, outcome.credentials_rejected)
+        return Settled(
+            target, str(state["state"]), outcome.error, outcome.credentials_rejected, state
+        )
 
     def _claim(self, ref: firestore.DocumentReference) -> tuple[Step, Mapping[str, Any]]:
         return retry_on_conflict(functools.partial(self._try_claim, ref))

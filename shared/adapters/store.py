@@ -5,14 +5,16 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from google.api_core.exceptions import InvalidArgument
 from google.cloud import firestore
 
+from shared.adapters.change_stream import ChangeStreamSettings
 from shared.adapters.firestore_retry import retry_on_conflict
 from shared.core import records
+from shared.core.changes import Change
 from shared.core.config import Env
 from shared.core.events import UNSTORABLE, Payload
 from shared.core.screening import park_whole
@@ -25,27 +27,37 @@ log = logging.getLogger(__name__)
 class RecorderConfig:
     project: str
     receipt_ttl: timedelta | None  # receipts expire this long after they are recorded
+    changes: ChangeStreamSettings
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> RecorderConfig:
         env = env or Env()
         days = env.number("RECEIPT_RETENTION_DAYS", 0)
-        config = cls(project=env.project(), receipt_ttl=timedelta(days=days) if days else None)
+        config = cls(
+            project=env.project(),
+            receipt_ttl=timedelta(days=days) if days else None,
+            changes=ChangeStreamSettings.from_env(env),
+        )
         env.check("record-events")
         return config
 
 
 @dataclass(frozen=True)
 class Recorded:
-    """What recording cost in Firestore operations (of the attempt that settled it)."""
+    """What recording cost in Firestore operations (of the attempt that settled it), and the
+    changes committed, to publish."""
 
     writes: int = 0
     commits: int = 0
     reads: int = 0  # documents requested by the read before the commit
+    changes: tuple[Change, ...] = field(default=(), repr=False)
 
     def __add__(self, other: Recorded) -> Recorded:
         return Recorded(
-            self.writes + other.writes, self.commits + other.commits, self.reads + other.reads
+            self.writes + other.writes,
+            self.commits + other.commits,
+            self.reads + other.reads,
+            self.changes + other.changes,
         )
 
 
@@ -89,13 +101,12 @@ class FirestoreRecorder:
         existing = {
             path: snap.to_dict() if snap.exists else None for path, snap in snapshots.items()
         }
-        writes = [
-            write
-            for payload in payloads
-            for write in records.plan(payload, existing, now, self._receipt_ttl)
-        ]
-        if not writes:
-            return Recorded(reads=len(refs))
+        recording = records.Recording()
+        for payload in payloads:
+            recording += records.record(payload, existing, now, self._receipt_ttl)
+        writes, changes = recording.writes, tuple(recording.changes)
+        if not writes:  # all recorded already; a redelivery publishes its changes again
+            return Recorded(reads=len(refs), changes=changes)
         batch = self._db.batch()
         for write in writes:
             ref = self._db.document(write.path)
@@ -107,4 +118,4 @@ class FirestoreRecorder:
             else:
                 batch.create(ref, dict(write.data))  # fails if another writer created it first
         batch.commit()
-        return Recorded(writes=len(writes), commits=1, reads=len(refs))
+        return Recorded(writes=len(writes), commits=1, reads=len(refs), changes=changes)

@@ -10,6 +10,8 @@ FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
 # The dead-letter topic, and the subscription that keeps what reaches it (as Terraform names them).
 DEFAULT_DEAD_LETTER = "receipt-pipeline-dead-letter"
+# The change stream (docs/change-stream.md): the recorder and the READ sender publish to it.
+DEFAULT_CHANGES_TOPIC = "receipt-pipeline-changes"
 
 # Topic IDs the webhook publishes to, by routing key (see shared/routing.py).
 DEFAULT_TOPICS = {

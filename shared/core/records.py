@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.core import changes
+from shared.core.changes import Change
 from shared.core.docids import doc_id
 from shared.core.events import (
     AGENT,
@@ -68,6 +70,8 @@ def review_history_path(review: TemplateReview) -> str:
 # When a message entered its conversation: its first known status time (agent messages) or its
 # create time (user messages). Reports choose a message's day and time window by it.
 FIRST_TIME = "firstTime"
+# On every record: the payload that wrote it, so its redelivery can publish its change again.
+PAYLOAD_KEY = "payloadKey"
 # On an agent message: each status's receipt, by status (its time, ids and details).
 RECEIPTS = "receipts"
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -117,6 +121,25 @@ def paths_to_read(payload: Payload) -> list[str]:
     return list(dict.fromkeys(paths))
 
 
+@dataclass
+class Recording:
+    """What recording a payload writes, and the changes it publishes once committed.
+
+    A change is published again, with the same id, when a redelivery of the payload that
+    recorded it finds it recorded (every record keeps its `payloadKey`): the delivery that
+    committed it may have died before publishing. Another payload finding it recorded (a
+    platform's duplicate, a late receipt) publishes nothing.
+    """
+
+    writes: list[Write] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+
+    def __iadd__(self, other: Recording) -> Recording:
+        self.writes += other.writes
+        self.changes += other.changes
+        return self
+
+
 def plan(
     payload: Payload,
     existing: Mapping[str, Document | None],
@@ -124,15 +147,30 @@ def plan(
     receipt_ttl: timedelta | None = None,
 ) -> list[Write]:
     """The writes that record the payload; receipts expire after receipt_ttl when it is set."""
-    writes = _parked_writes(payload, existing, now)
-    writes += _review_writes(payload, existing, now)
+    return record(payload, existing, now, receipt_ttl).writes
+
+
+def record(
+    payload: Payload,
+    existing: Mapping[str, Document | None],
+    now: datetime,
+    receipt_ttl: timedelta | None = None,
+) -> Recording:
+    """The writes that record the payload, and the changes they make."""
+    recording = _parked_writes(payload, existing, now)
+    recording += _review_writes(payload, existing, now)
     if payload.conversation_id is None:
-        return writes
-    writes += _receipt_writes(payload, existing, now, receipt_ttl)
-    writes += _user_message_writes(payload, existing, now)
+        return recording
+    recording += _receipt_writes(payload, existing, now, receipt_ttl)
+    recording += _user_message_writes(payload, existing, now)
     if payload.user_messages:
-        writes += _conversation_writes(payload, existing, now)
-    return writes
+        recording.writes += _conversation_writes(payload, existing, now)
+    return recording
+
+
+def _again(payload: Payload, record: Document | None) -> bool:
+    """Whether a record was written by this same payload: a redelivery finding its own work."""
+    return record is not None and record.get(PAYLOAD_KEY) == payload.key
 
 
 def status_changes(
@@ -172,7 +210,7 @@ def _receipt_writes(
     existing: Mapping[str, Document | None],
     now: datetime,
     receipt_ttl: timedelta | None,
-) -> list[Write]:
+) -> Recording:
     """One write per message whose receipts say something new, onto the message itself: its
     status, the first time of each status, and each status's receipt under `receipts`.
 
@@ -185,24 +223,51 @@ def _receipt_writes(
     by_message: dict[str, dict[str, StatusReport]] = {}
     for report in payload.receipts:  # the first report of each status in the payload counts
         by_message.setdefault(report.message_id, {}).setdefault(report.status, report)
-    writes: list[Write] = []
+    recording = Recording()
     for message_id, by_status in by_message.items():
         path = message_path(cid, message_id)
         current = existing.get(path) or {}
+        recorded = current.get(RECEIPTS) or {}
+        for report in by_status.values():
+            if _again(payload, recorded.get(report.status)):
+                time = current[time_field(report.status)]
+                change = _status_change(payload, report, time, recorded[report.status])
+                recording.changes.append(change)
         new = [r for r in by_status.values() if current.get(time_field(r.status)) is None]
         if not new:
             continue  # every receipt is already recorded: a redelivery or a repeat
-        changes = status_changes(current, new, payload.scale, now)
+        fields = status_changes(current, new, payload.scale, now)
         receipts = {report.status: _receipt(payload, report) for report in new}
+        recording.changes += [
+            _status_change(payload, r, fields[time_field(r.status)], receipts[r.status])
+            for r in new
+        ]
         if existing.get(path) is None:
-            changes.update(_common(payload, now), direction=AGENT, messageId=message_id)
-            changes[RECEIPTS] = receipts
+            fields.update(_common(payload, now), direction=AGENT, messageId=message_id)
+            fields[RECEIPTS] = receipts
             if receipt_ttl is not None:
-                changes["expireTime"] = now + receipt_ttl  # Firestore's TTL policy deletes it
+                fields["expireTime"] = now + receipt_ttl  # Firestore's TTL policy deletes it
         else:
-            changes.update({field_path(RECEIPTS, s): r for s, r in receipts.items()})
-        writes.append(Write(path, {**changes, "updateTime": now}, exists=bool(current)))
-    return writes
+            fields.update({field_path(RECEIPTS, s): r for s, r in receipts.items()})
+        recording.writes.append(Write(path, {**fields, "updateTime": now}, exists=bool(current)))
+    return recording
+
+
+def _status_change(
+    payload: Payload, report: StatusReport, time: datetime, receipt: Document
+) -> Change:
+    assert payload.conversation_id is not None
+    return changes.message_status(
+        payload.provider,
+        payload.agent,
+        payload.conversation_id,
+        report.message_id,
+        report.status,
+        payload.scale.rank(report.status),
+        time,
+        receipt,
+        report.message_fields,
+    )
 
 
 def _receipt(payload: Payload, report: StatusReport) -> dict[str, Any]:
@@ -211,6 +276,7 @@ def _receipt(payload: Payload, report: StatusReport) -> dict[str, Any]:
         "requestId": payload.request_id,
         "sendTime": payload.send_time,
         **report.details,
+        PAYLOAD_KEY: payload.key,
     }
 
 
@@ -237,14 +303,19 @@ def receipts_of(messages: Mapping[str, Document]) -> dict[str, Document]:
 
 def _user_message_writes(
     payload: Payload, existing: Mapping[str, Document | None], now: datetime
-) -> list[Write]:
-    assert payload.conversation_id is not None
-    writes = []
+) -> Recording:
+    cid = payload.conversation_id
+    assert cid is not None
+    recording = Recording()
     planned: set[str] = set()
     for message in payload.user_messages:
-        path = message_path(payload.conversation_id, message.message_id)
+        path = message_path(cid, message.message_id)
         current = existing.get(path)
         if (current is not None and "kind" in current) or path in planned:
+            if path not in planned and _again(payload, current):
+                assert current is not None
+                recording.changes.append(_received(payload, current))
+            planned.add(path)
             continue  # already recorded (the READ sender may have created the document), or
             # a repeat within this payload: the first one is kept
         planned.add(path)
@@ -259,9 +330,18 @@ def _user_message_writes(
             "sendTime": payload.send_time,
             "context": dict(message.context),
             **message.content,
+            PAYLOAD_KEY: payload.key,
         }
-        writes.append(Write(path, document, exists=current is not None))
-    return writes
+        recording.writes.append(Write(path, document, exists=current is not None))
+        recording.changes.append(_received(payload, document))
+    return recording
+
+
+def _received(payload: Payload, document: Document) -> Change:
+    assert payload.conversation_id is not None
+    return changes.message_received(
+        payload.provider, payload.agent, payload.conversation_id, document
+    )
 
 
 def _conversation_writes(
@@ -290,18 +370,26 @@ def _conversation_writes(
 
 def _review_writes(
     payload: Payload, existing: Mapping[str, Document | None], now: datetime
-) -> list[Write]:
+) -> Recording:
     """Each review joins its template's history once; the newest one is the template's status.
 
     Newest by first arrival: of one batch's reviews (one arrival) the later position wins,
     and a review of another delivery replaces the status only if it arrived strictly later.
     """
-    writes: list[Write] = []
+    recording = Recording()
+    writes = recording.writes
     latest: dict[str, dict[str, Any]] = {}
     created: set[str] = set()
     for review in sorted(payload.reviews, key=lambda r: (r.time, r.index or 0)):
         history = review_history_path(review)
-        if existing.get(history) is not None or history in created:
+        stored = existing.get(history)
+        if stored is not None or history in created:
+            if history not in created and _again(payload, stored):
+                assert stored is not None
+                recording.changes.append(
+                    changes.template_reviewed(payload.provider, review.key, stored)
+                )
+            created.add(history)
             continue  # already in the history: a re-push or a repeat in the batch
         created.add(history)
         account, code, language = review.template
@@ -314,7 +402,9 @@ def _review_writes(
             "reviewTime": review.time,
             **review.fields,
         }
-        writes.append(Write(history, {**document, "recordTime": now}, exists=False))
+        recorded = {**document, "recordTime": now, PAYLOAD_KEY: payload.key}
+        writes.append(Write(history, recorded, exists=False))
+        recording.changes.append(changes.template_reviewed(payload.provider, review.key, recorded))
         path = template_review_path(review.template)
         stored = existing.get(path)
         if path in latest or stored is None or _later(review.time, stored.get("reviewTime")):
@@ -326,7 +416,7 @@ def _review_writes(
         else:  # the newest review replaces the last: what it does not say is cleared
             cleared = {name: None for name in current if name not in {*document, "recordTime"}}
             writes.append(Write(path, {**cleared, **document}, exists=True))
-    return writes
+    return recording
 
 
 def _later(time: datetime, than: datetime | None) -> bool:
@@ -340,21 +430,29 @@ def _activity_time(payload: Payload) -> datetime | None:
 
 def _parked_writes(
     payload: Payload, existing: Mapping[str, Document | None], now: datetime
-) -> list[Write]:
+) -> Recording:
     """One document for all that is set aside from a body (once: a redelivery writes
     nothing), holding the raw body so it can be replayed whole."""
     path = parked_path(payload.key)
-    if not payload.parked or existing.get(path) is not None:
-        return []
+    if not payload.parked:
+        return Recording()
+    stored = existing.get(path)
+    if stored is not None:  # parked by this same body (its key names the document)
+        return Recording(changes=[_parked(payload, stored, stored.get("recordTime") or now)])
     document = {
         **_common(payload, now),
         **set_aside(payload.parked, payload.elements),
         "kind": payload.kind,
         "requestId": payload.request_id,
-        "payloadKey": payload.key,
+        PAYLOAD_KEY: payload.key,
     }
     kept, pieces = raw_body(payload.raw)
-    return [Write(path, {**document, **kept}, exists=False), *piece_writes(path, pieces)]
+    writes = [Write(path, {**document, **kept}, exists=False), *piece_writes(path, pieces)]
+    return Recording(writes, [_parked(payload, document, now)])
+
+
+def _parked(payload: Payload, document: Document, time: datetime) -> Change:
+    return changes.event_parked(payload.provider, payload.agent, document, time)
 
 
 def set_aside(parked: Sequence[Parked], elements: int) -> dict[str, Any]:

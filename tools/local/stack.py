@@ -25,7 +25,12 @@ from google.cloud import firestore
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
 from shared import providers
-from shared.core.config import DEFAULT_DEAD_LETTER, DEFAULT_TOPICS, comma_list
+from shared.core.config import (
+    DEFAULT_CHANGES_TOPIC,
+    DEFAULT_DEAD_LETTER,
+    DEFAULT_TOPICS,
+    comma_list,
+)
 from shared.core.polling import SCHEDULE_TIME_HEADER
 from tools.local.groups import STOP_GRACE_SECONDS
 from tools.local.procs import ManagedProcess, answers_http, free_port, stop_all, wait_until
@@ -102,6 +107,7 @@ class StackSettings:
     provider_env: dict[str, str] = field(default_factory=dict)
     credentials: str | None = None  # service-account key for Google's APIs
     topics: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TOPICS))
+    changes_topic: str = DEFAULT_CHANGES_TOPIC  # the change stream (docs/change-stream.md)
     function_env: dict[str, str] = field(default_factory=dict)  # e.g. AUTO_READ_RECEIPTS
     ack_deadline_seconds: int = 60
     drain_interval_seconds: float = 10.0  # Cloud Scheduler runs the drainer every minute
@@ -129,6 +135,7 @@ class StackSettings:
         settings.topics = {
             name: environ.get(name) or topic for name, topic in DEFAULT_TOPICS.items()
         }
+        settings.changes_topic = environ.get("CHANGES_TOPIC") or DEFAULT_CHANGES_TOPIC
         # The stand-in serves unless queues or endpoints of another service are given.
         if any(environ.get(name) for name in SMQ_VARIABLES[:3]):
             settings.smq = {name: environ[name] for name in SMQ_VARIABLES if environ.get(name)}
@@ -368,6 +375,7 @@ class LocalStack:
             RUN_PERIOD_SECONDS=str(self.settings.pull_period_seconds),
             **self.smq_environment(),
             **self.settings.topics,
+            CHANGES_TOPIC=self.settings.changes_topic,
             **({"GOOGLE_APPLICATION_CREDENTIALS": credentials} if credentials else {}),
             **self.settings.function_env,
         )
@@ -441,7 +449,8 @@ class LocalStack:
             for name, topic in self.settings.topics.items()
         }
         dead_letter = publisher.topic_path(project, DEFAULT_DEAD_LETTER)
-        for topic in [*topics.values(), dead_letter]:
+        changes = publisher.topic_path(project, self.settings.changes_topic)
+        for topic in [*topics.values(), dead_letter, changes]:
             with contextlib.suppress(AlreadyExists):
                 publisher.create_topic(name=topic)
         with contextlib.suppress(AlreadyExists):  # without it, dead letters would be lost
