@@ -90,10 +90,12 @@ class Warehouse:
             self.db.execute(f"CREATE VIEW {DATASET}.{view} AS {duckdb_sql(view)}")
 
     def load(self, events: Iterable[Mapping[str, Any]], redelivered: int = 1) -> None:
-        self.db.executemany(
-            "INSERT INTO analytics.changes VALUES (?, ?, ?, ?, ?)",
-            subscription_rows(events, redelivered),
-        )
+        self.insert(subscription_rows(events, redelivered))
+
+    def insert(self, rows: Iterable[tuple[str, str, datetime, str, str]]) -> None:
+        """Rows as the subscription writes them (name, message id, publish time, data,
+        attributes)."""
+        self.db.executemany("INSERT INTO analytics.changes VALUES (?, ?, ?, ?, ?)", list(rows))
 
     def rows(self, view: str) -> list[dict[str, Any]]:
         if view not in view_names():

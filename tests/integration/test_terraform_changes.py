@@ -156,7 +156,11 @@ def test_the_push_carries_an_oidc_token_of_its_own_account_and_dead_letters(
     # The account is the pushes' alone: it holds no role, and nothing else runs as it.
     account = f"serviceAccount:{token['service_account_email']}"
     assert checks.roles_of(plan, account) == set()
-    assert checks.mentioning(plan, token["service_account_email"]) == [PUSH]
+    assert set(checks.mentioning(plan, token["service_account_email"])) == {
+        PUSH_ACCOUNT,
+        PUSH,
+        "google_service_account_iam_member.changes_push_token_creator[0]",  # on it, not to it
+    }
     [retry] = push.get("retry_policy")
     assert (retry["minimum_backoff"], retry["maximum_backoff"]) == ("10s", "600s")
     [policy] = push.get("dead_letter_policy")
