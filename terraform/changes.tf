@@ -92,8 +92,9 @@ resource "google_pubsub_subscription" "changes_push" {
       audience              = local.changes_push_audience
     }
 
-    # The request body is the event itself (structured-mode CloudEvent), the message's
-    # attributes and metadata are headers.
+    # The request body is the event itself, a structured-mode CloudEvent; the message's
+    # attributes are headers (content-type: application/cloudevents+json, type, provider),
+    # its metadata x-goog-pubsub-* headers (https://cloud.google.com/pubsub/docs/payload-unwrapping).
     no_wrapper {
       write_metadata = true
     }

@@ -19,6 +19,7 @@ from typing import Any
 
 import duckdb
 import sqlglot
+from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
 from shared.core.metrics import Breakdown, Distribution, Tally
@@ -46,7 +47,14 @@ def bigquery_sql(view: str, dataset: str = DATASET) -> str:
 
 def duckdb_sql(view: str) -> str:
     tree = sqlglot.parse_one(bigquery_sql(view), read="bigquery", error_level=ErrorLevel.RAISE)
-    return tree.sql(dialect="duckdb")
+    return tree.transform(_bigquery_countif).sql(dialect="duckdb")
+
+
+def _bigquery_countif(node: exp.Expression) -> exp.Expression:
+    """BigQuery's COUNTIF is 0 over only NULL conditions, where DuckDB's COUNT_IF is NULL."""
+    if isinstance(node, exp.CountIf):
+        return exp.CountIf(this=exp.Coalesce(this=node.this, expressions=[exp.false()]))
+    return node
 
 
 def subscription_rows(

@@ -209,6 +209,8 @@ MESSAGES: list[BusinessMessage | UserMessage] = [
     UserMessage("rbm", RBM, "u6", at(13), kind="userStatus"),  # typing: not a user message
     UserMessage("whatsapp", WHATSAPP, "u7", at(3), create_time=at(3), read=(SENT, at(3.8))),
     UserMessage("whatsapp", WHATSAPP, "u8", at(4), create_time=at(3.5), read=(SENT, at(5))),
+    # an agent none of whose READs settled: BigQuery's COUNTIF counts 0, not NULL
+    UserMessage("bm", "brands/b/agents/a", "u9", at(6), create_time=at(6)),
 ]
 EVENTS = [event for message in MESSAGES for event in message.events()]
 REDELIVERED = 3  # the first events reach the table twice, as at-least-once allows
@@ -269,6 +271,8 @@ def test_the_views_give_the_report_s_numbers(warehouse: Warehouse) -> None:
         "(no code)": (1, None),
     }
     assert whatsapp["agent_read_latency"]["p50"] == pytest.approx(0.8)
+    unsettled = expected["agents"][("bm", "brands/b/agents/a")]
+    assert (unsettled["user_messages"], unsettled["agent_reads_sent"]) == (1, 0)
     assert expected["days"] == {
         date(2026, 12, 1): {"delivered": 8, "read": 7, "failed": 4},
         date(2026, 12, 2): {"delivered": 1, "read": 1, "failed": 1},
