@@ -7,6 +7,7 @@
 locals {
   changes_push_on = var.changes_push_endpoint != ""
   analytics_on    = var.analytics_dataset != ""
+  changes_dlq_on  = local.changes_push_on || local.analytics_on
   changes_topic   = google_pubsub_topic.pipeline["changes"]
 
   changes_push_audience = var.changes_push_audience != "" ? var.changes_push_audience : var.changes_push_endpoint
@@ -29,7 +30,7 @@ locals {
 # Where an event lands after max_delivery_attempts failed deliveries to either consumer.
 resource "google_pubsub_topic" "changes_dead_letter" {
   #checkov:skip=CKV_GCP_83:Google-managed encryption at rest, as for the pipeline topics.
-  count = local.changes_push_on || local.analytics_on ? 1 : 0
+  count = local.changes_dlq_on ? 1 : 0
 
   name                       = "${var.name_prefix}-changes-dead-letter"
   message_retention_duration = "604800s"
@@ -37,7 +38,7 @@ resource "google_pubsub_topic" "changes_dead_letter" {
 
 # Without a subscription of its own, what reaches the dead-letter topic would be lost.
 resource "google_pubsub_subscription" "changes_dead_letter" {
-  count = length(google_pubsub_topic.changes_dead_letter)
+  count = local.changes_dlq_on ? 1 : 0
 
   name                       = "${var.name_prefix}-changes-dead-letter"
   topic                      = google_pubsub_topic.changes_dead_letter[0].id
@@ -235,7 +236,7 @@ resource "google_bigquery_table" "metrics" {
 #   project (https://cloud.google.com/pubsub/docs/create-bigquery-subscription, "Grant
 #   IAM roles to the service account").
 resource "google_pubsub_topic_iam_member" "changes_dead_letter_publisher" {
-  count = length(google_pubsub_topic.changes_dead_letter)
+  count = local.changes_dlq_on ? 1 : 0
 
   topic  = google_pubsub_topic.changes_dead_letter[0].id
   role   = "roles/pubsub.publisher"

@@ -22,7 +22,7 @@ from shared.adapters.spool import DrainConfig
 from shared.adapters.store import RecorderConfig
 from shared.adapters.webhook import WebhookConfig
 from shared.core import records, routing
-from shared.core.config import DEFAULT_TOPICS, Env
+from shared.core.config import DEFAULT_CHANGES_TOPIC, DEFAULT_TOPICS, Env
 from shared.core.polling import Schedule
 from shared.core.spool import DEFAULT_MAX_ATTEMPTS
 from shared.ops import report
@@ -263,8 +263,18 @@ def test_the_environment_names_what_each_function_reads() -> None:
             "SPOOL_DATABASE",
             "CHATAPP_ALLOWED_IPS",
         },
-        "record-events": {"GOOGLE_CLOUD_PROJECT", "THREADS", "RECEIPT_RETENTION_DAYS"},
-        "agent-read-receipts": {"GOOGLE_CLOUD_PROJECT", "THREADS", "AUTO_READ_RECEIPTS"},
+        "record-events": {
+            "GOOGLE_CLOUD_PROJECT",
+            "THREADS",
+            "RECEIPT_RETENTION_DAYS",
+            "CHANGES_TOPIC",
+        },
+        "agent-read-receipts": {
+            "GOOGLE_CLOUD_PROJECT",
+            "THREADS",
+            "AUTO_READ_RECEIPTS",
+            "CHANGES_TOPIC",
+        },
         "drain-spool": {
             "GOOGLE_CLOUD_PROJECT",
             "THREADS",
@@ -380,19 +390,24 @@ def test_concurrency_and_threads_match() -> None:
 
 
 def test_every_topic_the_code_publishes_to_exists() -> None:
-    assert set(PIPELINE["topics"]) == {routing.EVENTS, routing.READABLE}
+    assert set(PIPELINE["topics"]) == {routing.EVENTS, routing.READABLE, "changes"}
     topics = resource("google_pubsub_topic", "pipeline")
     assert topics["for_each"] == "${local.pipeline.topics}"
     assert topics["name"] == "${var.name_prefix}-${each.key}"
     webhook = PIPELINE["functions"]["webhook"]
-    assert set(webhook["publishes_to"]) == set(PIPELINE["topics"])
+    assert set(webhook["publishes_to"]) == {routing.EVENTS, routing.READABLE}
     # The variables the webhook reads name exactly those topics.
     env = deploy.environment(
         next(f for f in FUNCTIONS if f.name == "webhook"), deploy.Settings("p")
     )
     assert {env[name] for name in DEFAULT_TOPICS} == {
-        f"receipt-pipeline-{t}" for t in PIPELINE["topics"]
+        f"receipt-pipeline-{t}" for t in webhook["publishes_to"]
     }
+    # The functions that record changes publish them where the code's default says.
+    for function in FUNCTIONS:
+        env = deploy.environment(function, deploy.Settings("p"))
+        recorder = function.name in ("record-events", "agent-read-receipts")
+        assert env.get("CHANGES_TOPIC") == (DEFAULT_CHANGES_TOPIC if recorder else None)
 
 
 def test_every_subscriber_has_a_push_subscription_with_a_dead_letter_policy() -> None:
@@ -516,6 +531,7 @@ GRANTED_ON = {
     "google_storage_bucket_iam_member": "bucket",
     "google_artifact_registry_repository_iam_member": "repository",
     "google_project_iam_member": "project",
+    "google_bigquery_table_iam_member": "table_id",
 }
 
 
@@ -583,9 +599,13 @@ def test_each_function_holds_exactly_these_roles_on_exactly_these_resources(
         # Firestore only to spool, only in the spool's database, only while a provider spools.
         *([(FIRESTORE, database("receipt-pipeline-spool"))] if spooling else []),
     }
-    assert found[function("record-events")] == {(FIRESTORE, database("(default)"))}
+    assert found[function("record-events")] == {
+        (FIRESTORE, database("(default)")),
+        (PUBLISHER, topic("changes")),
+    }
     assert found[function("agent-read-receipts")] == {
         (FIRESTORE, database("(default)")),
+        (PUBLISHER, topic("changes")),
         *{(SECRETS, secret(name)) for name in read_secrets},
     }
     assert found[function("drain-spool")] == {
@@ -626,12 +646,16 @@ def test_business_messages_spooling_gives_the_webhook_the_spool_alone() -> None:
 def test_the_read_receipt_function_may_run_as_the_registered_account() -> None:
     registered = "bm-partner@partner-project.iam.gserviceaccount.com"
     found = grants(settings_for(("bm",), bm_api_service_account_email=registered))
-    assert found[f"serviceAccount:{registered}"] == {(FIRESTORE, database("(default)"))}
+    assert found[f"serviceAccount:{registered}"] == {
+        (FIRESTORE, database("(default)")),
+        (PUBLISHER, topic("changes")),
+    }
     assert function("agent-read-receipts") not in found
     # ...and then that account, not the webhook's, reads WhatsApp's access token.
     found = grants(settings_for(("whatsapp",), bm_api_service_account_email=registered))
     assert found[f"serviceAccount:{registered}"] == {
         (FIRESTORE, database("(default)")),
+        (PUBLISHER, topic("changes")),
         (SECRETS, secret("whatsapp-access-token")),
     }
     assert (SECRETS, secret("whatsapp-access-token")) not in found[function("webhook")]
