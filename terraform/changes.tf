@@ -131,9 +131,10 @@ resource "google_bigquery_table" "changes" {
   #checkov:skip=CKV_GCP_80:Google-managed encryption at rest, as for the dataset.
   count = local.analytics_on ? 1 : 0
 
-  dataset_id  = google_bigquery_dataset.analytics[0].dataset_id
-  table_id    = "changes"
-  description = "Every change-stream event as the Pub/Sub BigQuery subscription delivered it (at least once)."
+  dataset_id          = google_bigquery_dataset.analytics[0].dataset_id
+  table_id            = "changes"
+  description         = "Every change-stream event as the Pub/Sub BigQuery subscription delivered it (at least once)."
+  deletion_protection = true # the events themselves: only a deliberate change drops them
 
   time_partitioning {
     type  = "DAY"
@@ -177,6 +178,8 @@ resource "google_pubsub_subscription" "changes_bigquery" {
 }
 
 resource "google_bigquery_table" "events" {
+  #checkov:skip=CKV_GCP_121:A view holds no data: it is its file's query, replaced when the file changes.
+  #checkov:skip=CKV_GCP_80:A view holds no data to encrypt; the table it reads is encrypted at rest.
   for_each = local.analytics_on ? local.analytics_dedupe : toset([])
 
   dataset_id          = google_bigquery_dataset.analytics[0].dataset_id
@@ -192,6 +195,8 @@ resource "google_bigquery_table" "events" {
 }
 
 resource "google_bigquery_table" "messages" {
+  #checkov:skip=CKV_GCP_121:A view holds no data: it is its file's query, replaced when the file changes.
+  #checkov:skip=CKV_GCP_80:A view holds no data to encrypt; the table it reads is encrypted at rest.
   for_each = local.analytics_on ? local.analytics_messages : toset([])
 
   dataset_id          = google_bigquery_dataset.analytics[0].dataset_id
@@ -207,6 +212,8 @@ resource "google_bigquery_table" "messages" {
 }
 
 resource "google_bigquery_table" "metrics" {
+  #checkov:skip=CKV_GCP_121:A view holds no data: it is its file's query, replaced when the file changes.
+  #checkov:skip=CKV_GCP_80:A view holds no data to encrypt; the table it reads is encrypted at rest.
   for_each = local.analytics_on ? local.analytics_metrics : toset([])
 
   dataset_id          = google_bigquery_dataset.analytics[0].dataset_id
