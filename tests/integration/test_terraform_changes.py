@@ -192,6 +192,7 @@ def test_bigquery_gets_every_event_and_the_views_are_the_files(
 
     table = plan.resources[TABLE]
     assert (table.get("dataset_id"), table.get("table_id")) == (dataset, "changes")
+    assert table.get("deletion_protection") is True  # the events; a view is only its query
     assert plan.resources["google_bigquery_dataset.analytics[0]"].get("dataset_id") == dataset
     columns = {c["name"]: c["type"] for c in json.loads(table.get("schema"))}
     assert columns == {
@@ -215,6 +216,7 @@ def test_bigquery_gets_every_event_and_the_views_are_the_files(
         [definition] = view.get("view")
         assert definition["query"] == bigquery_sql(name, dataset=f"{project}.{dataset}"), name
         assert definition["use_legacy_sql"] is False
+        assert view.get("deletion_protection") is False
 
 
 def test_the_push_endpoint_must_be_https(workspace: run.Workspace) -> None:
