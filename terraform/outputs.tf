@@ -81,3 +81,16 @@ output "replay_command" {
   description = "`make replay` for this deployment (its project, spool database, dead-letter subscription and topics); append ARGS=list or ARGS=\"redrive dead-letters|parked|spool [ids]\"."
   value       = local.replay
 }
+
+output "changes" {
+  description = "The change stream's topic, and its consumers where switched on: the push subscription and the account whose email its OIDC tokens carry (with their audience), the BigQuery table and views, and the dead-letter subscription of both."
+  value = {
+    topic                    = local.changes_topic.name
+    push_subscription        = one(google_pubsub_subscription.changes_push[*].name)
+    push_service_account     = one(google_service_account.changes_push[*].email)
+    push_audience            = local.changes_push_on ? local.changes_push_audience : null
+    bigquery_table           = one([for table in google_bigquery_table.changes : "${var.project_id}.${table.dataset_id}.${table.table_id}"])
+    bigquery_views           = sort([for view in merge(google_bigquery_table.events, google_bigquery_table.messages, google_bigquery_table.metrics) : view.table_id])
+    dead_letter_subscription = one(google_pubsub_subscription.changes_dead_letter[*].name)
+  }
+}

@@ -282,3 +282,33 @@ variable "receipt_statuses" {
     error_message = "receipt_statuses may hold letters, digits and underscores only."
   }
 }
+
+# --- The change stream's consumers (changes.tf), off by default ---------------------------
+
+variable "changes_push_endpoint" {
+  description = "The business's HTTPS endpoint to push every change-stream event to, with an OIDC token of a service account created for this alone (docs/change-stream-consumers.md); empty for none."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.changes_push_endpoint == "" || can(regex("^https://[^/\\s]+", var.changes_push_endpoint))
+    error_message = "changes_push_endpoint must be an https:// URL (or empty)."
+  }
+}
+
+variable "changes_push_audience" {
+  description = "The audience of the pushes' OIDC tokens, which the endpoint checks; empty for changes_push_endpoint itself."
+  type        = string
+  default     = ""
+}
+
+variable "analytics_dataset" {
+  description = "A BigQuery dataset to create (in region) with every change-stream event in its table `changes`, written by a Pub/Sub BigQuery subscription, and the receipt metrics' views (terraform/analytics/); empty for none."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.analytics_dataset == "" || (can(regex("^[A-Za-z0-9_]+$", var.analytics_dataset)) && length(var.analytics_dataset) <= 1024)
+    error_message = "analytics_dataset must be a BigQuery dataset id: letters, digits and underscores (or empty)."
+  }
+}

@@ -140,7 +140,11 @@ def grants(plan: Plan) -> list[Grant]:
         if not resource.type.endswith(_IAM_TYPES):
             continue
         raw = next((resource.get(key) for key in _IAM_TARGETS if resource.get(key)), None)
-        target = plan.owner_of(raw) or str(raw or resource.get("project"))
+        target = (
+            plan.owner_of(raw)
+            or _bigquery_table(plan, resource)
+            or str(raw or resource.get("project"))
+        )
         if resource.type.endswith("_iam_policy"):
             policy = resource.get("policy_data")
             bindings = json.loads(policy).get("bindings", []) if isinstance(policy, str) else []
@@ -153,6 +157,18 @@ def grants(plan: Plan) -> list[Grant]:
             for member in binding["members"]
         ]
     return found
+
+
+def _bigquery_table(plan: Plan, grant: Resource) -> str | None:
+    """The table a BigQuery table grant names by dataset and table id (its id is known only
+    after apply)."""
+    names = (grant.get("dataset_id"), grant.get("table_id"))
+    if names[1] is None:
+        return None
+    tables = plan.of_type("google_bigquery_table")
+    return next(
+        (t.address for t in tables if (t.get("dataset_id"), t.get("table_id")) == names), None
+    )
 
 
 def roles_of(plan: Plan, member: str) -> set[tuple[str, str]]:

@@ -1,0 +1,11 @@
+-- Per provider and agent, over every day: business messages delivered, read, failed, and
+-- the read rate (read / delivered; NULL when none was delivered).
+SELECT
+  provider,
+  agent,
+  COUNTIF(delivered_time IS NOT NULL OR read_time IS NOT NULL) AS delivered,
+  COUNTIF(read_time IS NOT NULL) AS read,
+  COUNTIF(failed_time IS NOT NULL) AS failed,
+  SAFE_DIVIDE(COUNTIF(read_time IS NOT NULL), COUNTIF(delivered_time IS NOT NULL OR read_time IS NOT NULL)) AS read_rate
+FROM `${dataset}.business_messages`
+GROUP BY provider, agent
