@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.core.read_receipts import FIELD as READ_FIELD
+
 PREFIX = "receipt-pipeline"
 MESSAGE_STATUS = f"{PREFIX}.message.status.v1"
 MESSAGE_RECEIVED = f"{PREFIX}.message.received.v1"
@@ -117,9 +119,20 @@ def message_received(
     return Change(MESSAGE_RECEIVED, provider, agent, message_id, time, data, identity)
 
 
-# Fields every recorded document carries that a change's data already says, or that are ours.
+# Fields of a recorded document that a change's data already says, or that are the pipeline's
+# own (the READ sender's claim may already be on a user message found again).
 _COMMON = frozenset(
-    {"provider", "agent", "conversationId", "direction", "recordTime", "updateTime", "payloadKey"}
+    {
+        "provider",
+        "agent",
+        "conversationId",
+        "direction",
+        "recordTime",
+        "updateTime",
+        "expireTime",
+        "payloadKey",
+        READ_FIELD,
+    }
 )
 
 

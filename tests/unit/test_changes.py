@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from shared import providers
 from shared.core import changes, records
 from shared.core.events import Payload
+from shared.core.read_receipts import FIELD
 from tests.change_consumer import validate
 from tests.unit.test_records import apply
 from tools.payloads import chatapp as ca
@@ -88,6 +89,9 @@ def test_a_redelivery_of_the_same_payload_publishes_the_same_events_again() -> N
     )
     payload = _without_status_time(payload)
     state, first = record({}, payload)
+    # Meanwhile the READ sender settled the user message's READ on its document.
+    [user_message] = [path for path, doc in state.items() if doc.get("direction") == "USER"]
+    state[user_message][FIELD] = {"state": "SENT", "attempts": 1, "sentTime": NOW}
     # The delivery that committed it died before publishing: the next one finds it recorded.
     later = records.record(
         payload, {p: state.get(p) for p in records.paths_to_read(payload)}, NOW.replace(hour=13)
