@@ -8,6 +8,7 @@ import contextlib
 import json
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -39,6 +40,7 @@ class Pushed:
     event: dict[str, Any]
     attributes: dict[str, str]
     message_id: str
+    publish_time: datetime
 
 
 class ChangeConsumer:
@@ -59,6 +61,7 @@ class ChangeConsumer:
                     json.loads(base64.b64decode(message["data"])),
                     dict(message.get("attributes") or {}),
                     str(message["messageId"]),
+                    datetime.fromisoformat(message["publishTime"]),
                 )
                 with consumer._lock:
                     consumer._pushed.append(pushed)
