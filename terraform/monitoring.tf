@@ -48,14 +48,15 @@ locals {
   )
 
   # Monitoring filters (not the Logging language of the metrics above).
-  run_revisions       = "resource.type = \"cloud_run_revision\""
-  webhook_services    = "resource.label.service_name = one_of(${join(", ", [for s in local.public_services : "\"${s}\""])})"
-  pipeline_services   = "resource.label.service_name = one_of(${join(", ", [for s in values(local.services) : "\"${s}\""])})"
-  push_one_of         = "resource.label.subscription_id = one_of(${join(", ", [for s in local.push_subscriptions : "\"${s}\""])})"
-  dead_letter_one_of  = "resource.label.subscription_id = one_of(${join(", ", [for s in local.dead_letter_subscriptions : "\"${s}\""])})"
-  all_subscriptions   = "resource.label.subscription_id = one_of(${join(", ", [for s in concat(local.push_subscriptions, local.dead_letter_subscriptions) : "\"${s}\""])})"
-  pubsub_subscription = "resource.type = \"pubsub_subscription\""
-  runbook             = "All alerts: docs/deploy-to-google-cloud.md, What each alert means."
+  run_revisions            = "resource.type = \"cloud_run_revision\""
+  webhook_services         = "resource.label.service_name = one_of(${join(", ", [for s in local.public_services : "\"${s}\""])})"
+  pipeline_services        = "resource.label.service_name = one_of(${join(", ", [for s in values(local.services) : "\"${s}\""])})"
+  push_one_of              = "resource.label.subscription_id = one_of(${join(", ", [for s in local.push_subscriptions : "\"${s}\""])})"
+  dead_letter_one_of       = "resource.label.subscription_id = one_of(${join(", ", [for s in local.dead_letter_subscriptions : "\"${s}\""])})"
+  all_subscriptions        = "resource.label.subscription_id = one_of(${join(", ", [for s in concat(local.push_subscriptions, local.dead_letter_subscriptions) : "\"${s}\""])})"
+  pubsub_subscription      = "resource.type = \"pubsub_subscription\""
+  changes_consumers_one_of = "resource.label.subscription_id = one_of(${join(", ", [for s in concat(google_pubsub_subscription.changes_push[*].name, google_pubsub_subscription.changes_bigquery[*].name) : "\"${s}\""])})"
+  runbook                  = "All alerts: docs/deploy-to-google-cloud.md, What each alert means."
 
   # `make replay` on this deployment (with Application Default Credentials): the names differ
   # from the code's defaults once name_prefix does, and the spool has its own database.
@@ -88,6 +89,7 @@ locals {
     scheduler_jobs         = join(", ", [for job in google_cloud_scheduler_job.pipeline : "`${job.name}`"])
     project_id             = var.project_id
     region                 = var.region
+    changes_dead_letter    = one(google_pubsub_subscription.changes_dead_letter[*].name)
     read_settled           = local.log_messages.read_settled
     subscription           = "$${resource.label.subscription_id}"
     provider               = "$${metric.label.provider}"
@@ -264,6 +266,57 @@ resource "google_monitoring_alert_policy" "dead_letters" {
     mime_type = "text/markdown"
     subject   = "${var.name_prefix}: dead letters waiting"
     content   = join("\n", [templatefile("${local.runbooks}/dead-letters.md", local.runbook_values), local.runbook])
+  }
+
+  depends_on = [google_project_service.monitoring]
+}
+
+# The change stream's consumers, when one is switched on (changes.tf): a consumer that does
+# not take its events, or events dead-lettered on their way to it.
+resource "google_monitoring_alert_policy" "changes_undelivered" {
+  count = local.changes_dlq_on ? 1 : 0
+
+  display_name          = "${var.name_prefix}: change stream not delivered"
+  combiner              = "OR"
+  severity              = "WARNING"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "Oldest unacknowledged event older than ${var.alert_oldest_unacked_seconds} s"
+
+    condition_threshold {
+      filter          = join(" AND ", [local.pubsub_subscription, local.changes_consumers_one_of, "metric.type = \"pubsub.googleapis.com/subscription/oldest_unacked_message_age\""])
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.alert_oldest_unacked_seconds
+      duration        = "0s"
+
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+
+  conditions {
+    display_name = "Dead-lettered events waiting > ${var.alert_dead_letters}"
+
+    condition_threshold {
+      filter          = join(" AND ", [local.pubsub_subscription, "resource.label.subscription_id = \"${one(google_pubsub_subscription.changes_dead_letter[*].name)}\"", local.undelivered])
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.alert_dead_letters
+      duration        = "0s"
+
+      aggregations {
+        alignment_period   = "300s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "${var.name_prefix}: the change stream is not reaching $${resource.label.subscription_id}"
+    content   = join("\n", [templatefile("${local.runbooks}/change-stream-undelivered.md", local.runbook_values), local.runbook])
   }
 
   depends_on = [google_project_service.monitoring]

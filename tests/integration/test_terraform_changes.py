@@ -33,6 +33,7 @@ BIGQUERY = "google_pubsub_subscription.changes_bigquery[0]"
 TABLE = "google_bigquery_table.changes[0]"
 DEAD_LETTER = "google_pubsub_topic.changes_dead_letter[0]"
 DEAD_LETTER_SUBSCRIPTION = "google_pubsub_subscription.changes_dead_letter[0]"
+ALERT = "google_monitoring_alert_policy.changes_undelivered[0]"
 RECORDERS = {"record-events", "agent-read-receipts"}  # the functions that record changes
 
 
@@ -88,6 +89,7 @@ def test_each_consumer_exists_with_its_switch_only(planned: tuple[Scenario, chec
             DEAD_LETTER,
             DEAD_LETTER_SUBSCRIPTION,
             "google_pubsub_topic_iam_member.changes_dead_letter_publisher[0]",
+            ALERT,
         }
     if push:
         expected |= {
@@ -217,6 +219,32 @@ def test_bigquery_gets_every_event_and_the_views_are_the_files(
         assert definition["query"] == bigquery_sql(name, dataset=f"{project}.{dataset}"), name
         assert definition["use_legacy_sql"] is False
         assert view.get("deletion_protection") is False
+
+
+def test_an_alert_watches_each_consumer_and_the_stream_s_dead_letters(
+    planned: tuple[Scenario, checks.Plan],
+) -> None:
+    _, plan = planned
+    if ALERT not in plan.resources:
+        assert DEAD_LETTER_SUBSCRIPTION not in plan.resources
+        return
+    alert = plan.resources[ALERT]
+    backlog, dead_letters = (
+        alert.get("conditions", n, "condition_threshold", 0, "filter") for n in (0, 1)
+    )
+    watched = {plan.resources[s].get("name") for s in (PUSH, BIGQUERY) if s in plan.resources}
+    listed = backlog.split("one_of(", 1)[1].split(")", 1)[0]
+    assert {name.strip().strip('"') for name in listed.split(",")} == watched
+    assert "oldest_unacked_message_age" in backlog
+    dead_letter_name = plan.resources[DEAD_LETTER_SUBSCRIPTION].get("name")
+    assert f'resource.label.subscription_id = "{dead_letter_name}"' in dead_letters
+    assert "num_undelivered_messages" in dead_letters
+    content = alert.get("documentation", 0, "content")
+    assert dead_letter_name in content
+    assert "${" not in content.replace("${resource", "")
+    assert alert.get("notification_channels") == plan.resources[
+        "google_monitoring_alert_policy.dead_letters"
+    ].get("notification_channels")
 
 
 def test_the_push_endpoint_must_be_https(workspace: run.Workspace) -> None:

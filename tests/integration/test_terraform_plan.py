@@ -33,7 +33,7 @@ from shared.adapters.spool import DrainConfig, Drained
 from shared.adapters.store import RecorderConfig
 from shared.adapters.webhook import WebhookConfig
 from shared.core import records, routing
-from shared.core.config import DEFAULT_TOPICS, Env
+from shared.core.config import DEFAULT_CHANGES_TOPIC, DEFAULT_TOPICS, Env
 from shared.core.polling import Schedule
 from shared.core.spool import DEFAULT_MAX_ATTEMPTS
 from shared.ops import report
@@ -42,7 +42,7 @@ from tools.deploy import gcloud as deploy
 from tools.local.stack import LOCAL_SPOOL_DATABASE
 from tools.terraform import plan as checks
 from tools.terraform import run
-from tools.topology import FUNCTIONS, SUBSCRIPTIONS, load
+from tools.topology import FUNCTIONS, RUNTIME, SUBSCRIPTIONS, load
 
 PIPELINE = load()
 EXAMPLE = run.SOURCE / "terraform.tfvars.example"
@@ -391,6 +391,11 @@ def test_dead_letters_have_a_topic_with_its_own_subscription(
     assert plan.owner_of(subscription.get("topic")) == "google_pubsub_topic.dead_letter"
 
 
+def changes_consumed(plan: checks.Plan) -> bool:
+    """Whether a consumer of the change stream is switched on in this plan."""
+    return any(change_stream_consumer(address) for address in plan.resources)
+
+
 def change_stream_consumer(address: str) -> bool:
     """A resource of the change stream's consumers: test_terraform_changes.py asserts on those."""
     return ".changes_" in address or address.startswith("google_bigquery_")
@@ -543,8 +548,8 @@ CONFIG_LOADERS: dict[str, Callable[[Env], object]] = {
 # Each function's environment: always these, then each optional one when its variable is given.
 ENVIRONMENT = {
     "webhook": {"SPOOL_PROVIDERS", "SPOOL_DATABASE", *DEFAULT_TOPICS},
-    "record-events": set(),
-    "agent-read-receipts": {"AUTO_READ_RECEIPTS"},
+    "record-events": {"CHANGES_TOPIC"},
+    "agent-read-receipts": {"AUTO_READ_RECEIPTS", "CHANGES_TOPIC"},
     "drain-spool": {"SPOOL_DATABASE", "SPOOL_MAX_ATTEMPTS", *DEFAULT_TOPICS},
     "pull-queues": {
         "EVENTS_TOPIC",
@@ -644,7 +649,7 @@ def test_each_function_runs_with_its_pipeline_settings(
         config = function.settings
         planned_function = plan.resources[f'{FUNCTION}["{function.name}"]']
         build = planned_function.get("build_config", 0)
-        assert (build["runtime"], build["entry_point"]) == ("python312", function.target)
+        assert (build["runtime"], build["entry_point"]) == (RUNTIME, function.target)
         assert references(plan, FUNCTION, "build_config", 0, "docker_repository")[-1] == (
             "google_artifact_registry_repository.functions"
         )
@@ -714,13 +719,15 @@ def test_each_push_subscription_waits_retries_and_dead_letters_as_configured(
 def test_every_topic_the_code_publishes_to_exists(planned: tuple[Scenario, checks.Plan]) -> None:
     scenario, plan = planned
     topics = plan.instances("google_pubsub_topic", "pipeline")
-    assert set(topics) == set(PIPELINE["topics"]) == {routing.EVENTS, routing.READABLE}
+    assert set(topics) == set(PIPELINE["topics"]) == {routing.EVENTS, routing.READABLE, "changes"}
     names = {topic.get("name") for topic in topics.values()}
+    assert DEFAULT_CHANGES_TOPIC in names  # the code's default: the stream's topic
     for name in scenario.functions:
         environment = plan.resources[f'{FUNCTION}["{name}"]'].get(
             "service_config", 0, "environment_variables"
         )
-        published = {environment[env] for env in DEFAULT_TOPICS if env in environment}
+        variables = [*DEFAULT_TOPICS, "CHANGES_TOPIC"]
+        published = {environment[env] for env in variables if env in environment}
         assert published == {
             f"receipt-pipeline-{t}" for t in PIPELINE["functions"][name]["publishes_to"]
         }
@@ -775,6 +782,7 @@ IAM_MEMBER_TYPES = {
     "google_storage_bucket_iam_member",
     "google_artifact_registry_repository_iam_member",
     "google_project_iam_member",
+    "google_bigquery_table_iam_member",
 }
 
 
@@ -854,10 +862,15 @@ def test_everyone_holds_exactly_these_roles_on_exactly_these_resources(
             # Firestore only to spool, only in the spool's database, only while a provider spools.
             *([(FIRESTORE, spool)] if spooling else []),
         }
-    expected[account("record-events")] = {(FIRESTORE, database("(default)"))}
+    # Both record changes, and publish them to the change stream.
+    expected[account("record-events")] = {
+        (FIRESTORE, database("(default)")),
+        (PUBLISHER, topic("changes")),
+    }
     # The READ function's account: the one registered with the partner, if given.
     expected[account("agent-read-receipts")] = {
         (FIRESTORE, database("(default)")),
+        (PUBLISHER, topic("changes")),
         *(
             [(SECRET_ACCESSOR, secret("whatsapp-access-token"))]
             if "whatsapp" in scenario.providers
@@ -875,6 +888,24 @@ def test_everyone_holds_exactly_these_roles_on_exactly_these_resources(
             (SECRET_ACCESSOR, secret("alibaba-access-key-id")),
             (SECRET_ACCESSOR, secret("alibaba-access-key-secret")),
         }
+    # The change stream's consumers, each with its switch (test_terraform_changes.py).
+    agent = f"serviceAccount:service-{number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+    consumers = {
+        "push": "google_pubsub_subscription.changes_push[0]",
+        "bigquery": "google_pubsub_subscription.changes_bigquery[0]",
+    }
+    on = {name for name, subscription in consumers.items() if subscription in plan.resources}
+    if on:
+        expected[agent].add((PUBLISHER, "google_pubsub_topic.changes_dead_letter[0]"))
+    expected[agent] |= {("roles/pubsub.subscriber", consumers[name]) for name in on}
+    if "push" in on:
+        token_creator = (
+            "roles/iam.serviceAccountTokenCreator",
+            "google_service_account.changes_push[0]",
+        )
+        expected[agent].add(token_creator)
+    if "bigquery" in on:
+        expected[agent].add(("roles/bigquery.dataEditor", "google_bigquery_table.changes[0]"))
     assert held(plan) == expected
 
 
@@ -1092,7 +1123,7 @@ def test_every_push_subscription_has_a_backlog_age_condition(
     _, plan = planned
     push, dead_letter = subscription_names(plan)
     assert push == {f"receipt-pipeline-{sub}" for sub in PIPELINE["subscriptions"]}
-    [age] = conditions_on(plan, UNACKED_AGE)
+    [age] = [c for c in conditions_on(plan, UNACKED_AGE) if not change_stream_consumer(c.policy)]
     assert checks.filter_values(age.filter, "resource.type") == {"pubsub_subscription"}
     assert checks.filter_values(age.filter, "resource.label.subscription_id") == push
     # No cross-series reducer: each subscription is its own series, and its own incident.
@@ -1111,12 +1142,12 @@ def test_every_dead_letter_subscription_has_a_dead_letter_condition(
     push, dead_letter = subscription_names(plan)
     assert dead_letter == {"receipt-pipeline-dead-letter"}
     assert not push & dead_letter
+    pipeline = [c for c in conditions_on(plan, UNDELIVERED) if not change_stream_consumer(c.policy)]
     waiting = {
-        c.policy: checks.filter_values(c.filter, "resource.label.subscription_id")
-        for c in conditions_on(plan, UNDELIVERED)
+        c.policy: checks.filter_values(c.filter, "resource.label.subscription_id") for c in pipeline
     }
     assert waiting == {f"{POLICY}.dead_letters": dead_letter}
-    [condition] = conditions_on(plan, UNDELIVERED)
+    [condition] = pipeline
     assert (condition.values["comparison"], condition.values["threshold_value"]) == (
         "COMPARISON_GT",
         variable(plan, "alert_dead_letters"),
@@ -1217,6 +1248,8 @@ def test_every_alert_policy_notifies_the_channels_from_the_variables(
             "spool",
             "read_receipts_failed",
             "read_credentials_rejected",
+            # With a consumer of the change stream (test_terraform_changes.py).
+            *(["changes_undelivered[0]"] if changes_consumed(plan) else []),
         )
     }
     for policy in policies:
@@ -1259,6 +1292,10 @@ def test_every_alert_policy_says_what_it_means_and_what_to_do(
             "agentReadReceipt.error",
             "error 190",
             "HTTP 401",
+        ],
+        "changes_undelivered[0]": [
+            "gcloud pubsub subscriptions pull receipt-pipeline-changes-dead-letter",
+            "docs/change-stream-consumers.md",
         ],
     }
     for policy in plan.of_type(POLICY):
