@@ -50,8 +50,11 @@ report: $(INSTALLED)
 	$(BIN)/python -m tools.local.report $(ARGS)
 
 ## test: lint, type-check, unit and integration tests (real emulators)
+# Two workers: most integration tests wait on emulators and pushes, so they overlap well on
+# two cores; each worker starts its own stack, and a group that shares one costly fixture
+# (the Terraform plans, the demo's play) stays on one worker (pytest.mark.xdist_group).
 test: lint $(CHROMIUM)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 unit: $(INSTALLED)
 	$(BIN)/python -m pytest tests/unit

@@ -21,7 +21,8 @@ from tests.change_consumer import ChangeConsumer
 from tests.integration.conftest import DemoRun
 from tools.local.procs import wait_until
 
-pytestmark = pytest.mark.integration
+# One worker of `make test` runs the group: it shares one play of the demo.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("demo")]
 
 
 def report_of(db: firestore.Client, conversations: set[str]) -> Breakdown:

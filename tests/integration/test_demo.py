@@ -21,7 +21,8 @@ from tools.local.procs import wait_until
 from tools.local.stack import LocalStack
 from tools.topology import ROOT
 
-pytestmark = pytest.mark.integration
+# One worker of `make test` runs the group: it shares one play of the demo.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("demo")]
 
 
 def test_the_demo_conversation_lands_as_shown(demo_run: DemoRun) -> None:

@@ -20,7 +20,8 @@ from tests.integration.test_terraform_plan import EXAMPLE, FUNCTION, Scenario
 from tools.terraform import plan as checks
 from tools.terraform import run
 
-pytestmark = pytest.mark.integration
+# One worker of `make test` runs the group: it shares the plans and the wheels cache.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("terraform")]
 
 # The plan of every scenario, and the workspace, from test_terraform_plan.py's fixtures.
 planned = terraform_plan.planned

@@ -55,7 +55,8 @@ SMQ_QUEUES = (
     'ChatAppInbound = "Alicom-Queue-1-ChatAppInbound"}'
 )
 
-pytestmark = pytest.mark.integration
+# One worker of `make test` runs the group: it shares the plans and the wheels cache.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("terraform")]
 
 
 @dataclass(frozen=True)
