@@ -173,7 +173,7 @@ def test_refusals_cannot_flood_the_logs(stack: LocalStack) -> None:
         # A logged line counts the refusals suppressed since the one before it, so the last
         # of the hundred are counted by the first line logged after them: keep refusing.
         assert bm_payloads.post_signed(stack.webhook_url, body, "forged").status_code == 401
-        return sum(e.get("suppressed", 0) for e in refusals()) + len(refusals()) >= 101
+        return sum(int(e.get("suppressed", 0)) for e in refusals()) + len(refusals()) >= 101
 
     wait_until(all_hundred_accounted_for, 10, "a refusal line counting the suppressed ones")
     assert any("suppressed" in e for e in refusals())

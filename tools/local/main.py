@@ -111,6 +111,7 @@ def print_summary(stack: LocalStack) -> None:
         ),
         *((f"Chat App {kind}", stack.chatapp_url(kind)) for kind in ("status", "inbound", "audit")),
         ("Pub/Sub emulator", stack.pubsub_host),
+        ("change stream", f"topic {stack.settings.changes_topic}   (`make changes` follows it)"),
         ("Firestore emulator", stack.firestore_host),
         ("Business Messages API", stack.api_endpoint + (standin if stack.standin else "")),
         ("RBM API", stack.rbm_api_endpoint + (standin if stack.rbm_standin else "")),
@@ -124,7 +125,8 @@ def print_summary(stack: LocalStack) -> None:
     lines = "\n".join(f"  {name:<23}{value}" for name, value in rows)
     print(
         f"\nReceipt pipeline running locally.\n{lines}\n"
-        "Try `make demo` in another terminal. Ctrl-C stops everything.",
+        "Try `make demo` in another terminal (and `make changes` in a third). "
+        "Ctrl-C stops everything.",
         flush=True,
     )
 
