@@ -8,18 +8,17 @@ import warnings
 from datetime import date
 from typing import Any
 
-import jsonschema
 import pytest
 from google.cloud import firestore
 from google.cloud.pubsub_v1 import SubscriberClient
 
 from shared.core import changes, records
+from tests.change_consumer import validate
 from tests.integration.conftest import DemoRun, documents
 from tools.local import demo
 from tools.local.history import simulate
 from tools.local.procs import wait_until
 from tools.local.stack import LocalStack
-from tools.topology import ROOT
 
 # One worker of `make test` runs the group: it shares one play of the demo.
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("demo")]
@@ -81,7 +80,7 @@ def test_the_simulated_week_publishes_what_it_records(
 
     def published() -> dict[str, set[tuple[str, ...]]]:
         for event in _pull(subscriber, path):
-            VALIDATOR.validate(event)
+            validate(event)
             events[event["id"]] = event
         by_type: dict[str, set[tuple[str, ...]]] = {t: set() for t in STORED}
         for event in events.values():
@@ -105,9 +104,6 @@ def test_the_simulated_week_publishes_what_it_records(
 
 DAY = date(2025, 6, 11)  # the simulated day is the one before: no other test's
 STORED = (changes.MESSAGE_STATUS, changes.MESSAGE_RECEIVED, changes.AGENT_READ_SETTLED)
-VALIDATOR = jsonschema.Draft202012Validator(
-    json.loads((ROOT / "docs" / "changes.v1.schema.json").read_text())
-)
 
 
 def _stored(db: firestore.Client, conversations: set[str]) -> dict[str, set[tuple[str, ...]]]:
